@@ -1,0 +1,72 @@
+"""The ``appmixer-audit`` command line.
+
+Each command lives in its own module and is imported only when used, so ``--help`` and the
+hot ``normalize`` path do not pay for the Elasticsearch client. Exit status, for scripts:
+0 success, 1 failure, 2 usage or configuration error, 3 done but some input was rejected.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from agent import __version__
+from agent.config import ConfigError
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_REJECTED = 3
+
+# name -> (module, attribute, one-line help shown by --help without importing the module)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "run": ("agent.cli.run", "run", "Tail audit logs and ship them to Elasticsearch."),
+    "normalize": (
+        "agent.cli.normalize",
+        "normalize",
+        "Print normalized documents as NDJSON, without Elasticsearch.",
+    ),
+    "setup": ("agent.cli.setup", "setup", "Install templates, lifecycle policy and roles."),
+    "search": ("agent.cli.search", "search", "Search audit events: Action, User, Created."),
+    "show": ("agent.cli.search", "show", "Show one event with its diff table."),
+    "simulate": ("agent.cli.simulate", "simulate", "Write realistic Appmixer audit NDJSON."),
+    "dev-es": ("agent.cli.dev_es", "dev_es", "Run a local Elasticsearch node for trying out."),
+    "demo": ("agent.cli.demo", "demo", "The one-command tour: node, setup, logs, ship, search."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module_name, attribute, _help = COMMANDS[cmd_name]
+        command = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{module_name}.{attribute} is not a click command")
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, help_text) for name, (_m, _a, help_text) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="appmixer-audit")
+def cli() -> None:
+    """Ship Appmixer audit logs into Elasticsearch as ECS events with before/after diffs."""
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Console entry point: configuration errors become one line and exit status 2."""
+    try:
+        return cli.main(args=argv, prog_name="appmixer-audit", standalone_mode=True)
+    except ConfigError as exc:
+        click.echo(f"appmixer-audit: {exc}", err=True)
+        sys.exit(EXIT_USAGE)

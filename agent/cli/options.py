@@ -1,0 +1,56 @@
+"""Options shared by several commands, and the one way commands build their settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from agent.config import Settings, load_settings
+from agent.log import configure_logging
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def config_option(func: F) -> F:
+    return click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="TOML config file (flags and APPMIXER_AUDIT_* variables override it).",
+    )(func)
+
+
+def es_options(func: F) -> F:
+    """Connection and target options; each also reads APPMIXER_AUDIT_<NAME>."""
+    decorators = [
+        click.option("--es-url", help="Elasticsearch URL(s), comma-separated."),
+        click.option("--es-api-key", help="API key (id:key base64, as Elasticsearch gives it)."),
+        click.option("--es-username", help="Basic-auth user."),
+        click.option("--es-password", help="Basic-auth password."),
+        click.option(
+            "--es-ca-certs",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="CA bundle for TLS.",
+        ),
+        click.option(
+            "--es-verify-certs/--no-es-verify-certs",
+            default=None,
+            help="Verify TLS certificates (default: yes).",
+        ),
+        click.option("--namespace", help="Data stream namespace (default: default)."),
+        click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"])),
+        config_option,
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def build_settings(config_file: Path | None = None, **flags: Any) -> Settings:
+    """Settings from flags, env and file; logging configured to match."""
+    settings = load_settings(config_file, **flags)
+    configure_logging(settings.log_level)
+    return settings

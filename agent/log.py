@@ -1,0 +1,71 @@
+"""structlog configuration: JSON lines for machines, a readable console for people.
+
+Every event has a name (``batch_shipped``, ``bulk_item_rejected``) so logs map onto metrics.
+Values under keys that look secret are replaced before any renderer sees them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+_SECRET_KEY = re.compile(r"pass(word)?|secret|token|api_?key|authorization|cookie", re.I)
+_CREDENTIAL_IN_URL = re.compile(r"(?<=://)[^/@\s]+:[^/@\s]+@")
+
+
+def _censor(value: Any) -> Any:
+    if isinstance(value, str):
+        return _CREDENTIAL_IN_URL.sub("[REDACTED]@", value)
+    if isinstance(value, list | tuple):
+        return [_censor(item) for item in value]
+    return value
+
+
+def censor_secrets(
+    _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Never print a credential: secret-looking keys and user:pass@ in URLs are masked."""
+    for key in list(event_dict):
+        if _SECRET_KEY.search(key):
+            event_dict[key] = "[REDACTED]"
+        else:
+            event_dict[key] = _censor(event_dict[key])
+    return event_dict
+
+
+def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
+    """Log to stderr; stdout belongs to command output (NDJSON, tables, URLs)."""
+    if json is None:
+        json = not sys.stderr.isatty()
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            censor_secrets,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    # The Elasticsearch transport logs every request at INFO; keep its warnings only.
+    logging.getLogger("elastic_transport").setLevel(logging.WARNING)
+    logging.getLogger("elasticsearch").setLevel(logging.WARNING)
+
+
+def get_logger(name: str) -> Any:
+    return structlog.get_logger(name)

@@ -1,0 +1,1 @@
+"""Everything that talks to Elasticsearch: clients, the bulk sink, setup, search, dev nodes."""
