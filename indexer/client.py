@@ -12,7 +12,9 @@ from elasticsearch import Elasticsearch
 from agent.config import Settings
 
 
-def build_client(settings: Settings, *, retries: int = 0, timeout: float | None = None) -> Elasticsearch:
+def build_client(
+    settings: Settings, *, retries: int = 0, timeout: float | None = None
+) -> Elasticsearch:
     kwargs: dict[str, object] = {
         "request_timeout": timeout if timeout is not None else settings.es_request_timeout,
         "max_retries": retries,

@@ -1,0 +1,35 @@
+# The two commands the README opens with, and the checks CI runs.
+# Each target creates the virtualenv and installs the project first, so they work on a
+# fresh clone with nothing but Python 3.11+, Java 21+ and Maven on the machine.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean-node
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+## Run the main job on the embedded default: a local Elasticsearch, setup, logs, ship, search.
+demo: $(STAMP)
+	$(BIN)/appmixer-audit demo
+
+## Run the test suite against a real Elasticsearch node (provisioned when ES_URL is unset).
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python bench/normalize.py
+
+clean-node: $(STAMP)
+	$(BIN)/appmixer-audit dev-es stop

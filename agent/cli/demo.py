@@ -1,0 +1,81 @@
+"""``appmixer-audit demo``: the one-command tour on the embedded default.
+
+Starts (or reuses) the local dev node, installs the templates, writes simulated Appmixer
+audit logs, ships them with ``run --once`` and prints the newest events as the seed's table.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from agent.cli import EXIT_FAILURE
+from agent.config import default_state_dir
+from agent.log import configure_logging
+
+
+def _step(text: str) -> None:
+    click.secho(f"==> {text}", fg="cyan", err=True)
+
+
+@click.command()
+@click.option("--events", default=2000, show_default=True, help="Simulated events to ship.")
+@click.option("--seed", default=7, show_default=True, help="Simulation seed.")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=lambda: default_state_dir() / "demo",
+    show_default="~/.local/state/appmixer-audit/demo",
+    help="Where the demo's logs, checkpoints and dead letters go.",
+)
+@click.option("--namespace", default="demo", show_default=True)
+def demo(events: int, seed: int, workdir: Path, namespace: str) -> None:
+    """Run the whole path on a local node: dev-es, setup, simulate, ship, search."""
+    from indexer.devnode import DevNode, DevNodeError
+
+    configure_logging("warning")
+    _step("starting the local Elasticsearch node (first run downloads it once)")
+    try:
+        url = DevNode().start()
+    except DevNodeError as exc:
+        click.echo(f"appmixer-audit: {exc}", err=True)
+        sys.exit(EXIT_FAILURE)
+    click.echo(f"Elasticsearch: {url}", err=True)
+
+    me = [sys.executable, "-m", "agent"]
+    common = ["--es-url", url, "--namespace", namespace]
+    workdir.mkdir(parents=True, exist_ok=True)
+    log_file = workdir / "logs" / "audit.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+
+    steps: list[tuple[str, list[str]]] = [
+        ("installing index templates", [*me, "setup", *common]),
+        (
+            f"simulating {events} Appmixer audit events into {log_file}",
+            [*me, "simulate", "--events", str(events), "--seed", str(seed), "--out", str(log_file)],
+        ),
+        (
+            "shipping them (run --once)",
+            [
+                *me,
+                "run",
+                "--once",
+                "--path",
+                str(log_file),
+                "--state-dir",
+                str(workdir / "state"),
+                *common,
+            ],
+        ),
+        ("the ten newest events", [*me, "search", "--size", "10", *common]),
+    ]
+    for title, command in steps:
+        _step(title)
+        result = subprocess.run(command, check=False)
+        if result.returncode not in (0, 3):
+            click.echo(f"appmixer-audit: demo step failed: {title}", err=True)
+            sys.exit(EXIT_FAILURE)
+    _step(f"done: try `appmixer-audit search --es-url {url} --namespace {namespace} --type update`")

@@ -1,0 +1,114 @@
+"""``appmixer-audit dev-es``: a local Elasticsearch node for trying the agent out and for tests."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from agent.cli import EXIT_FAILURE
+from agent.log import configure_logging
+
+NODE_OPTIONS = [
+    click.option("--name", default="default", show_default=True, help="Node name (one dir each)."),
+    click.option("--port", default=9200, show_default=True, help="HTTP port."),
+    click.option("--transport-port", default=9300, show_default=True, help="Transport port."),
+]
+
+
+def _node_options(func):  # type: ignore[no-untyped-def]
+    for option in reversed(NODE_OPTIONS):
+        func = option(func)
+    return func
+
+
+def _node(name: str, port: int, transport_port: int, **extra: object):  # type: ignore[no-untyped-def]
+    from indexer.devnode import DevNode
+
+    return DevNode(name, port, transport_port, **extra)  # type: ignore[arg-type]
+
+
+@click.group("dev-es")
+def dev_es() -> None:
+    """Run a local single-node Elasticsearch (no Docker needed).
+
+    The integ-test distribution is fetched once with Maven and cached outside the
+    repository; the node runs on a Java 21+ found on the machine.
+    """
+    configure_logging("info")
+
+
+@dev_es.command()
+@_node_options
+@click.option("--heap", default="1g", show_default=True, help="JVM heap (-Xms/-Xmx).")
+@click.option(
+    "--distribution",
+    type=click.Path(exists=True, path_type=Path),
+    envvar="APPMIXER_AUDIT_ES_DISTRIBUTION",
+    help="An Elasticsearch integ-test zip or unpacked home to use instead of downloading.",
+)
+@click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for health.")
+def start(
+    *,
+    name: str,
+    port: int,
+    transport_port: int,
+    heap: str,
+    distribution: Path | None,
+    timeout: float,
+) -> None:
+    """Start the node (or reuse it when running); print its URL as the last line."""
+    from indexer.devnode import DevNodeError
+
+    node = _node(name, port, transport_port, heap=heap, distribution=distribution)
+    try:
+        url = node.start(timeout=timeout)
+        _report_features(url)
+    except DevNodeError as exc:
+        click.echo(f"appmixer-audit: {exc}", err=True)
+        sys.exit(EXIT_FAILURE)
+    click.echo(url)
+
+
+@dev_es.command()
+@_node_options
+def stop(name: str, port: int, transport_port: int) -> None:
+    """Stop the node this command started (nothing else)."""
+    node = _node(name, port, transport_port)
+    click.echo("stopped" if node.stop() else "not running")
+
+
+@dev_es.command()
+@_node_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+def status(name: str, port: int, transport_port: int, fmt: str) -> None:
+    """Exit 0 when the node is up and healthy; print its URL and optional features."""
+    node = _node(name, port, transport_port)
+    state = node.status()
+    features = _features(node.url) if state.healthy else None
+    if fmt == "json":
+        click.echo(json.dumps({**state.__dict__, "features": features}))
+    elif state.healthy:
+        click.echo(f"running: {node.url} (pid {state.pid})")
+        click.echo(features["summary"] if features else "")
+    else:
+        click.echo(f"not running: {node.url}" if not state.running else "running, not healthy")
+    sys.exit(0 if state.healthy else EXIT_FAILURE)
+
+
+def _features(url: str) -> dict[str, object]:
+    from agent.config import Settings
+    from indexer.capabilities import detect
+    from indexer.client import build_client
+
+    capabilities = detect(build_client(Settings(es_url=[url])))
+    return {**capabilities.as_dict(), "summary": capabilities.summary()}
+
+
+def _report_features(url: str) -> None:
+    from agent.log import get_logger
+
+    features = _features(url)
+    get_logger("devnode").info("devnode_features", summary=features["summary"])

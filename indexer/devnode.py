@@ -1,0 +1,456 @@
+"""A local Elasticsearch node for trying the agent out and for the test suite.
+
+Machines without a Docker engine still get a real node: the integ-test distribution of
+Elasticsearch is fetched from Maven Central with ``mvn dependency:copy``, cached outside the
+repository, unpacked once and started on a JDK found on the machine. Elasticsearch refuses
+to run as root, so when we are root the node runs as ``nobody`` from a world-readable cache.
+
+Each node has a name and a directory of its own (config, data, logs, pid), so several can
+run side by side, form a cluster, be paused or stopped by tests, and ``stop`` only ever
+touches a process this module started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.log import get_logger
+
+# The one place the version is pinned: the newest 9.x integ-test zip served on Maven Central
+# that starts here (9.x needs Java 21 or newer; the client library is pinned to 9.x to match).
+ES_VERSION = "9.5.4"
+MIN_JAVA = 21
+ARTIFACT = "org.elasticsearch.distribution.integ-test-zip:elasticsearch:{version}:zip"
+RUN_AS_WHEN_ROOT = "nobody"
+
+log = get_logger("devnode")
+
+
+class DevNodeError(Exception):
+    """Provisioning or starting the node failed; the message says what to do about it."""
+
+
+def cache_dir() -> Path:
+    """Where downloads, unpacked distributions and node directories live (never the repo).
+
+    Root's home is private, but the node runs as an unprivileged user who must read the
+    distribution: root therefore caches under /var/cache.
+    """
+    explicit = os.environ.get("APPMIXER_AUDIT_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    if os.geteuid() == 0:
+        return Path("/var/cache/appmixer-audit")
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "appmixer-audit"
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Serialise provisioning between processes (parallel test sessions, two shells)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# --------------------------------------------------------------------------- Java
+
+
+def _java_major(home: Path) -> int | None:
+    release = home / "release"
+    if not release.is_file() or not (home / "bin" / "java").is_file():
+        return None
+    for line in release.read_text(errors="replace").splitlines():
+        if line.startswith("JAVA_VERSION="):
+            version = line.split("=", 1)[1].strip().strip('"')
+            head = version.split(".")[0]
+            if head == "1":  # 1.8 style
+                head = version.split(".")[1]
+            return int(head) if head.isdigit() else None
+    return None
+
+
+def find_java(minimum: int = MIN_JAVA) -> Path:
+    """ES_JAVA_HOME or JAVA_HOME when new enough, else the newest JDK in the system's JVM dir."""
+    candidates: list[Path] = []
+    for variable in ("ES_JAVA_HOME", "JAVA_HOME"):
+        if os.environ.get(variable):
+            candidates.append(Path(os.environ[variable]))
+    jvm_dir = Path("/usr/lib/jvm")
+    if jvm_dir.is_dir():
+        candidates.extend(sorted(p for p in jvm_dir.iterdir() if p.is_dir()))
+    found = [(major, home) for home in candidates if (major := _java_major(home)) is not None]
+    usable = [(major, home) for major, home in found if major >= minimum]
+    if not usable:
+        seen = ", ".join(f"{home} (Java {major})" for major, home in found) or "none"
+        raise DevNodeError(
+            f"Elasticsearch {ES_VERSION} needs Java {minimum} or newer; found: {seen}. "
+            "Install a JDK (e.g. a Temurin or OpenJDK 21+ package) or set ES_JAVA_HOME."
+        )
+    usable.sort(key=lambda pair: pair[0], reverse=True)
+    return usable[0][1]
+
+
+# --------------------------------------------------------------------------- distribution
+
+
+def _fetch_zip(version: str, downloads: Path) -> Path:
+    target = downloads / f"elasticsearch-{version}.zip"
+    if target.is_file():
+        return target
+    if shutil.which("mvn") is None:
+        raise DevNodeError(
+            "no cached Elasticsearch distribution and no `mvn` to fetch one: install Maven, "
+            "or pass --distribution PATH (an elasticsearch integ-test zip or unpacked directory)"
+        )
+    downloads.mkdir(parents=True, exist_ok=True)
+    log.info("distribution_download", version=version, artifact=ARTIFACT.format(version=version))
+    command = [
+        "mvn",
+        "-q",
+        "-B",
+        "dependency:copy",
+        f"-Dartifact={ARTIFACT.format(version=version)}",
+        f"-DoutputDirectory={downloads}",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0 or not target.is_file():
+        detail = (result.stdout + result.stderr).strip().splitlines()[-5:]
+        raise DevNodeError(
+            f"could not fetch Elasticsearch {version} with Maven: " + " | ".join(detail)
+        )
+    return target
+
+
+def _unpack(archive: Path, dist_root: Path, version: str) -> Path:
+    home = dist_root / f"elasticsearch-{version}"
+    if (home / "bin" / "elasticsearch").is_file():
+        return home
+    staging = dist_root / f".unpack-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    with zipfile.ZipFile(archive) as bundle:
+        bundle.extractall(staging)
+    unpacked = next(staging.iterdir())
+    for path in (unpacked / "bin").iterdir():
+        path.chmod(0o755)
+    shutil.rmtree(home, ignore_errors=True)
+    unpacked.rename(home)
+    shutil.rmtree(staging, ignore_errors=True)
+    _make_readable(home)
+    return home
+
+
+def _make_readable(root: Path) -> None:
+    """The node may run as another user: everything in the distribution must be readable."""
+    for directory, _dirs, files in os.walk(root):
+        Path(directory).chmod(0o755)
+        for name in files:
+            path = Path(directory) / name
+            path.chmod(path.stat().st_mode | 0o444)
+
+
+def ensure_distribution(version: str = ES_VERSION, explicit: Path | None = None) -> Path:
+    """An unpacked Elasticsearch home: explicit path, else cached copy, else Maven Central."""
+    root = cache_dir()
+    explicit = explicit or (
+        Path(os.environ["APPMIXER_AUDIT_ES_DISTRIBUTION"])
+        if os.environ.get("APPMIXER_AUDIT_ES_DISTRIBUTION")
+        else None
+    )
+    with _locked(root / "dist.lock"):
+        if explicit is not None:
+            if (explicit / "bin" / "elasticsearch").is_file():
+                return explicit
+            if explicit.is_file() and explicit.suffix == ".zip":
+                return _unpack(explicit, root / "dist", f"{version}-local")
+            raise DevNodeError(f"{explicit} is neither an Elasticsearch zip nor its unpacked home")
+        archive = _fetch_zip(version, root / "downloads")
+        return _unpack(archive, root / "dist", version)
+
+
+# --------------------------------------------------------------------------- nodes
+
+
+@dataclass
+class NodeStatus:
+    name: str
+    url: str
+    running: bool
+    pid: int | None
+    healthy: bool
+
+
+class DevNode:
+    """One named local node; several may run together and form a cluster."""
+
+    def __init__(
+        self,
+        name: str = "default",
+        http_port: int = 9200,
+        transport_port: int = 9300,
+        *,
+        cluster_name: str | None = None,
+        seed_hosts: Sequence[str] = (),
+        initial_master_nodes: Sequence[str] = (),
+        heap: str = "1g",
+        version: str = ES_VERSION,
+        distribution: Path | None = None,
+        root: Path | None = None,
+    ) -> None:
+        if not name.replace("-", "").replace("_", "").isalnum():
+            raise DevNodeError(f"node name {name!r} must be letters, digits, - or _")
+        self.name = name
+        self.http_port = http_port
+        self.transport_port = transport_port
+        self.cluster_name = cluster_name or f"appmixer-audit-dev-{name}"
+        self.seed_hosts = list(seed_hosts)
+        self.initial_master_nodes = list(initial_master_nodes)
+        self.heap = heap
+        self.version = version
+        self.distribution = distribution
+        self.home = (root or cache_dir() / "nodes") / name
+        self.url = f"http://127.0.0.1:{http_port}"
+
+    # ----------------------------------------------------------------- paths and identity
+
+    @property
+    def config_dir(self) -> Path:
+        return self.home / "config"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "node.pid"
+
+    @property
+    def console_log(self) -> Path:
+        return self.home / "logs" / "console.log"
+
+    def pid(self) -> int | None:
+        """Our node's pid, if the recorded process is alive and really is this node."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            return None
+        marker = f"ES_PATH_CONF={self.config_dir}".encode()
+        return pid if marker in environ.split(b"\0") else None
+
+    def is_running(self) -> bool:
+        return self.pid() is not None
+
+    def _http_status(self, path: str = "/_cluster/health", timeout: float = 2.0) -> int | None:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=timeout) as response:  # noqa: S310 (fixed http URL)
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+        except (OSError, ValueError):
+            return None
+
+    def is_healthy(self) -> bool:
+        return self._http_status() == 200
+
+    def status(self) -> NodeStatus:
+        running = self.is_running()
+        return NodeStatus(self.name, self.url, running, self.pid(), running and self.is_healthy())
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def _write_config(self, es_home: Path) -> None:
+        if not self.config_dir.is_dir():
+            shutil.copytree(es_home / "config", self.config_dir)
+        settings: dict[str, object] = {
+            "cluster.name": self.cluster_name,
+            "node.name": self.name,
+            "path.data": str(self.home / "data"),
+            "path.logs": str(self.home / "logs"),
+            "network.host": "127.0.0.1",
+            "http.port": self.http_port,
+            "transport.port": self.transport_port,
+            "xpack.security.enabled": False,
+            "action.destructive_requires_name": False,
+            # Small dev disks must not flip indices to read-only mid-test.
+            "cluster.routing.allocation.disk.threshold_enabled": False,
+        }
+        if self.seed_hosts:
+            settings["discovery.seed_hosts"] = self.seed_hosts
+            settings["cluster.initial_master_nodes"] = self.initial_master_nodes or [self.name]
+        else:
+            settings["discovery.type"] = "single-node"
+        text = "".join(f"{key}: {json.dumps(value)}\n" for key, value in settings.items())
+        (self.config_dir / "elasticsearch.yml").write_text(text)
+
+    def _port_taken(self, port: int) -> bool:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.settimeout(0.5)
+            return probe.connect_ex(("127.0.0.1", port)) == 0
+
+    def start(self, timeout: float = 120.0, *, wait_healthy: bool = True) -> str:
+        """Start (or reuse) the node and return its URL once it answers.
+
+        ``wait_healthy=False`` returns as soon as HTTP answers at all: the first node of a
+        cluster cannot be healthy before its peers join.
+        """
+        if self.is_running():
+            self._wait(timeout, wait_healthy)
+            log.info("devnode_reused", node=self.name, url=self.url)
+            return self.url
+        for port in (self.http_port, self.transport_port):
+            if self._port_taken(port):
+                raise DevNodeError(
+                    f"port {port} is already in use by another process; choose another "
+                    "with --port/--transport-port"
+                )
+        es_home = ensure_distribution(self.version, self.distribution)
+        java = find_java()
+        for sub in ("data", "logs", "tmp"):
+            (self.home / sub).mkdir(parents=True, exist_ok=True)
+        self._write_config(es_home)
+        self.pid_file.unlink(missing_ok=True)
+        user = self._runtime_user()
+        if user is not None:
+            self._chown_tree(self.home, user)
+        env = {
+            **os.environ,
+            "ES_JAVA_HOME": str(java),
+            "ES_PATH_CONF": str(self.config_dir),
+            "ES_TMPDIR": str(self.home / "tmp"),
+            "ES_JAVA_OPTS": f"-Xms{self.heap} -Xmx{self.heap}",
+        }
+        env.pop("JAVA_HOME", None)
+        started = time.monotonic()
+        log.info("devnode_starting", node=self.name, version=self.version, java=str(java))
+        with self.console_log.open("ab") as console:
+            process = subprocess.Popen(
+                [str(es_home / "bin" / "elasticsearch"), "-d", "-p", str(self.pid_file)],
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=self.home,
+                start_new_session=True,
+                **self._drop_privileges(user),
+            )
+            code = process.wait(timeout=timeout)
+        if code != 0:
+            raise DevNodeError(
+                f"Elasticsearch exited with status {code} while starting; "
+                f"see {self.console_log}: {self._tail_console()}"
+            )
+        self._wait(timeout - (time.monotonic() - started), wait_healthy)
+        log.info(
+            "devnode_started",
+            node=self.name,
+            url=self.url,
+            seconds=round(time.monotonic() - started, 1),
+        )
+        return self.url
+
+    def _wait(self, timeout: float, healthy: bool) -> None:
+        deadline = time.monotonic() + max(timeout, 1.0)
+        while time.monotonic() < deadline:
+            code = self._http_status()
+            if code == 200 or (code is not None and not healthy):
+                return
+            if not self.is_running():
+                raise DevNodeError(f"the node stopped while starting: {self._tail_console()}")
+            time.sleep(0.25)
+        raise DevNodeError(f"the node did not answer within {timeout:.0f}s; see {self.console_log}")
+
+    def _tail_console(self, lines: int = 3) -> str:
+        try:
+            text = self.console_log.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "(no console log)"
+        return " | ".join(text[-lines:])
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Stop this node only; returns False when it was not running."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        self.resume()
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.pid() is not None:
+            time.sleep(0.2)
+        if self.pid() is not None:
+            os.kill(pid, signal.SIGKILL)
+            while self.pid() is not None:
+                time.sleep(0.1)
+        self.pid_file.unlink(missing_ok=True)
+        log.info("devnode_stopped", node=self.name)
+        return True
+
+    def pause(self) -> None:
+        """Freeze the JVM (SIGSTOP): the node keeps its sockets but answers nothing."""
+        pid = self.pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        pid = self.pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGCONT)
+
+    def wipe(self) -> None:
+        """Forget all data (the node must be stopped)."""
+        if self.is_running():
+            raise DevNodeError(f"node {self.name} is running; stop it before wiping its data")
+        shutil.rmtree(self.home, ignore_errors=True)
+
+    # ----------------------------------------------------------------- privileges
+
+    @staticmethod
+    def _runtime_user() -> pwd.struct_passwd | None:
+        if os.geteuid() != 0:
+            return None
+        try:
+            return pwd.getpwnam(RUN_AS_WHEN_ROOT)
+        except KeyError as exc:
+            raise DevNodeError(
+                "Elasticsearch refuses to run as root and there is no 'nobody' user to run it as"
+            ) from exc
+
+    @staticmethod
+    def _chown_tree(root: Path, user: pwd.struct_passwd) -> None:
+        for directory, _dirs, files in os.walk(root):
+            os.chown(directory, user.pw_uid, user.pw_gid)
+            for name in files:
+                os.chown(Path(directory) / name, user.pw_uid, user.pw_gid)
+        # Parents must be traversable by the runtime user.
+        for parent in root.parents:
+            if parent == Path("/"):
+                break
+            mode = parent.stat().st_mode
+            if not mode & 0o001:
+                parent.chmod(mode | 0o011)
+
+    @staticmethod
+    def _drop_privileges(user: pwd.struct_passwd | None) -> dict[str, object]:
+        if user is None:
+            return {}
+        return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}

@@ -1,0 +1,92 @@
+"""How the test suite finds a real Elasticsearch node.
+
+In order: ``APPMIXER_AUDIT_ES_URL`` or ``ES_URL`` when set; else a testcontainers
+Elasticsearch when a Docker engine answers; else the project's own dev node (``dev-es``),
+started for the session on its own port. No test ever talks to a fake.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+
+TEST_NODE_NAME = "pytest"
+TEST_NODE_HTTP_PORT = 9250
+TEST_NODE_TRANSPORT_PORT = 9350
+TEST_NODE_HEAP = "1g"
+
+
+def url_from_env(env: Mapping[str, str]) -> str | None:
+    for name in ("APPMIXER_AUDIT_ES_URL", "ES_URL"):
+        value = env.get(name, "").strip()
+        if value:
+            return value.split(",")[0].rstrip("/")
+    return None
+
+
+def docker_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        result = subprocess.run(
+            ["docker", "info", "--format", "{{.ServerVersion}}"],
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0 and bool(result.stdout.strip())
+
+
+@contextmanager
+def _container() -> Iterator[str]:
+    from testcontainers.elasticsearch import ElasticSearchContainer
+
+    from indexer.devnode import ES_VERSION
+
+    image = f"docker.elastic.co/elasticsearch/elasticsearch:{ES_VERSION}"
+    with ElasticSearchContainer(image, mem_limit="2g") as container:
+        yield container.get_url()
+
+
+@contextmanager
+def _dev_node() -> Iterator[str]:
+    from indexer.devnode import DevNode
+
+    node = DevNode(
+        TEST_NODE_NAME, TEST_NODE_HTTP_PORT, TEST_NODE_TRANSPORT_PORT, heap=TEST_NODE_HEAP
+    )
+    was_running = node.is_running()
+    if not was_running:
+        # Data streams cannot be deleted on distributions without the _data_stream API, so
+        # each session starts from an empty node rather than accumulating old test data.
+        node.wipe()
+    url = node.start()
+    try:
+        yield url
+    finally:
+        # Leave a node someone else started alone; stop the one we started.
+        if not was_running and os.environ.get("APPMIXER_AUDIT_KEEP_TEST_NODE") != "1":
+            node.stop()
+
+
+@contextmanager
+def provide_es_url(
+    env: Mapping[str, str],
+    *,
+    docker: Callable[[], bool] = docker_answers,
+    container: Callable[[], object] = _container,
+    dev_node: Callable[[], object] = _dev_node,
+) -> Iterator[str]:
+    """Yield the URL of a real node, preferring one the environment names."""
+    given = url_from_env(env)
+    if given is not None:
+        yield given
+        return
+    factory = container if docker() else dev_node
+    with factory() as url:  # type: ignore[attr-defined]
+        yield url
