@@ -65,7 +65,9 @@ def _has_field_type(es: Elasticsearch, field_type: str) -> bool:
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in version.split("-")[0].split(".")[:3] if part.isdigit())
+    return tuple(
+        int(part) for part in version.split("-", maxsplit=1)[0].split(".")[:3] if part.isdigit()
+    )
 
 
 def node_version(es: Elasticsearch) -> tuple[str, str]:

@@ -352,7 +352,9 @@ class DevNode:
                 env=env,
                 cwd=self.home,
                 start_new_session=True,
-                **self._drop_privileges(user),
+                user=user.pw_uid if user else None,
+                group=user.pw_gid if user else None,
+                extra_groups=[] if user else None,
             )
             code = process.wait(timeout=timeout)
         if code != 0:
@@ -448,9 +450,3 @@ class DevNode:
             mode = parent.stat().st_mode
             if not mode & 0o001:
                 parent.chmod(mode | 0o011)
-
-    @staticmethod
-    def _drop_privileges(user: pwd.struct_passwd | None) -> dict[str, object]:
-        if user is None:
-            return {}
-        return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}

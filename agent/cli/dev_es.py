@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from agent.cli import EXIT_FAILURE
 from agent.log import configure_logging
+
+if TYPE_CHECKING:
+    from indexer.devnode import DevNode
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 NODE_OPTIONS = [
     click.option("--name", default="default", show_default=True, help="Node name (one dir each)."),
@@ -18,16 +25,18 @@ NODE_OPTIONS = [
 ]
 
 
-def _node_options(func):  # type: ignore[no-untyped-def]
+def _node_options(func: F) -> F:
     for option in reversed(NODE_OPTIONS):
         func = option(func)
     return func
 
 
-def _node(name: str, port: int, transport_port: int, **extra: object):  # type: ignore[no-untyped-def]
+def _node(
+    name: str, port: int, transport_port: int, *, heap: str = "1g", distribution: Path | None = None
+) -> DevNode:
     from indexer.devnode import DevNode
 
-    return DevNode(name, port, transport_port, **extra)  # type: ignore[arg-type]
+    return DevNode(name, port, transport_port, heap=heap, distribution=distribution)
 
 
 @click.group("dev-es")
