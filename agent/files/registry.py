@@ -1,0 +1,286 @@
+"""The registry: per file identity, how far every line is acknowledged (the checkpoint).
+
+It lives in ``STATE_DIR/registry.json`` as versioned JSON. Writes are atomic (a temp file in
+the same directory, fsync, rename, fsync of the directory), so a crash leaves either the old
+or the new checkpoint, never a mix. A file that cannot be understood is an error naming the
+file: silently starting over would re-read every log from offset 0.
+
+Positions move forward only; the one way back is :meth:`Registry.reset`, for a file truncated
+in place whose first line (so whose identity) did not change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from agent.files.identity import FileKey, key_at
+from agent.log import get_logger
+
+FORMAT_VERSION = 1
+REGISTRY_NAME = "registry.json"
+_TEMP_PREFIX = REGISTRY_NAME + "."
+_TEMP_SUFFIX = ".tmp"
+
+log = get_logger(__name__)
+
+
+class RegistryError(Exception):
+    """The registry file exists but cannot be used; the message names the file and the fix."""
+
+
+@dataclass
+class FilePosition:
+    """Checkpoint of one file identity.
+
+    Every line before ``acked`` is acknowledged (indexed or dead-lettered); lines in
+    ``[acked, sent)`` may already be in the index, so a replay of them must check first.
+    """
+
+    key: str
+    path: str
+    acked: int
+    sent: int
+    updated: float
+
+
+class Registry:
+    """Checkpoints of all files, shared by the reader and the acknowledging pipeline.
+
+    Methods are thread-safe. Readers get copies of positions, never the live objects.
+    """
+
+    def __init__(self, state_dir: Path, *, fingerprint_bytes: int = 1024) -> None:
+        self.state_dir = Path(state_dir)
+        self.path = self.state_dir / REGISTRY_NAME
+        self._fingerprint_bytes = fingerprint_bytes
+        self._lock = threading.Lock()
+        self._save_lock = threading.Lock()
+        self._entries: dict[str, FilePosition] = {}
+        self._dirty = False
+        self._remove_stray_temp_files()
+        self._load()
+
+    # --- reading
+
+    def get(self, key: FileKey) -> FilePosition | None:
+        with self._lock:
+            entry = self._entries.get(str(key))
+            return replace(entry) if entry is not None else None
+
+    def find_fingerprint(self, fingerprint: str) -> FilePosition | None:
+        """The furthest-acknowledged entry whose content starts with the same first line.
+
+        Entries sharing a fingerprint are the same stream of lines (a file and its copies),
+        so the largest ``acked`` of any of them is safe for all.
+        """
+        with self._lock:
+            matches = [e for e in self._entries.values() if _fingerprint(e.key) == fingerprint]
+            if not matches:
+                return None
+            best = max(matches, key=lambda e: (e.acked, e.updated))
+            return replace(best)
+
+    def positions(self) -> list[FilePosition]:
+        with self._lock:
+            return [replace(entry) for entry in self._entries.values()]
+
+    # --- changing (in memory; save() persists)
+
+    def mark_sent(self, key: FileKey, path: str, end: int) -> None:
+        """Record that lines up to ``end`` may have been sent; never moves back."""
+        with self._lock:
+            entry = self._entry(key, path)
+            if end > entry.sent:
+                entry.sent = end
+                self._touch(entry)
+
+    def ack(self, key: FileKey, path: str, end: int) -> None:
+        """Record that every line before ``end`` is acknowledged; never moves back."""
+        with self._lock:
+            entry = self._entry(key, path)
+            if end > entry.acked:
+                entry.acked = end
+                entry.sent = max(entry.sent, end)
+                self._touch(entry)
+
+    def reset(self, key: FileKey, path: str) -> None:
+        """Start a file over at offset 0: it was truncated in place with the same first line."""
+        with self._lock:
+            entry = self._entry(key, path)
+            entry.acked = entry.sent = 0
+            self._touch(entry)
+
+    def move(self, key: FileKey, path: str) -> None:
+        """Note a file's new name (after a rename), so :meth:`forget` still finds it on disk."""
+        with self._lock:
+            entry = self._entries.get(str(key))
+            if entry is not None and entry.path != path:
+                entry.path = path
+                self._dirty = True
+
+    def forget(self, older_than: float) -> int:
+        """Drop entries of files gone from disk and untouched for ``older_than`` seconds.
+
+        A file is gone when its recorded path no longer holds the same device, inode and
+        first line. Returns how many entries were dropped.
+        """
+        cutoff = time.time() - older_than
+        with self._lock:
+            stale = [e for e in self._entries.values() if e.updated < cutoff]
+        gone = [e.key for e in stale if str(key_at(e.path, self._fingerprint_bytes)) != e.key]
+        with self._lock:
+            dropped = 0
+            for key in gone:
+                entry = self._entries.get(key)
+                if entry is not None and entry.updated < cutoff:
+                    del self._entries[key]
+                    dropped += 1
+            if dropped:
+                self._dirty = True
+        if dropped:
+            log.info("registry_forgot", entries=dropped, older_than=older_than)
+        return dropped
+
+    # --- persistence
+
+    def save(self) -> None:
+        """Write the registry atomically; a no-op when nothing changed since the last save."""
+        with self._save_lock:
+            with self._lock:
+                if not self._dirty:
+                    return
+                document = {
+                    "version": FORMAT_VERSION,
+                    "files": [_encode(entry) for entry in self._entries.values()],
+                }
+                self._dirty = False
+            try:
+                self._write(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+            except BaseException:
+                with self._lock:
+                    self._dirty = True
+                raise
+
+    def _write(self, data: bytes) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        fd, temp = _mkstemp(self.state_dir)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            Path(temp).replace(self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                Path(temp).unlink()
+            raise
+        dir_fd = os.open(self.state_dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def _load(self) -> None:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise RegistryError(f"cannot read the registry {self.path}: {exc}") from exc
+        try:
+            entries = _decode(orjson.loads(raw))
+        except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
+            raise RegistryError(
+                f"the registry {self.path} is unreadable ({exc}); fix or move it aside "
+                "(without it every file is read again from the start)"
+            ) from exc
+        self._entries = {entry.key: entry for entry in entries}
+
+    def _remove_stray_temp_files(self) -> None:
+        """A temp file left by a crash mid-save is never the registry; remove it."""
+        if not self.state_dir.is_dir():
+            return
+        for stray in self.state_dir.glob(f"{_TEMP_PREFIX}*{_TEMP_SUFFIX}"):
+            with contextlib.suppress(OSError):
+                stray.unlink()
+                log.info("registry_temp_removed", path=str(stray))
+
+    def _entry(self, key: FileKey, path: str) -> FilePosition:
+        name = str(key)
+        entry = self._entries.get(name)
+        if entry is None:
+            entry = FilePosition(key=name, path=path, acked=0, sent=0, updated=time.time())
+            self._entries[name] = entry
+            self._dirty = True
+        elif entry.path != path:
+            entry.path = path
+            self._dirty = True
+        return entry
+
+    def _touch(self, entry: FilePosition) -> None:
+        entry.updated = time.time()
+        self._dirty = True
+
+
+def _mkstemp(directory: Path) -> tuple[int, str]:
+    return tempfile.mkstemp(dir=directory, prefix=_TEMP_PREFIX, suffix=_TEMP_SUFFIX)
+
+
+def _fingerprint(key: str) -> str:
+    return key.rpartition(":")[2]
+
+
+def _encode(entry: FilePosition) -> dict[str, Any]:
+    return {
+        "key": entry.key,
+        "path": entry.path,
+        "acked": entry.acked,
+        "sent": entry.sent,
+        "updated": entry.updated,
+    }
+
+
+def _decode(document: Any) -> list[FilePosition]:
+    """Validate a whole registry document; any doubt is an error, never a guess."""
+    if not isinstance(document, dict):
+        raise ValueError("the top level is not an object")
+    version = document.get("version")
+    if version != FORMAT_VERSION:
+        raise ValueError(f"format version {version!r} is not {FORMAT_VERSION}")
+    files = document.get("files")
+    if not isinstance(files, list):
+        raise ValueError('"files" is not a list')
+    return [_decode_entry(item) for item in files]
+
+
+_FIELDS = ("key", "path", "acked", "sent", "updated")
+
+
+def _decode_entry(item: Any) -> FilePosition:
+    if not isinstance(item, dict):
+        raise ValueError("an entry is not an object")
+    missing = [name for name in _FIELDS if name not in item]
+    if missing:
+        raise ValueError(f"an entry lacks {', '.join(missing)}")
+    key, path, acked, sent, updated = (item[name] for name in _FIELDS)
+    if not isinstance(key, str) or not isinstance(path, str):
+        raise ValueError("an entry's key or path is not a string")
+    FileKey.parse(key)
+    if not _is_offset(acked) or not _is_offset(sent) or sent < acked:
+        raise ValueError(f"entry {key}: offsets acked={acked!r} sent={sent!r} are invalid")
+    if isinstance(updated, bool) or not isinstance(updated, int | float):
+        raise ValueError(f"entry {key}: updated={updated!r} is not a time")
+    return FilePosition(key=key, path=path, acked=acked, sent=sent, updated=float(updated))
+
+
+def _is_offset(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

@@ -1,0 +1,360 @@
+"""The tailer: complete lines from every matched file, by byte offset, across rotations.
+
+Files are tracked by device + inode while open and named by :class:`FileKey` (which adds
+the first line's fingerprint) towards the registry. Where a file starts:
+
+- a key in the registry resumes at its ``acked`` offset (checked against the file: shorter
+  than the offset, or no newline just before it, means truncated while stopped: offset 0);
+- a new key whose fingerprint is in the registry is a copy (``copytruncate``, a restore, a
+  renumbered device): it continues from that entry, which it inherits;
+- anything else starts at 0.
+
+While reading, a file that shrank or whose first line changed was truncated (in place or by
+``copytruncate``): it starts again at 0 as the identity its new first line gives it. A file
+renamed or deleted keeps being read through its open descriptor until drained.
+
+All file state lives on the reader thread (every public method but ``start``/``stop`` is
+called from there); watchdog and the rescan thread only set events, and a lock makes
+``stop`` safe against a concurrent ``read``.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from agent.files._placement import identify, replaced
+from agent.files._source import Budget, Line, Source
+from agent.files.discover import Discovery
+from agent.files.identity import FileKey
+from agent.files.registry import Registry
+from agent.log import get_logger
+
+__all__ = ["Line", "Tailer"]
+
+log = get_logger(__name__)
+
+_Step = Callable[[Source, float], None]
+
+
+class Tailer:
+    """Reads complete lines from the files matching ``patterns``, fairly and non-blocking."""
+
+    def __init__(
+        self,
+        patterns: Sequence[str],
+        registry: Registry,
+        *,
+        fingerprint_bytes: int = 1024,
+        rescan_interval: float = 10.0,
+        close_inactive: float = 300.0,
+        read_chunk: int = 1 << 20,
+    ) -> None:
+        if not patterns:
+            raise ValueError("at least one path pattern is needed")
+        if fingerprint_bytes < 1 or read_chunk < 1 or close_inactive <= 0:
+            raise ValueError("fingerprint_bytes, read_chunk and close_inactive must be positive")
+        self.registry = registry
+        self.fingerprint_bytes = fingerprint_bytes
+        self.rescan_interval = rescan_interval
+        self.close_inactive = close_inactive
+        self.read_chunk = read_chunk
+        self._discovery = Discovery(
+            patterns, rescan_interval=rescan_interval, on_change=self._on_change
+        )
+        self.patterns = self._discovery.patterns
+        self._files: dict[tuple[int, int], Source] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._rescan = threading.Event()
+        self._rescan.set()
+        self._last_scan = float("-inf")
+        self._more = False
+        self._turn = 0
+        self._open_failed: set[str] = set()
+        self._started = False
+        self._stopped = False
+
+    # --- lifecycle
+
+    def start(self) -> None:
+        """Find the files present now, then watch for changes; a second call does nothing."""
+        with self._lock:
+            if self._started or self._stopped:
+                return
+            self._started = True
+            self._scan(time.monotonic())
+        self._discovery.start()
+
+    def stop(self) -> None:
+        """Stop watching and close every file; ``read`` returns nothing afterwards."""
+        self._discovery.stop()
+        with self._lock:
+            self._stopped = True
+            for source in self._files.values():
+                source.close()
+            self._files.clear()
+        self._wake.set()
+
+    @property
+    def watched_directories(self) -> list[str]:
+        return self._discovery.watched
+
+    # --- the reader thread's API
+
+    def read(self, max_lines: int, max_bytes: int) -> list[Line]:
+        """Up to ``max_lines`` complete lines (about ``max_bytes`` of data), round-robin."""
+        out: list[Line] = []
+        if max_lines <= 0 or max_bytes <= 0:
+            return out
+        with self._lock:
+            if self._stopped:
+                return out
+            now = time.monotonic()
+            sources = self._prepare(now)
+            budget = Budget(max_lines, max_bytes)
+            active = [s for s in sources if s.carry or (s.fd is not None and not s.drained())]
+            while active and budget.left():
+                share = max(1, budget.lines // len(active))
+                before = len(out)
+                active = [s for s in active if self._take(s, share, budget, out)]
+                if len(out) == before:
+                    break  # only lines too big for what is left of the byte budget
+            self._more = bool(active)
+            for source in sources:
+                self._guard(source, self._after_read, now)
+        return out
+
+    def wait(self, timeout: float) -> None:
+        """Sleep until a watched directory reports a change, or ``timeout`` seconds pass."""
+        if self._more:
+            return
+        self._wake.wait(timeout)
+        self._wake.clear()
+
+    def lag(self) -> dict[str, int]:
+        """Per path, bytes on disk not yet returned as lines."""
+        result: dict[str, int] = {}
+        with self._lock:
+            for source in self._files.values():
+                size = self._current_size(source)
+                result[source.path] = result.get(source.path, 0) + max(0, size - source.offset)
+        return result
+
+    def idle(self) -> bool:
+        """True when every known file has been read to its last complete line."""
+        with self._lock:
+            if self._stopped:
+                return True
+            if self._rescan.is_set():
+                return False  # files may have appeared that no read has looked at yet
+            return all(self._read_out(source) for source in self._files.values())
+
+    def pending_partial(self) -> dict[str, int]:
+        """Per path, bytes of a last line still waiting for its newline."""
+        result: dict[str, int] = {}
+        with self._lock:
+            for source in self._files.values():
+                partial = source.partial()
+                if partial > 0:
+                    result[source.path] = result.get(source.path, 0) + partial
+        return result
+
+    # --- discovery
+
+    def _prepare(self, now: float) -> list[Source]:
+        """Scan when due, look at every file; a file found renamed asks for one more scan."""
+        for _ in range(2):
+            if self._rescan.is_set() or now - self._last_scan >= self.rescan_interval:
+                self._scan(now)
+            for source in list(self._files.values()):
+                self._guard(source, self._refresh, now)
+            if not self._rescan.is_set():
+                break
+        sources = list(self._files.values())
+        self._turn = (self._turn + 1) % max(1, len(sources))
+        return sources[self._turn :] + sources[: self._turn]
+
+    def _on_change(self, structural: bool) -> None:
+        if structural:
+            self._rescan.set()
+        self._wake.set()
+
+    def _scan(self, now: float) -> None:
+        """Match the patterns; track new files, note renames, re-open changed closed files."""
+        self._rescan.clear()
+        self._last_scan = now
+        seen: set[tuple[int, int]] = set()
+        for path in self._discovery.scan():
+            try:
+                st = Path(path).stat()
+            except OSError:
+                continue
+            ident = (st.st_dev, st.st_ino)
+            if ident in seen:
+                continue  # a second hard link to a file already tracked
+            seen.add(ident)
+            source = self._files.get(ident)
+            if source is None:
+                self._open(path, now)
+                continue
+            if source.path != path:
+                log.info("file_rotated", path=source.path, new_path=path, key=_name(source.key))
+                source.path = path
+                if source.key is not None:
+                    self.registry.move(source.key, path)
+            source.attached = True
+            if source.fd is None and (st.st_size, st.st_mtime_ns) != (
+                source.size,
+                source.mtime_ns,
+            ):
+                self._reopen(source, now)
+        for ident, source in list(self._files.items()):
+            if ident in seen:
+                continue
+            if source.attached:
+                source.attached = False
+                log.info("file_rotated", path=source.path, new_path=None, key=_name(source.key))
+            if source.fd is None:
+                del self._files[ident]
+
+    def _open(self, path: str, now: float) -> None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            if path not in self._open_failed:
+                self._open_failed.add(path)
+                log.warning("file_open_failed", path=path, error=str(exc))
+            return
+        self._open_failed.discard(path)
+        st = os.fstat(fd)
+        ident = (st.st_dev, st.st_ino)
+        if not stat.S_ISREG(st.st_mode) or ident in self._files:
+            os.close(fd)
+            return
+        source = Source(path, fd, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, now)
+        source.seen_end = st.st_size
+        self._files[ident] = source
+        log.debug("file_opened", path=path, size=st.st_size)
+        self._guard(source, lambda s, _now: self._identify(s), now)
+
+    def _reopen(self, source: Source, now: float) -> None:
+        """Open a file closed for inactivity again; ``_refresh`` then checks what changed."""
+        try:
+            fd = os.open(source.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != source.ident:
+            os.close(fd)  # replaced between stat and open: the next scan sorts it out
+            return
+        source.fd = fd
+        source.changed_at = now
+        log.debug("file_reopened", path=source.path, key=_name(source.key))
+
+    # --- per file, each step guarded so one failing file never stops the others
+
+    def _guard(self, source: Source, step: _Step, now: float) -> None:
+        try:
+            step(source, now)
+        except OSError as exc:
+            log.warning("file_read_failed", path=source.path, error=str(exc))
+            source.close()
+            self._files.pop(source.ident, None)
+
+    def _refresh(self, source: Source, now: float) -> None:
+        """Look at the file again: growth, truncation, deletion, a first line completed."""
+        if source.fd is None:
+            return
+        st = os.fstat(source.fd)
+        changed = (st.st_size, st.st_mtime_ns) != (source.size, source.mtime_ns)
+        shrank = st.st_size < source.seen_end
+        source.seen_end = max(source.seen_end, st.st_size)
+        source.size, source.mtime_ns = st.st_size, st.st_mtime_ns
+        if changed:
+            source.changed_at = now
+            if source.attached and self._moved(source):
+                self._rescan.set()  # so new lines carry the file's current name
+        if st.st_nlink == 0 and not source.deleted:
+            source.deleted = True
+            log.info("file_deleted", path=source.path, key=_name(source.key))
+        if source.key is None:
+            self._identify(source)
+            return
+        if not changed:
+            return
+        reason = replaced(source, shrank, self.fingerprint_bytes)
+        if reason is not None:
+            log.info("file_truncated", path=source.path, key=str(source.key),
+                     offset=source.offset, size=st.st_size, reason=reason)  # fmt: skip
+            source.restart(st.st_size)
+            self._identify(source)
+
+    def _identify(self, source: Source) -> None:
+        identify(source, self.registry, self.fingerprint_bytes)
+
+    def _read_out(self, source: Source) -> bool:
+        """True when ``source`` has no complete line left that a read would return."""
+        if source.carry:
+            return False
+        if source.fd is None:
+            return not (source.attached and self._changed_while_closed(source))
+        size = os.fstat(source.fd).st_size
+        if source.key is None:
+            return size == source.size  # no change since its first line was found incomplete
+        return size <= source.read_end and b"\n" not in source.buf
+
+    def _changed_while_closed(self, source: Source) -> bool:
+        try:
+            st = Path(source.path).stat()
+        except OSError:
+            return False
+        return (st.st_size, st.st_mtime_ns) != (source.size, source.mtime_ns)
+
+    def _moved(self, source: Source) -> bool:
+        try:
+            st = Path(source.path).stat()
+        except OSError:
+            return True
+        return (st.st_dev, st.st_ino) != source.ident
+
+    def _take(self, source: Source, share: int, budget: Budget, out: list[Line]) -> bool:
+        try:
+            return source.take(min(share, budget.lines), budget, out, self.read_chunk)
+        except OSError as exc:
+            log.warning("file_read_failed", path=source.path, error=str(exc))
+            source.close()
+            self._files.pop(source.ident, None)
+            return False
+
+    def _after_read(self, source: Source, now: float) -> None:
+        """Close what is drained and no longer needed; keep per-file memory small."""
+        source.trim()
+        if source.fd is None or not source.drained():
+            return
+        if source.deleted:
+            self._close(source, "deleted")
+        elif now - source.changed_at >= self.close_inactive:
+            self._close(source, "inactive" if source.attached else "renamed_away")
+
+    def _close(self, source: Source, reason: str) -> None:
+        partial = source.partial()
+        if partial and (source.deleted or not source.attached):
+            log.warning("partial_line_abandoned", path=source.path, bytes=partial, reason=reason)
+        log.debug("file_closed", path=source.path, key=_name(source.key), reason=reason)
+        source.close()
+        if source.deleted or not source.attached:
+            self._files.pop(source.ident, None)
+
+    def _current_size(self, source: Source) -> int:
+        if source.fd is None:
+            return source.size
+        return os.fstat(source.fd).st_size
+
+
+def _name(key: FileKey | None) -> str | None:
+    return str(key) if key is not None else None
