@@ -13,13 +13,15 @@ pytestmark = pytest.mark.integration
 class TestRealNode:
     def test_index_and_search_back(self, es: Elasticsearch, namespace: str) -> None:
         """A document indexed into the node is found again by a full-text search."""
-        index = f"logs-appmixer.audit-{namespace}"
-        es.options(ignore_status=[400]).indices.create(
-            index=index, mappings={"properties": {"message": {"type": "text"}}}
-        )
-        es.index(index=index, id="e1", document={"message": "Flow Updated by maria"})
-        es.indices.refresh(index=index)
-        found = es.search(index=index, query={"match": {"message": "updated"}})
+        # A name outside the product's templates, so only this test's mapping applies.
+        index = f"appmixer-audit-probe-{namespace}"
+        es.indices.create(index=index, mappings={"properties": {"message": {"type": "text"}}})
+        try:
+            es.index(index=index, id="e1", document={"message": "Flow Updated by maria"})
+            es.indices.refresh(index=index)
+            found = es.search(index=index, query={"match": {"message": "updated"}})
+        finally:
+            es.indices.delete(index=index)
         assert found["hits"]["total"]["value"] == 1
         assert found["hits"]["hits"][0]["_id"] == "e1"
         assert found["hits"]["hits"][0]["_source"]["message"] == "Flow Updated by maria"

@@ -1,0 +1,84 @@
+"""``appmixer-audit setup``: install the index side and print, per item, what happened.
+
+Safe to run from every sidecar at start: unchanged resources are left alone, and several
+runs at once converge on the same state.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from agent.cli import EXIT_FAILURE, EXIT_OK
+from agent.cli.options import build_settings, es_options
+
+
+def _retention(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    from indexer.setup import validate_retention
+
+    try:
+        return validate_retention(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.command()
+@click.option("--kibana-url", help="Import the dashboards into this Kibana (when there are some).")
+@click.option(
+    "--retention",
+    default="365d",
+    show_default=True,
+    callback=_retention,
+    help="Delete events this long after rollover (where the cluster has lifecycle management).",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people, json (one object) for scripts.",
+)
+@es_options
+def setup(
+    kibana_url: str | None,
+    retention: str,
+    output_format: str,
+    config_file: Path | None,
+    **flags: Any,
+) -> None:
+    """Install templates, lifecycle policy and roles, as the cluster supports them.
+
+    Detects what the cluster has: data streams (else a plain index named like the target),
+    index lifecycle management (else no policy), security (else no roles). Prints one line
+    per item: installed, updated, unchanged, skipped (with the reason) or failed. Exit 0 when
+    nothing failed, 1 otherwise.
+    """
+    from elasticsearch import ApiError, TransportError
+
+    from indexer.client import build_client
+    from indexer.setup import error_reason, install
+
+    settings = build_settings(config_file, kibana_url=kibana_url, **flags)
+    client = build_client(settings)
+    try:
+        report = install(client, settings, retention=retention, kibana_url=settings.kibana_url)
+    except ApiError as exc:
+        click.echo(f"appmixer-audit: setup failed: {error_reason(exc)}", err=True)
+        sys.exit(EXIT_FAILURE)
+    except TransportError as exc:
+        urls = ", ".join(settings.es_url)
+        click.echo(f"appmixer-audit: cannot reach Elasticsearch at {urls}: {exc}", err=True)
+        sys.exit(EXIT_FAILURE)
+    finally:
+        client.close()
+    if output_format == "json":
+        click.echo(json.dumps(report.as_dict(), sort_keys=True))
+    else:
+        for line in report.lines():
+            click.echo(line)
+    sys.exit(EXIT_OK if report.ok else EXIT_FAILURE)
