@@ -1,0 +1,85 @@
+"""``appmixer-audit simulate``: realistic Appmixer audit NDJSON for demos, tests, benchmarks."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
+
+import click
+
+from agent.cli import EXIT_OK
+
+
+def _start_ms(value: str | None) -> int | None:
+    if value is None:
+        return None
+    if value == "now":
+        return int(time.time() * 1000)
+    from agent.normalize.timestamps import TimeError, parse_time
+
+    try:
+        text = parse_time(value)
+    except TimeError as exc:
+        raise click.BadParameter(str(exc), param_hint="--start") from None
+    return int(datetime.fromisoformat(text).timestamp() * 1000)
+
+
+@click.command(
+    epilog=(
+        "Output is deterministic: the same --seed and options give byte-identical lines. "
+        "Without --rate, event times start at --start (default 2026-11-25T08:00:00Z) and "
+        "advance about 1.5 s per event; with --rate they start now and follow the pace, and "
+        "each line is flushed as it is written. --out appends to the file (creating it), as "
+        "a service appends to its log. --noise adds that fraction of ordinary service log "
+        "lines on top of the N audit events (the normalizer skips them)."
+    )
+)
+@click.option("--events", "-n", type=click.IntRange(min=0), required=True, help="Audit events.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Append to this file instead of writing to stdout.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Lines per second, paced and flushed one by one (a live stream).",
+)
+@click.option(
+    "--noise",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.0,
+    show_default=True,
+    help="Probability of a service log line before each event.",
+)
+@click.option("--start", help='First event time: ISO 8601, epoch ms, or "now".')
+def simulate(
+    *,
+    events: int,
+    out: Path | None,
+    seed: int,
+    rate: float | None,
+    noise: float,
+    start: str | None,
+) -> None:
+    """Write realistic Appmixer audit NDJSON."""
+    from agent.simulate import write_events
+
+    start_ms = _start_ms(start)
+    handle: BinaryIO
+    try:
+        handle = out.open("ab") if out is not None else sys.stdout.buffer
+    except OSError as exc:
+        raise click.FileError(str(out), hint=exc.strerror) from None
+    try:
+        write_events(handle, events, seed, rate=rate, noise=noise, start_ms=start_ms)
+    except (BrokenPipeError, KeyboardInterrupt):
+        pass
+    finally:
+        if out is not None:
+            handle.close()
+    sys.exit(EXIT_OK)

@@ -1,0 +1,42 @@
+"""Document ids: the same line always gets the same id, so a replay is a 409, not a duplicate.
+
+* The input's own id (``id``, ``_id``, ``eventId``, ``auditId``) when present: Appmixer's ids
+  are global, so one event seen through two paths is still one document.
+* Otherwise ``auto-`` and 32 hex digits (128 bits) of SHA-256 over the host, the file
+  identity, the byte offset and the raw line: the host is part of it, so two sidecars whose
+  files happen to share an inode and offset never collide.
+* An input id longer than 200 bytes becomes ``idh-`` and 40 hex digits of its SHA-256:
+  Elasticsearch caps ``_id`` at 512 bytes and change ids append ``:<index>`` to it.
+* Change documents: ``<event id>:<index>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+MAX_ID_BYTES = 200
+DERIVED_PREFIX = "auto-"
+HASHED_PREFIX = "idh-"
+
+
+def from_input(value: str) -> str:
+    if len(value) <= MAX_ID_BYTES // 4:  # four UTF-8 bytes a character at most
+        return value
+    encoded = value.encode("utf-8", "surrogatepass")
+    if len(encoded) <= MAX_ID_BYTES:
+        return value
+    return HASHED_PREFIX + hashlib.sha256(encoded).hexdigest()[:40]
+
+
+def derived(host: str, file_id: str, offset: int, line: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in (host, file_id, str(offset)):
+        encoded = part.encode("utf-8", "surrogatepass")
+        digest.update(b"%d:" % len(encoded))  # length-prefixed: no two tuples share bytes
+        digest.update(encoded)
+    digest.update(line)
+    return DERIVED_PREFIX + digest.hexdigest()[:32]
+
+
+def change_id(event_id: str, index: int) -> str:
+    return f"{event_id}:{index}"

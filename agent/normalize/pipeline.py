@@ -1,0 +1,182 @@
+"""The Normalizer: one input line in, one typed outcome out, never an exception.
+
+The steps, each a small pure function elsewhere in this package: decode the line, unwrap a
+logger envelope, resolve field aliases, parse the time, classify the action, diff the states
+(or take the service's own diff), redact, derive the id, lay out the documents. Everything
+that can be compiled or checked once (patterns, caps) is, in ``__init__``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from agent.normalize import aliases as A
+from agent.normalize import fields
+from agent.normalize.catalog import Entry, classify, ecs_type_for
+from agent.normalize.decode import DecodeError, decode_line
+from agent.normalize.diff import MISSING, Differ
+from agent.normalize.document import Assembler
+from agent.normalize.ids import derived, from_input
+from agent.normalize.options import NormalizeOptions
+from agent.normalize.precomputed import from_precomputed
+from agent.normalize.redact import Redactor
+from agent.normalize.result import Normalized, Outcome, Rejected, Skipped, Source
+from agent.normalize.timestamps import TimeError, parse_time
+
+_KIND_NAMES = {dict: "an object", list: "an array", bool: "a boolean", int: "a number"}
+_TIME_NAMES = ", ".join(A.dotted(path) for path in A.TIME)
+_ACTION_NAMES = ", ".join(A.dotted(path) for path in A.ACTION)
+_ID_CHARS = 1024  # before hashing: ids.from_input bounds the bytes
+
+
+def _check(options: NormalizeOptions) -> None:
+    for name in ("diff_max_depth", "diff_max_changes", "diff_max_value_chars"):
+        value = getattr(options, name)
+        if type(value) is not int or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if not options.envelope_key:
+        raise ValueError("envelope_key must not be empty")
+    if not options.host_name:
+        raise ValueError("host_name must not be empty")
+
+
+class Normalizer:
+    """Configured once (patterns compiled, caps checked), then called for every line."""
+
+    def __init__(self, options: NormalizeOptions | None = None) -> None:
+        self.options = options if options is not None else NormalizeOptions()
+        _check(self.options)
+        opts = self.options
+        self._redactor = Redactor(
+            opts.redact_keys,
+            opts.redact_values,
+            max_depth=opts.diff_max_depth,
+            max_chars=opts.diff_max_value_chars,
+        )
+        self._differ = Differ(
+            opts.diff_max_depth,
+            opts.diff_max_changes,
+            self._redactor.secret_key,
+            self._redactor.secret_pair,
+        )
+        self._assembler = Assembler(opts.namespace, self._redactor)
+        self._envelope_key = opts.envelope_key
+        self._stdin = Source(path="-", file_id="stdin", offset=0, host=opts.host_name)
+
+    def __call__(self, line: bytes, source: Source | None = None) -> Outcome:
+        try:
+            return self._normalize(line, source if source is not None else self._stdin)
+        except Exception as exc:  # the contract: any bytes give an outcome, never a raise
+            return Rejected(f"cannot normalize this line: {type(exc).__name__}: {exc}")
+
+    def _normalize(self, line: bytes, source: Source) -> Outcome:
+        try:
+            decoded = decode_line(line)
+        except DecodeError as exc:
+            return Rejected(str(exc))
+        if decoded is None:
+            return Skipped("empty line")
+        record, prefix, envelope_time = A.unwrap(decoded, self._envelope_key)
+        values, ranks = A.resolve(record)
+        entry = _classify(record, prefix, values, ranks)
+        if not isinstance(entry, Entry):
+            return entry
+        timestamp = _timestamp(prefix, values, ranks, envelope_time)
+        if isinstance(timestamp, Rejected):
+            return timestamp
+        return self._normalized(
+            line, source, record=record, values=values, entry=entry, timestamp=timestamp
+        )
+
+    def _normalized(
+        self,
+        line: bytes,
+        source: Source,
+        *,
+        record: dict[str, Any],
+        values: list[Any],
+        entry: Entry,
+        timestamp: str,
+    ) -> Normalized:
+        raw_id = values[A.M_ID]
+        event_id = None if raw_id is None else fields.text(raw_id, _ID_CHARS)
+        event_id = (
+            from_input(event_id)
+            if event_id is not None
+            else derived(source.host, source.file_id, source.offset, line)
+        )
+        audit_type = fields.audit_type(values[A.M_TYPE])
+        if audit_type is not None and audit_type != entry.audit_type and not entry.catalog:
+            entry = replace(entry, audit_type=audit_type, ecs_type=ecs_type_for(audit_type))
+        outcome = entry.outcome or fields.outcome(values[A.M_OUTCOME]) or "success"
+
+        before = record.get("before")
+        after = record.get("after")
+        precomputed = values[A.M_DIFF]
+        if (before is None or after is None) and precomputed is not None:
+            diff = from_precomputed(
+                precomputed, self.options.diff_max_changes, self._redactor.secret_key
+            )
+        else:
+            diff = self._differ.diff(
+                MISSING if before is None else before, MISSING if after is None else after
+            )
+        data = values[A.M_DATA]
+        states = (
+            MISSING if before is None else before,
+            MISSING if after is None else after,
+            MISSING if data is None else data,
+        )
+        return self._assembler.build(
+            event_id=event_id,
+            timestamp=timestamp,
+            entry=entry,
+            audit_type=audit_type or entry.audit_type,
+            outcome=outcome,
+            values=values,
+            source=source,
+            diff=diff,
+            states=states,
+        )
+
+
+def _classify(
+    record: dict[str, Any], prefix: str, values: list[Any], ranks: list[int]
+) -> Entry | Outcome:
+    """The catalog entry for the record's action, or why there is none to use."""
+    action = values[A.M_ACTION]
+    if action is None:
+        if prefix or A.looks_like_audit(record):
+            return Rejected(
+                f"missing action: none of {_ACTION_NAMES} is present", prefix + "action"
+            )
+        return Skipped("not an audit record: no action field")
+    if type(action) is not str:
+        name = prefix + A.alias(A.M_ACTION, ranks[A.M_ACTION])
+        kind = _KIND_NAMES.get(type(action), "a number")
+        return Rejected(
+            f"field '{name}': expected an action name or code as text, got {kind}", name
+        )
+    entry = classify(action)
+    if not entry.message:
+        name = prefix + A.alias(A.M_ACTION, ranks[A.M_ACTION])
+        return Rejected(f"field '{name}': the action is blank", name)
+    return entry
+
+
+def _timestamp(
+    prefix: str, values: list[Any], ranks: list[int], envelope_time: Any
+) -> str | Rejected:
+    """The event time in UTC, from the record or else its envelope, or why it is unusable."""
+    raw = values[A.M_TIME]
+    if raw is None:
+        if envelope_time is None:
+            reason = f"missing event time: none of {_TIME_NAMES} is present"
+            return Rejected(reason, prefix + "created")
+        raw = envelope_time
+    try:
+        return parse_time(raw)
+    except TimeError as exc:
+        name = "time" if values[A.M_TIME] is None else prefix + A.alias(A.M_TIME, ranks[A.M_TIME])
+        return Rejected(f"field '{name}': {exc}", name)

@@ -1,0 +1,1 @@
+"""Hostile input for the normalizer, generated rather than stored (see ``hostile``)."""
