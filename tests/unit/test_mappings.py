@@ -119,7 +119,11 @@ class TestJsonFiles:
                 "logs-appmixer.audit-*",
                 "logs-appmixer.audit_changes-*",
             ]
-        assert sorted(writer["indices"][0]["privileges"]) == ["auto_configure", "create_doc", "read"]
+        assert sorted(writer["indices"][0]["privileges"]) == [
+            "auto_configure",
+            "create_doc",
+            "read",
+        ]
         assert sorted(reader["indices"][0]["privileges"]) == ["read", "view_index_metadata"]
 
     def test_lifecycle_rolls_over_hot_then_deletes(self) -> None:
