@@ -23,6 +23,11 @@ from elasticsearch import Elasticsearch
 if TYPE_CHECKING:
     from indexer.sink import Doc
 
+
+class IncompleteCheck(Exception):
+    """Not every shard answered: absence of an id proves nothing, so the check is retried."""
+
+
 # One search returns at most index.max_result_window (10,000 by default) hits.
 CHUNK = 5000
 
@@ -38,7 +43,10 @@ class Deduplicator:
         self.lookups = 0  # how many searches ran (for tests and the debug log)
 
     def existing(self, docs: Iterable[Doc]) -> set[tuple[str, str]]:
-        """The (target, _id) pairs among ``docs`` already indexed; raises on ES errors."""
+        """The (target, _id) pairs among ``docs`` already indexed.
+
+        Raises on Elasticsearch errors, and :class:`IncompleteCheck` when a shard failed.
+        """
         by_target: dict[str, list[str]] = defaultdict(list)
         for doc in docs:
             by_target[doc.target].append(doc.doc_id)
@@ -64,9 +72,12 @@ class Deduplicator:
                 track_total_hits=False,
                 ignore_unavailable=True,
                 allow_no_indices=True,
-                filter_path="hits.hits._id",
+                filter_path="hits.hits._id,_shards.failed",
             )
             self.lookups += 1
+            failed = response.body.get("_shards", {}).get("failed", 0)
+            if failed:  # a shard that did not answer may hold the very ids we look for
+                raise IncompleteCheck(f"{failed} shard(s) of {target} did not answer")
             found.update(_hit_ids(response.body))
         return found
 
@@ -74,3 +85,51 @@ class Deduplicator:
 def _hit_ids(body: Any) -> list[str]:
     hits = body.get("hits", {}).get("hits", []) if isinstance(body, dict) else []
     return [str(hit["_id"]) for hit in hits if "_id" in hit]
+
+
+class ReplayWindow:
+    """Which lines may already be in the index: the only ones worth a lookup before writing.
+
+    Built from the registry at start: per file content (the fingerprint, shared by a file,
+    its renamed self and its copies), lines before the highest ``sent`` of an entry whose
+    ``sent`` exceeds its ``acked`` were possibly sent by the previous run. While running, a
+    line is also covered when *another* file identity with the same content was already sent
+    past its offset (a ``copytruncate`` copy read again from its original's checkpoint).
+    Keys are the registry's strings, so this stays independent of the file layer.
+    """
+
+    def __init__(self, positions: Iterable[tuple[str, int, int]] = ()) -> None:
+        self._startup: dict[str, int] = {}
+        for key, acked, sent in positions:
+            if sent > acked:
+                content = _content_of(key)
+                self._startup[content] = max(self._startup.get(content, 0), sent)
+        self._sent: dict[str, dict[str, int]] = defaultdict(dict)  # content -> key -> end
+        self._shared = False  # some content was sent under two file identities (a copy)
+
+    def __bool__(self) -> bool:
+        return bool(self._startup) or self._shared
+
+    def covers(self, key: str, offset: int) -> bool:
+        """True when the line of ``key`` at ``offset`` may already be in the index."""
+        if not self:
+            return False  # the common case, on the hot path: no window at all
+        content = _content_of(key)
+        if offset < self._startup.get(content, 0):
+            return True
+        others = self._sent.get(content)
+        if not others:
+            return False
+        return any(end > offset for other, end in others.items() if other != key)
+
+    def note_sent(self, key: str, end: int) -> None:
+        """Record that lines of ``key`` up to ``end`` are being sent by this run."""
+        ends = self._sent[_content_of(key)]
+        if end > ends.get(key, 0):
+            ends[key] = end
+            self._shared = self._shared or len(ends) > 1
+
+
+def _content_of(key: str) -> str:
+    """The fingerprint part of a registry key (``device:inode:fingerprint``)."""
+    return key.rpartition(":")[2]

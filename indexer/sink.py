@@ -1,25 +1,19 @@
 """The bulk sink: events and their change documents into Elasticsearch, one typed fate each.
 
 Layered like elasticsearch-py's bulk helpers, without their matrix of boolean flags:
+:meth:`BulkSink.ship` expands each event into its documents (the event, then one per change),
+all ``create`` actions with an explicit ``_id`` so a replay is a 409; :meth:`BulkSink.deliver`
+re-sends *only* the documents whose outcome is :class:`Retry`, with exponential backoff and
+full jitter, without limit; :meth:`BulkSink.send` is one bulk request with one outcome per
+document: :class:`Delivered` (201/200), :class:`Duplicate` (409, a success), :class:`Retry`
+(429, 5xx, connection errors, timeouts; also 401/403/404, the cluster's or the operator's
+problem, never the document's) or :class:`Rejected` (any other 4xx: refused for its content,
+it goes to the dead-letter file). An event is settled only when its document and each of its
+change documents has a final outcome.
 
-1. :meth:`BulkSink.ship` expands each event into its documents (the event, then one document
-   per change), all ``create`` actions with an explicit ``_id``, so a replay is a 409;
-2. :meth:`BulkSink.deliver` sends them and keeps re-sending *only* the documents whose outcome
-   is :class:`Retry`, with exponential backoff and full jitter, without limit;
-3. :meth:`BulkSink.send` is one bulk request and returns one outcome per document:
-   :class:`Delivered` (201/200), :class:`Duplicate` (409, a success),
-   :class:`Retry` (429, 5xx, connection errors, timeouts; also 401/403/404, which are the
-   cluster's or the operator's problem, never the document's) or :class:`Rejected`
-   (any other 4xx: the document itself is refused; it goes to the dead-letter file).
-
-An event is acknowledged only when its event document and every change document has a
-final outcome. A rejected change document is dead-lettered with the event's line while the
-event still counts as shipped: the line's fate is settled either way.
-
-Documents that may already be in the index (the replay window after a restart, and anything
-sent in a request whose answer was lost) are looked up first across the whole target by
-:class:`indexer.dedup.Deduplicator`, because ``op_type=create`` only sees the current
-backing index of a data stream.
+Documents that may already be in the index (the replay window after a restart, anything sent
+in a request whose answer was lost) are first looked up across the whole target by
+:class:`indexer.dedup.Deduplicator`: ``op_type=create`` only sees the current backing index.
 """
 
 from __future__ import annotations
@@ -28,7 +22,7 @@ import random as _random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -38,7 +32,7 @@ from elastic_transport import ConnectionTimeout
 from elasticsearch import ApiError, Elasticsearch, SerializationError, TransportError
 
 from agent.log import get_logger
-from indexer.dedup import Deduplicator
+from indexer.dedup import Deduplicator, IncompleteCheck
 from indexer.retry import Backoff, RetryPolicy
 
 log = get_logger("indexer.sink")
@@ -87,25 +81,70 @@ ItemOutcome = Delivered | Duplicate | Retry | Rejected
 FINAL = (Delivered, Duplicate, Rejected)
 
 
+class EncodedEvent:
+    """A document serialized ahead of time; ``event.ingested`` is added at send time.
+
+    Buffered events are kept as bytes, not dicts: a nested ECS document costs several times
+    its JSON size as Python objects, and the buffer's byte bound should mean what it says.
+    (The slices below are also right-sized copies of orjson's over-allocated output.)
+    The ``event`` object is kept apart from the rest so the ship time can be spliced in
+    without parsing the JSON again.
+    """
+
+    __slots__ = ("_event", "_rest")
+
+    def __init__(self, document: Mapping[str, Any]) -> None:
+        inner = document.get("event")
+        inner = {k: v for k, v in inner.items() if k != "ingested"} if inner else {}
+        self._event = orjson.dumps(inner)[1:]  # b'"kind":"event",...}' or b'}'
+        self._rest = orjson.dumps({k: v for k, v in document.items() if k != "event"})[1:]
+
+    def __len__(self) -> int:
+        return len(self._event) + len(self._rest) + 40
+
+    def render(self, ingested: bytes) -> bytes:
+        """The document with ``event.ingested`` set; ``ingested`` is a JSON string literal."""
+        event = b'{"event":{"ingested":' + ingested
+        event += b"," + self._event if self._event != b"}" else b"}"
+        return event + (b"," + self._rest if self._rest != b"}" else b"}")
+
+
 @dataclass(slots=True)
 class Doc:
-    """One document of a bulk request."""
+    """One document of a bulk request, rendered with the ship time when sent."""
 
     target: str
     doc_id: str
-    source: dict[str, Any]
+    body: EncodedEvent
     verify: bool = False  # look it up across the whole target before creating it
 
 
-@dataclass
+@dataclass(slots=True)
 class Shipment(Generic[T]):
     """One event to deliver: its document, its change documents, and the caller's handle."""
 
     tag: T
     event_id: str
-    event: dict[str, Any]
-    changes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    event: EncodedEvent
+    changes: list[tuple[str, EncodedEvent]] = field(default_factory=list)
     verify: bool = False
+
+    @classmethod
+    def of(
+        cls,
+        tag: T,
+        event_id: str,
+        event: Mapping[str, Any],
+        changes: Sequence[tuple[str, Mapping[str, Any]]] = (),
+        *,
+        verify: bool = False,
+    ) -> Shipment[T]:
+        """Encode a normalized event and its change documents."""
+        encoded = [(change_id, EncodedEvent(change)) for change_id, change in changes]
+        return cls(tag, event_id, EncodedEvent(event), encoded, verify)
+
+    def __len__(self) -> int:
+        return len(self.event) + sum(len(body) + len(cid) + 60 for cid, body in self.changes)
 
 
 @dataclass
@@ -169,14 +208,12 @@ class BulkSink:
         """Deliver events with their change documents; one result per event, in order."""
         docs: list[Doc] = []
         spans: list[tuple[int, int]] = []
-        ingested = self._now_iso()
         for shipment in shipments:
             start = len(docs)
-            shipment.event.setdefault("event", {})["ingested"] = ingested
             docs.append(Doc(self.events_target, shipment.event_id, shipment.event, shipment.verify))
             docs.extend(
-                Doc(self.changes_target, change_id, change, shipment.verify)
-                for change_id, change in shipment.changes
+                Doc(self.changes_target, change_id, body, shipment.verify)
+                for change_id, body in shipment.changes
             )
             spans.append((start, len(docs)))
         outcomes = self.deliver(docs)
@@ -207,10 +244,9 @@ class BulkSink:
         backoff = Backoff(self.policy, self._clock, self._random)
         while pending:
             if verify:
-                try:
-                    found = self.dedup.existing([docs[i] for i in sorted(verify)])
-                except (ApiError, TransportError) as exc:
-                    if not self._wait(backoff, _classify_error(exc), "replay_check_failed"):
+                found = self._check([docs[i] for i in sorted(verify)], backoff)
+                if found is None:
+                    if self.interrupt.is_set():
                         return outcomes
                     continue
                 for i in verify:
@@ -224,7 +260,9 @@ class BulkSink:
             for i, outcome in zip(sent, answers, strict=True):
                 outcomes[i] = outcome
                 if isinstance(outcome, Rejected):
-                    _log_rejection(docs[i], outcome)
+                    log.warning("bulk_item_rejected", target=docs[i].target, id=docs[i].doc_id,
+                                status=outcome.status, error_type=outcome.error_type,
+                                reason=outcome.reason)  # fmt: skip
             pending = [i for i in sent if isinstance(outcomes[i], Retry)]
             if not pending:
                 break
@@ -234,6 +272,17 @@ class BulkSink:
             if not self._wait(backoff, problem, "bulk_retry", documents=len(pending)):
                 return outcomes
         return outcomes
+
+    def _check(self, docs: list[Doc], backoff: Backoff) -> set[tuple[str, str]] | None:
+        """The replay check; None (after backing off) when it could not be answered."""
+        try:
+            return self.dedup.existing(docs)
+        except IncompleteCheck as exc:
+            problem = Retry(str(exc))
+        except (ApiError, TransportError) as exc:
+            problem = _classify_error(exc)
+        self._wait(backoff, problem, "replay_check_failed")
+        return None
 
     def _count_retries(self, retries: list[Retry]) -> Retry:
         """Count the retries by reason; one summary stands for the problem in the log."""
@@ -263,7 +312,7 @@ class BulkSink:
         """One bulk request; one outcome per document, in order. Never raises for ES errors."""
         if not docs:
             return []
-        body = _bulk_body(docs)
+        body = _bulk_body(docs, orjson.dumps(self._now_iso()))
         started = time.perf_counter()
         try:
             response = self.es.bulk(operations=body, filter_path=_FILTER)  # type: ignore[arg-type]
@@ -289,23 +338,13 @@ def _is_ambiguous(outcome: ItemOutcome) -> bool:
     return isinstance(outcome, Retry) and outcome.ambiguous
 
 
-def _log_rejection(doc: Doc, outcome: Rejected) -> None:
-    log.warning(
-        "bulk_item_rejected",
-        target=doc.target,
-        id=doc.doc_id,
-        status=outcome.status,
-        error_type=outcome.error_type,
-        reason=outcome.reason,
-    )
-
-
-def _bulk_body(docs: Sequence[Doc]) -> bytes:
+def _bulk_body(docs: Sequence[Doc], ingested: bytes) -> bytes:
+    """NDJSON: a ``create`` action with ``_id`` and the document, per document."""
     parts: list[bytes] = []
     for doc in docs:
         action = {"create": {"_index": doc.target, "_id": doc.doc_id}}
         parts.append(orjson.dumps(action))
-        parts.append(orjson.dumps(doc.source))
+        parts.append(doc.body.render(ingested))
     parts.append(b"")
     return b"\n".join(parts)
 
@@ -316,10 +355,10 @@ def _classify_item(item: dict[str, Any]) -> ItemOutcome:
         return Delivered(status)
     if status == 409:
         return Duplicate()
+    error_type, reason = _error_of(item.get("error"))
     if status >= 500 or status in _RETRY_STATUS or status == 0:
-        error_type, _reason = _error_of(item.get("error"))
         return Retry(f"{status} {error_type}", status)
-    return Rejected(status, *_error_of(item.get("error")))
+    return Rejected(status, error_type, reason)
 
 
 def _classify_error(exc: ApiError | TransportError) -> Retry:
@@ -338,10 +377,7 @@ def _classify_error(exc: ApiError | TransportError) -> Retry:
 
 def _retry_after(exc: ApiError) -> float | None:
     value = exc.meta.headers.get("retry-after") if exc.meta is not None else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+    return float(value) if value is not None and value.strip().isdigit() else None
 
 
 def _error_of(error: Any) -> tuple[str, str]:
@@ -353,9 +389,9 @@ def _error_of(error: Any) -> tuple[str, str]:
     error_type = str(error.get("type", "error"))
     reason = str(error.get("reason", ""))
     cause = error.get("caused_by")
-    depth = 0
-    while isinstance(cause, dict) and depth < 3:
+    for _ in range(3):
+        if not isinstance(cause, dict):
+            break
         reason += f"; caused by {cause.get('type', 'error')}: {cause.get('reason', '')}"
         cause = cause.get("caused_by")
-        depth += 1
     return error_type, reason

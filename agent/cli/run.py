@@ -1,0 +1,225 @@
+"""``appmixer-audit run``: the sidecar (forever) and the backfill (``--once``).
+
+Forever: tail, normalize and ship until SIGTERM or SIGINT; then stop reading, drain within
+``shutdown_grace``, save the checkpoint and exit 0. A second signal stops waiting for the
+drain. Elasticsearch being down is never a reason to exit: the agent retries and waits.
+
+``--once``: ship everything present now, wait for every acknowledgement, print a summary
+on stdout and exit 0, or 3 when any line (or change document) went to the dead-letter file.
+A progress line is drawn on stderr only when stderr is a terminal.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+
+from agent.cli import EXIT_FAILURE, EXIT_OK, EXIT_REJECTED, EXIT_USAGE
+from agent.cli.options import build_settings, es_options
+from agent.config import Settings
+from agent.log import get_logger
+
+log = get_logger("agent.run")
+
+
+@click.command()
+@click.option(
+    "--path",
+    "paths",
+    multiple=True,
+    help="Glob of audit log files to tail (repeatable; '**' spans directories).",
+)
+@click.option("--once", is_flag=True, help="Ship what is there now, wait for every ack, exit.")
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where checkpoints (the registry) live.",
+)
+@click.option(
+    "--dlq-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where dead-letter files go (default: STATE_DIR/dlq).",
+)
+@click.option("--metrics-address", help="HOST:PORT for /metrics, /healthz and /readyz.")
+@click.option("--no-setup", is_flag=True, help="Do not install index templates at start.")
+@es_options
+def run(
+    *,
+    paths: tuple[str, ...],
+    once: bool,
+    state_dir: Path | None,
+    dlq_dir: Path | None,
+    metrics_address: str | None,
+    no_setup: bool,
+    config_file: Path | None,
+    **flags: Any,
+) -> None:
+    """Tail audit logs and ship them to Elasticsearch."""
+    settings = build_settings(
+        config_file,
+        paths=list(paths) or None,
+        state_dir=state_dir,
+        dlq_dir=dlq_dir,
+        metrics_address=metrics_address,
+        **flags,
+    )
+    if not settings.paths:
+        click.echo("appmixer-audit: give at least one --path (or APPMIXER_AUDIT_PATHS)", err=True)
+        sys.exit(EXIT_USAGE)
+    sys.exit(_run(settings, once=once, setup=not no_setup))
+
+
+def _run(settings: Settings, *, once: bool, setup: bool) -> int:
+    from agent.files import RegistryError
+    from agent.metrics import Health, Metrics, MetricsServer
+    from agent.pipeline import Pipeline
+    from indexer.client import build_client
+
+    es = build_client(settings)
+    probe_client = es.options(request_timeout=2.0)
+
+    def probe() -> bool:
+        probe_client.cluster.health()
+        return True
+
+    metrics, health = Metrics(), Health(probe=probe)
+    try:
+        pipeline = Pipeline(
+            settings,
+            es,
+            once=once,
+            setup=_installer(es, settings) if setup else None,
+            metrics=metrics,
+            health=health,
+        )
+    except (RegistryError, ValueError) as exc:
+        click.echo(f"appmixer-audit: {exc}", err=True)
+        return EXIT_FAILURE
+    server = None
+    if settings.metrics_address:
+        server = MetricsServer(settings.metrics_address, metrics, health)
+        server.start()
+    signals = _Signals()
+    progress = _Progress(enabled=sys.stderr.isatty())
+    pipeline.start()
+    try:
+        while pipeline.running and not signals.stop.wait(0.25):
+            progress.draw(pipeline)
+        progress.clear()
+        if signals.stop.is_set():
+            signals.on_second = pipeline.interrupt.set
+            pipeline.stop()
+        else:
+            pipeline.wait()
+            pipeline.close()
+    finally:
+        signals.restore()
+        if server is not None:
+            server.stop()
+        es.close()
+    summary = pipeline.summary()
+    log.info("run_finished", **summary)
+    if pipeline.failure is not None:
+        return EXIT_FAILURE
+    if once:
+        _print_summary(summary, settings, interrupted=signals.stop.is_set())
+        if summary["dead_lettered"] or summary["changes_rejected"]:
+            return EXIT_REJECTED
+    return EXIT_OK
+
+
+def _installer(es: Any, settings: Settings) -> Any:
+    """Setup at start: templates first, so the first write gets the managed mapping."""
+
+    def install() -> object:
+        from indexer.setup import install as install_templates
+
+        report = install_templates(es, settings)
+        for step in report.steps:
+            if step.status == "failed":
+                log.warning("setup_step_failed", kind=step.kind, name=step.name, reason=step.detail)
+        log.debug("setup_done", ok=report.ok)
+        return report
+
+    return install
+
+
+def _print_summary(summary: dict[str, Any], settings: Settings, *, interrupted: bool) -> None:
+    rows = [
+        ("lines read", summary["read"]),
+        ("shipped", summary["shipped"]),
+        ("duplicates", summary["duplicates"]),
+        ("skipped", summary["skipped"]),
+        ("dead-lettered", summary["dead_lettered"]),
+        ("change docs dead-lettered", summary["changes_rejected"]),
+        ("partial lines pending", summary["partial_lines"]),
+    ]
+    if summary["partial_lines"]:
+        rows.append(("partial line bytes (no newline yet)", summary["partial_bytes"]))
+    if interrupted:
+        rows.append(("not finished (interrupted)", summary["in_flight"]))
+    width = max(len(name) for name, _ in rows) + 1
+    for name, value in rows:
+        click.echo(f"{name + ':':<{width}} {value}")
+    if summary["dead_letter_records"]:
+        click.echo(f"dead letters are in {settings.dead_letter_dir}")
+
+
+class _Signals:
+    """SIGTERM/SIGINT request a graceful stop; a second one stops waiting for the drain."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.on_second: Any = None
+        self._previous = {
+            sig: signal.signal(sig, self._handle) for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        if self.stop.is_set() and self.on_second is not None:
+            log.warning("shutdown_hurried", signal=signal.Signals(signum).name)
+            self.on_second()
+            return
+        log.info("shutdown_requested", signal=signal.Signals(signum).name)
+        self.stop.set()
+
+    def restore(self) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+
+
+class _Progress:
+    """One self-overwriting stderr line on a terminal; nothing at all otherwise."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self._last = 0.0
+        self._started = time.monotonic()
+        self._drawn = False
+
+    def draw(self, pipeline: Any) -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self._last < 0.5:
+            return
+        self._last = now
+        counts = pipeline.metrics.snapshot()
+        behind = pipeline.behind
+        rate = counts.shipped / max(now - self._started, 1e-6)
+        text = (
+            f"\r read {counts.read:,}  shipped {counts.shipped:,}  duplicates "
+            f"{counts.duplicates:,}  skipped {counts.skipped:,}  dead-lettered "
+            f"{counts.dead_lettered:,}  behind {behind / 1e6:.1f} MB  {rate:,.0f} ev/s "
+        )
+        click.echo(text, err=True, nl=False)
+        self._drawn = True
+
+    def clear(self) -> None:
+        if self._drawn:
+            click.echo("", err=True)
