@@ -50,6 +50,9 @@ def demo(events: int, seed: int, workdir: Path, namespace: str) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     log_file = workdir / "logs" / "audit.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
+    # The same seed gives the same events: a rerun rewrites the file instead of appending a
+    # second copy, and the agent recognises content it has already shipped.
+    log_file.unlink(missing_ok=True)
 
     steps: list[tuple[str, list[str]]] = [
         ("installing index templates", [*me, "setup", *common]),

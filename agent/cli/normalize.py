@@ -5,7 +5,6 @@ For debugging a pipeline and for tests: what the agent would index, line by line
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from collections.abc import Iterator
@@ -18,17 +17,18 @@ import orjson
 from agent.cli import EXIT_OK, EXIT_REJECTED
 from agent.cli.options import build_settings, config_option
 from agent.config import ConfigError
+from agent.files.identity import fingerprint, read_key
 
-_FINGERPRINT_BYTES = 1024
 
+def file_identity(handle: BinaryIO, fingerprint_bytes: int) -> str:
+    """The content id the agent's tailer gives this file, so derived ids agree with ``run``.
 
-def file_identity(handle: BinaryIO, fingerprint_bytes: int = _FINGERPRINT_BYTES) -> str:
-    """``dev:inode:fingerprint``, the same shape of identity the tailer gives its files."""
-    stat = os.fstat(handle.fileno())
-    position = handle.tell()
-    head = handle.read(fingerprint_bytes)
-    handle.seek(position)
-    return f"{stat.st_dev}:{stat.st_ino}:{hashlib.sha256(head).hexdigest()[:16]}"
+    A file whose first line is not complete yet has no such id; its head is hashed instead.
+    """
+    key = read_key(handle.fileno(), fingerprint_bytes)
+    if key is not None:
+        return key.content_id
+    return fingerprint(os.pread(handle.fileno(), fingerprint_bytes, 0))
 
 
 def lines_with_offsets(handle: BinaryIO) -> Iterator[tuple[int, int, bytes]]:
@@ -105,7 +105,7 @@ def normalize(
             handle = Path(file).open("rb")  # noqa: SIM115 (closed below, after the loop)
         except OSError as exc:
             raise click.FileError(file, hint=exc.strerror) from None
-        path, file_id = str(Path(file).resolve()), file_identity(handle)
+        path, file_id = str(Path(file).resolve()), file_identity(handle, settings.fingerprint_bytes)
     try:
         for number, offset, line in lines_with_offsets(handle):
             outcome = normalizer(line, Source(path, file_id, offset, settings.host_name))

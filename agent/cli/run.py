@@ -119,6 +119,8 @@ def _run(settings: Settings, *, once: bool, setup: bool) -> int:
         else:
             pipeline.wait()
             pipeline.close()
+            if once:
+                _make_visible(es, settings)
     finally:
         signals.restore()
         if server is not None:
@@ -133,6 +135,18 @@ def _run(settings: Settings, *, once: bool, setup: bool) -> int:
         if summary["dead_lettered"] or summary["changes_rejected"]:
             return EXIT_REJECTED
     return EXIT_OK
+
+
+def _make_visible(es: Any, settings: Settings) -> None:
+    """A finished backfill is searchable at once, not after the next refresh interval."""
+    from elasticsearch import ApiError, TransportError
+
+    try:
+        es.indices.refresh(
+            index=[settings.events_target, settings.changes_target], ignore_unavailable=True
+        )
+    except (ApiError, TransportError) as exc:
+        log.warning("refresh_failed", reason=str(exc))
 
 
 def _installer(es: Any, settings: Settings) -> Any:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import orjson
 import pytest
 from elasticsearch import Elasticsearch
 
@@ -12,8 +16,10 @@ from agent.deadletter import read_dead_letters
 from agent.simulate import write_events
 from tests.system.conftest import (
     Agent,
+    agent_env,
     assert_exactly_once,
     count,
+    event_id_counts,
     expected_from,
     parse_summary,
     targets,
@@ -21,13 +27,10 @@ from tests.system.conftest import (
 
 pytestmark = pytest.mark.system
 
-SAMPLE = Path("/work/shared/samples/appmixer-audit.sample.ndjson")
-if not SAMPLE.is_file():  # the repository's own copy, when the shared one is absent
-    SAMPLE = Path(__file__).resolve().parents[1] / "data" / "appmixer-audit.sample.ndjson"
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "appmixer-audit.sample.ndjson"
 
 
 class TestRunOnce:
-    @pytest.mark.skipif(not SAMPLE.is_file(), reason="the sample file is not available")
     def test_sample_file(
         self, es: Elasticsearch, es_url: str, namespace: str, tmp_path: Path
     ) -> None:
@@ -118,3 +121,27 @@ class TestRunOnce:
         summary = parse_summary(fresh.stdout())
         assert (summary["duplicates"], summary["shipped"]) == (500, 0)
         assert count(es, targets(namespace)[0]) == 500
+
+    def test_normalize_command_and_agent_agree_on_ids(
+        self, es: Elasticsearch, es_url: str, namespace: str, tmp_path: Path
+    ) -> None:
+        """Lines without an id get the same derived id from `normalize FILE` as from `run`."""
+        log_file = tmp_path / "audit.log"
+        log_file.write_bytes(
+            b'{"created":"2026-11-25T10:00:00Z","action":"Flow Started","email":"a@x.example"}\n'
+            b'{"created":"2026-11-25T10:00:01Z","action":"Flow Stopped","email":"a@x.example"}\n'
+            b'{"created":"2026-11-25T10:00:01Z","action":"Flow Stopped","email":"a@x.example"}\n'
+        )
+        env = {**os.environ, **agent_env(), "APPMIXER_AUDIT_NAMESPACE": namespace}
+        printed = subprocess.run(
+            [sys.executable, "-m", "agent", "normalize", str(log_file)],
+            env=env, capture_output=True, check=True,
+        )  # fmt: skip
+        from_cli = [orjson.loads(line)["event"]["id"] for line in printed.stdout.splitlines()]
+        assert len(set(from_cli)) == 3, "identical lines at different offsets are two events"
+        agent = Agent(
+            [str(log_file)], es_url=es_url, namespace=namespace,
+            state_dir=tmp_path / "state", once=True,
+        )  # fmt: skip
+        assert agent.wait(120) == 0, agent.tail()
+        assert set(event_id_counts(es, targets(namespace)[0])) == set(from_cli)
