@@ -109,7 +109,7 @@ class TestJsonFiles:
         assert not "logs-appmixer.audit_changes-default".startswith("logs-appmixer.audit-")
 
     def test_roles_grant_only_what_each_needs(self) -> None:
-        """The writer may create and read (replay-window id lookups), never alter; the reader reads."""
+        """The writer creates and reads (replay-window lookups), never alters; the reader reads."""
         writer = mappings.load("roles", "appmixer_audit_writer")
         reader = mappings.load("roles", "appmixer_audit_reader")
         for role in (writer, reader):
