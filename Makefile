@@ -28,8 +28,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+## Benchmarks (figures, never pass/fail): normalizing on one core, then file to the local node.
 bench: $(STAMP)
 	$(BIN)/python bench/normalize.py
+	$(BIN)/python bench/ship.py --es-url $$($(BIN)/appmixer-audit dev-es start 2>/dev/null | tail -1)
 
 clean-node: $(STAMP)
 	$(BIN)/appmixer-audit dev-es stop
