@@ -145,6 +145,13 @@ def _by_key() -> dict[str, tuple[tuple[int, int, str | None], ...]]:
 
 
 _BY_KEY = _by_key()
+# Keys that are one meaning's alias and nothing else (most of them): resolved without the
+# general loop over _BY_KEY's entries.
+_SIMPLE = {
+    key: (meaning, rank)
+    for key, ((meaning, rank, leaf), *others) in _BY_KEY.items()
+    if leaf is None and not others
+}
 
 
 _UNSET = 1 << 30
@@ -158,10 +165,19 @@ def resolve(record: dict[str, Any]) -> tuple[list[Any], list[int]]:
     """
     values: list[Any] = [None] * _COUNT
     ranks = [_UNSET] * _COUNT
-    by_key = _BY_KEY
+    simple, by_key = _SIMPLE, _BY_KEY
     for key, value in record.items():
+        if value is None or value == "":
+            continue
+        only = simple.get(key)
+        if only is not None:
+            meaning, rank = only
+            if rank < ranks[meaning]:
+                values[meaning] = value
+                ranks[meaning] = rank
+            continue
         entries = by_key.get(key)
-        if entries is None or value is None or value == "":
+        if entries is None:
             continue
         for meaning, rank, leaf in entries:
             if rank >= ranks[meaning]:

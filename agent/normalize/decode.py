@@ -25,6 +25,15 @@ class DecodeError(Exception):
 
 def decode_line(line: bytes) -> dict[str, Any] | None:
     """The line's object, ``None`` for a blank line; raises DecodeError with the reason."""
+    if line[:1] == b"{" and line[-1:] == b"}":  # the usual line: no BOM, no CR, not blank
+        try:
+            value = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            value = _recover(line, exc)
+        if type(value) is dict:
+            return value
+        kind = _KINDS.get(type(value), "a number")
+        raise DecodeError(f"line is {kind}, not a JSON object")
     if line.endswith(b"\r"):
         line = line[:-1]
     if line.startswith(_BOM):

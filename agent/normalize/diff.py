@@ -71,6 +71,7 @@ class Diff:
     changes: list[Change] = field(default_factory=list)
     count: int = 0
     truncated: bool = False
+    computed: bool = False  # from the states: every old/new value is a part of one of them
 
 
 def escape(key: str) -> str:
@@ -168,6 +169,7 @@ class Differ:
     def diff(self, before: Any, after: Any) -> Diff:
         """Changes from ``before`` to ``after``; either may be MISSING (a create or delete)."""
         walk = _Walk(self)
+        walk.result.computed = True
         if before is MISSING and after is MISSING:
             return walk.result
         if before is MISSING:
@@ -204,69 +206,103 @@ class _Walk:
         else:
             self.result.truncated = True
 
+    def hidden(self, key: str, secret: bool, pair: bool) -> bool:
+        """Whether changes under ``key`` are flagged secret (asked only where one is found)."""
+        return secret or self.secret_key(key) or (pair and key == "value")
+
     def child(self, path: str, old: Any, new: Any, depth: int, secret: bool) -> None:
         """Compare two values found at ``path``."""
         kind_old = type(old)
         if kind_old is not type(new) and _KIND.get(kind_old) != _KIND.get(type(new), "?"):
             self.emit(Change(path, "replace", old, new, secret))
         elif kind_old is dict or kind_old is list:
-            if _same(old, new):
-                return
-            if depth >= self.max_depth:  # compared whole: one replace at the cap
-                if not deep_equal(old, new):
-                    self.result.truncated = True
-                    self.emit(Change(path, "replace", old, new, secret))
-            elif kind_old is dict:
-                self.walk_object(path, old, new, depth + 1, secret)
-            else:
-                self.walk_array(path, old, new, depth + 1, secret)
+            if not _same(old, new):
+                self.descend(path, old, new, depth, secret)
         elif old != new:
             self.emit(Change(path, "replace", old, new, secret))
+
+    def descend(self, path: str, old: Any, new: Any, depth: int, secret: bool) -> None:
+        """Two containers of one type, known to differ."""
+        if depth >= self.max_depth:  # compared whole: one replace at the cap
+            if not deep_equal(old, new):
+                self.result.truncated = True
+                self.emit(Change(path, "replace", old, new, secret))
+        elif type(old) is dict:
+            self.walk_object(path, old, new, depth + 1, secret)
+        else:
+            self.walk_array(path, old, new, depth + 1, secret)
 
     def walk_object(
         self, path: str, old: dict[str, Any], new: dict[str, Any], depth: int, secret: bool
     ) -> None:
-        secret_key = self.secret_key
         pair = ("value" in old and self.secret_pair(old)) or (
             "value" in new and self.secret_pair(new)
         )
         for key, value in old.items():
-            child = f"{path}/{escape(key)}"
-            hidden = secret or secret_key(key) or (pair and key == "value")
-            if key in new:
-                other = new[key]
-                if other is not value:
-                    self.child(child, value, other, depth, hidden)
-            else:
-                self.emit(Change(child, "remove", value, MISSING, hidden))
-        for key, value in new.items():
-            if key not in old:
-                hidden = secret or secret_key(key) or (pair and key == "value")
-                self.emit(Change(f"{path}/{escape(key)}", "add", MISSING, value, hidden))
+            if key not in new:
+                hidden = self.hidden(key, secret, pair)
+                self.emit(Change(f"{path}/{escape(key)}", "remove", value, MISSING, hidden))
+                continue
+            other = new[key]
+            if other is value:
+                continue
+            # Most of a state is unchanged: for equal values of one type (not true and 1),
+            # no path is built and no key looked up.
+            kind = type(value)
+            if kind is type(other):
+                if kind is dict or kind is list:
+                    if not _same(value, other):
+                        hidden = self.hidden(key, secret, pair)
+                        self.descend(f"{path}/{escape(key)}", value, other, depth, hidden)
+                    continue
+                if value == other:
+                    continue
+            self.child(f"{path}/{escape(key)}", value, other, depth, self.hidden(key, secret, pair))
+        if not new.keys() <= old.keys():
+            for key, value in new.items():
+                if key not in old:
+                    hidden = self.hidden(key, secret, pair)
+                    self.emit(Change(f"{path}/{escape(key)}", "add", MISSING, value, hidden))
 
     def walk_array(
         self, path: str, old: list[Any], new: list[Any], depth: int, secret: bool
     ) -> None:
-        matched = _by_id(old, new) if old and new and type(old[0]) is dict else None
-        if matched is not None:
-            old_ids, new_ids = matched
-            new_set = set(new_ids)
-            position = {ident: index for index, ident in enumerate(old_ids)}
-            for index in range(len(old) - 1, -1, -1):
-                if old_ids[index] not in new_set:
-                    self.emit(Change(f"{path}/{index}", "remove", old[index], MISSING, secret))
-            for index, element in enumerate(new):
-                at = position.get(new_ids[index])
-                if at is None:
-                    self.emit(Change(f"{path}/{index}", "add", MISSING, element, secret))
-                else:
-                    self.child(f"{path}/{index}", old[at], element, depth, secret)
+        if old and new and type(old[0]) is dict and self.walk_ids(path, old, new, depth, secret):
             return
         common = min(len(old), len(new))
         for index in range(common):
-            if old[index] is not new[index]:
-                self.child(f"{path}/{index}", old[index], new[index], depth, secret)
+            value, other = old[index], new[index]
+            if other is value:
+                continue
+            kind = type(value)
+            if kind is type(other):
+                if kind is dict or kind is list:
+                    if not _same(value, other):
+                        self.descend(f"{path}/{index}", value, other, depth, secret)
+                    continue
+                if value == other:
+                    continue
+            self.child(f"{path}/{index}", value, other, depth, secret)
         for index in range(common, len(new)):
             self.emit(Change(f"{path}/{index}", "add", MISSING, new[index], secret))
         for index in range(len(old) - 1, common - 1, -1):
             self.emit(Change(f"{path}/{index}", "remove", old[index], MISSING, secret))
+
+    def walk_ids(self, path: str, old: list[Any], new: list[Any], depth: int, secret: bool) -> bool:
+        """Arrays matched by ``id``; False (nothing done) when they do not qualify."""
+        matched = _by_id(old, new)
+        if matched is None:
+            return False
+        old_ids, new_ids = matched
+        new_set = set(new_ids)
+        position = {ident: index for index, ident in enumerate(old_ids)}
+        for index in range(len(old) - 1, -1, -1):
+            if old_ids[index] not in new_set:
+                self.emit(Change(f"{path}/{index}", "remove", old[index], MISSING, secret))
+        for index, element in enumerate(new):
+            at = position.get(new_ids[index])
+            if at is None:
+                self.emit(Change(f"{path}/{index}", "add", MISSING, element, secret))
+            else:
+                self.child(f"{path}/{index}", old[at], element, depth, secret)
+        return True

@@ -24,7 +24,7 @@ from agent.normalize.catalog import Entry
 from agent.normalize.diff import MISSING, Change, Diff
 from agent.normalize.fields import ip, text
 from agent.normalize.ids import change_id
-from agent.normalize.redact import Redactor
+from agent.normalize.redact import REDACTED, Redactor
 from agent.normalize.result import Normalized, Source
 
 ECS_VERSION = "8.17.0"
@@ -41,27 +41,34 @@ class Assembler:
     def __init__(self, namespace: str, redactor: Redactor) -> None:
         self.namespace = namespace
         self.redactor = redactor
+        self._hidden = redactor.text(REDACTED)  # what a hidden value renders as (capped too)
 
-    def render(self, change: Change) -> dict[str, Any]:
-        """A change as stored: path, op, and old/new as text (strings as-is, else JSON)."""
+    def render(
+        self, change: Change, old_clean: bool = False, new_clean: bool = False
+    ) -> dict[str, Any]:
+        """A change as stored: path, op, and old/new as text (strings as-is, else JSON).
+
+        ``old_clean``/``new_clean`` say that the old/new values are known to come out of
+        cleaning unchanged (see ``build``), so they are not walked again."""
         rendered: dict[str, Any] = {"path": self.redactor.text(change.path), "op": change.op}
         if change.old is not MISSING:
-            rendered["old"] = self._value_text(change.old, change.secret)
+            rendered["old"] = self._value_text(change.old, change.secret, old_clean)
         if change.new is not MISSING:
-            rendered["new"] = self._value_text(change.new, change.secret)
+            rendered["new"] = self._value_text(change.new, change.secret, new_clean)
         return rendered
 
-    def _value_text(self, value: Any, secret: bool) -> str:
-        redactor = self.redactor
-        if secret:
-            value = redactor.hide(value)
-        if type(value) is str:
-            return redactor.text(value)
+    def _value_text(self, value: Any, secret: bool, clean: bool) -> str:
         if value is None:
             return "null"
-        if type(value) is bool:
+        kind = type(value)
+        if kind is bool:
             return "true" if value else "false"
-        return redactor.cap(orjson.dumps(redactor.clean(value)).decode())
+        if secret:
+            return self._hidden
+        redactor = self.redactor
+        if kind is str:
+            return redactor.text(value)
+        return redactor.cap(orjson.dumps(value if clean else redactor.clean(value)).decode())
 
     def free_text(self, value: Any) -> str | None:
         """Text a person wrote (names, reasons, user agents): scrubbed of credentials too."""
@@ -95,15 +102,29 @@ class Assembler:
             "module": "appmixer",
         }
         raw = values[A.M_REASON]
-        reason = None if raw is None else self.free_text(raw)
-        if reason is not None:
+        if raw is not None and (reason := self.free_text(raw)) is not None:
             event["reason"] = reason
         doc: dict[str, Any] = {"@timestamp": timestamp, "event": event, "message": entry.message}
         refs = _Refs(values, self)
         self._people(doc, values, refs)
-        changes = [self.render(change) for change in diff.changes]
+        before, after, data = states
+        clean = self.redactor.clean
+        stored = (
+            before if before is MISSING else clean(before),
+            after if after is MISSING else clean(after),
+            data if data is MISSING else clean(data),
+        )
+        changes = []
+        if diff.changes:
+            # A computed diff's values are parts of the states. A state that comes out of
+            # cleaning as the very same object holds nothing to hide, cut or mark, so neither
+            # does any part of it, even cleaned on its own (same verdicts, less depth, fewer
+            # items): its values are rendered without a second walk.
+            old_clean = diff.computed and before is not MISSING and stored[0] is before
+            new_clean = diff.computed and after is not MISSING and stored[1] is after
+            changes = [self.render(change, old_clean, new_clean) for change in diff.changes]
         doc["appmixer"] = self._appmixer(
-            audit_type=audit_type, entry=entry, diff=diff, changes=changes, states=states, refs=refs
+            self._audit(entry, audit_type, diff, changes, stored), refs
         )
         doc["log"] = {"file": {"path": source.path}, "offset": source.offset}
         doc["host"] = {"name": source.host}
@@ -115,49 +136,16 @@ class Assembler:
             return Normalized(event_id, doc, [])
         return Normalized(event_id, doc, self._change_docs(doc, audit_type, changes, refs))
 
-    def _people(self, doc: dict[str, Any], values: list[Any], refs: _Refs) -> None:
-        """``user.*`` (actor and target), ``source.ip``, ``user_agent``, ``related.*``."""
-        user: dict[str, Any] = {}
-        related: list[str] = []
-        raw = values[A.M_USER_NAME]
-        name = None if raw is None else self.free_text(raw)
-        for key, value in (("id", refs.user_id), ("email", refs.user_email), ("name", name)):
-            if value is not None:
-                user[key] = value
-                if value not in related:
-                    related.append(value)
-        target = self._target(values, refs)
-        if target:
-            user["target"] = target
-            for value in target.values():
-                if value not in related:
-                    related.append(value)
-        if user:
-            doc["user"] = user
-        source_ip = None if values[A.M_IP] is None else ip(values[A.M_IP])
-        if source_ip is not None:
-            doc["source"] = {"ip": source_ip}
-        raw = values[A.M_USER_AGENT]
-        agent = None if raw is None else self.free_text(raw)
-        if agent is not None:
-            doc["user_agent"] = {"original": agent}
-        if related and source_ip is not None:
-            doc["related"] = {"user": related, "ip": [source_ip]}
-        elif related:
-            doc["related"] = {"user": related}
-        elif source_ip is not None:
-            doc["related"] = {"ip": [source_ip]}
-
-    def _appmixer(
+    def _audit(
         self,
-        *,
-        audit_type: str,
         entry: Entry,
+        audit_type: str,
         diff: Diff,
         changes: list[dict[str, Any]],
         states: tuple[Any, Any, Any],
-        refs: _Refs,
     ) -> dict[str, Any]:
+        """``appmixer.audit``: the classification, the rendered diff and the stored (cleaned)
+        states."""
         audit: dict[str, Any] = {"type": audit_type}
         if entry.group is not None:
             audit["group"] = entry.group
@@ -166,9 +154,66 @@ class Assembler:
             audit["changes"] = changes
         audit["changes_count"] = diff.count
         audit["changes_truncated"] = diff.truncated
-        for key, state in zip(("before", "after", "data"), states, strict=True):
-            if state is not MISSING:
-                audit[key] = self.redactor.clean(state)
+        before, after, data = states
+        if before is not MISSING:
+            audit["before"] = before
+        if after is not MISSING:
+            audit["after"] = after
+        if data is not MISSING:
+            audit["data"] = data
+        return audit
+
+    def _people(self, doc: dict[str, Any], values: list[Any], refs: _Refs) -> None:
+        """``user.*`` (actor and target), ``source.ip``, ``user_agent``, ``related.*``."""
+        user, related = self._users(values, refs)
+        if user:
+            doc["user"] = user
+        raw = values[A.M_IP]
+        source_ip = None if raw is None else ip(raw)
+        if source_ip is not None:
+            doc["source"] = {"ip": source_ip}
+        raw = values[A.M_USER_AGENT]
+        if raw is not None and (agent := self.free_text(raw)) is not None:
+            doc["user_agent"] = {"original": agent}
+        if related:
+            if source_ip is not None:
+                doc["related"] = {"user": related, "ip": [source_ip]}
+            else:
+                doc["related"] = {"user": related}
+        elif source_ip is not None:
+            doc["related"] = {"ip": [source_ip]}
+
+    def _users(self, values: list[Any], refs: _Refs) -> tuple[dict[str, Any], list[str]]:
+        """``user`` (the actor, with ``target`` inside) and the distinct values for
+        ``related.user``, in order."""
+        user: dict[str, Any] = {}
+        related: list[str] = []
+        if refs.user_id is not None:
+            user["id"] = refs.user_id
+            related.append(refs.user_id)
+        if refs.user_email is not None:
+            user["email"] = refs.user_email
+            if refs.user_email not in related:
+                related.append(refs.user_email)
+        raw = values[A.M_USER_NAME]
+        if raw is not None and (name := self.free_text(raw)) is not None:
+            user["name"] = name
+            if name not in related:
+                related.append(name)
+        if refs.entity_type is not None or (
+            values[A.M_TARGET_ID] is not None
+            or values[A.M_TARGET_EMAIL] is not None
+            or values[A.M_TARGET_NAME] is not None
+        ):
+            target = self._target(values, refs)
+            if target:
+                user["target"] = target
+                for value in target.values():
+                    if value not in related:
+                        related.append(value)
+        return user, related
+
+    def _appmixer(self, audit: dict[str, Any], refs: _Refs) -> dict[str, Any]:
         appmixer: dict[str, Any] = {"audit": audit}
         if refs.flow_id is not None:
             appmixer["flow"] = {"id": refs.flow_id}
@@ -185,33 +230,33 @@ class Assembler:
         """One document per change, for the diff table (Kibana flattens arrays of objects)."""
         event = doc["event"]
         event_id, action = event["id"], event["action"]
+        timestamp, message, namespace = doc["@timestamp"], doc["message"], self.namespace
+        user = {"id": refs.user_id, "email": refs.user_email}
+        if refs.user_id is None or refs.user_email is None:
+            user = {key: value for key, value in user.items() if value is not None}
+        entity = refs.entity(with_name=False)
+        flow_id = refs.flow_id
         docs = []
         for index, change in enumerate(changes):
             # Fresh objects per document: a sink that stamps one document touches only it.
             change_doc: dict[str, Any] = {
-                "@timestamp": doc["@timestamp"],
+                "@timestamp": timestamp,
                 "event": {"id": event_id, "action": action, "dataset": CHANGES_DATASET},
-                "message": doc["message"],
-            }
-            user = {
-                key: value
-                for key, value in (("id", refs.user_id), ("email", refs.user_email))
-                if value is not None
+                "message": message,
             }
             if user:
-                change_doc["user"] = user
+                change_doc["user"] = user.copy()
             appmixer: dict[str, Any] = {"audit": {"type": audit_type}}
-            if refs.flow_id is not None:
-                appmixer["flow"] = {"id": refs.flow_id}
-            entity = refs.entity(with_name=False)
+            if flow_id is not None:
+                appmixer["flow"] = {"id": flow_id}
             if entity:
-                appmixer["entity"] = entity
+                appmixer["entity"] = entity.copy()
             change_doc["appmixer"] = appmixer
             change_doc["change"] = {"index": index, **change}
             change_doc["data_stream"] = {
                 "type": "logs",
                 "dataset": CHANGES_DATASET,
-                "namespace": self.namespace,
+                "namespace": namespace,
             }
             docs.append((change_id(event_id, index), change_doc))
         return docs
@@ -221,8 +266,6 @@ class Assembler:
         target: dict[str, str] = {}
         raw_id, raw_email = values[A.M_TARGET_ID], values[A.M_TARGET_EMAIL]
         raw_name = values[A.M_TARGET_NAME]
-        if refs.entity_type is None and raw_id is None and raw_email is None and raw_name is None:
-            return target
         target_id = None if raw_id is None else text(raw_id, FIELD_CHARS)
         target_email = None if raw_email is None else text(raw_email, FIELD_CHARS)
         target_name = None if raw_name is None else self.free_text(raw_name)

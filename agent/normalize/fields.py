@@ -55,7 +55,6 @@ def audit_type(value: Any) -> str | None:
     return None
 
 
-@lru_cache(maxsize=4096)
 def _parse_ip(candidate: str) -> str | None:
     try:
         address = ipaddress.ip_address(candidate)
@@ -76,6 +75,12 @@ def ip(value: Any) -> str | None:
     """
     if type(value) is not str or not value or len(value) > 100:
         return None
+    return _address(value)
+
+
+@lru_cache(maxsize=4096)
+def _address(value: str) -> str | None:
+    """``ip`` for a string: services repeat their clients' addresses, so it is remembered."""
     candidate = value.split(",", 1)[0].strip()
     if candidate.startswith("["):
         candidate = candidate[1:].split("]", 1)[0]

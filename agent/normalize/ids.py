@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 MAX_ID_BYTES = 200
 DERIVED_PREFIX = "auto-"
@@ -28,12 +29,20 @@ def from_input(value: str) -> str:
     return HASHED_PREFIX + hashlib.sha256(encoded).hexdigest()[:40]
 
 
-def derived(host: str, file_id: str, offset: int, line: bytes) -> str:
-    digest = hashlib.sha256()
-    for part in (host, file_id, str(offset)):
+@lru_cache(maxsize=256)
+def _origin(host: str, file_id: str) -> bytes:
+    """The hashed prefix for one file on one host: each part length-prefixed, so that no two
+    tuples share bytes."""
+    prefix = b""
+    for part in (host, file_id):
         encoded = part.encode("utf-8", "surrogatepass")
-        digest.update(b"%d:" % len(encoded))  # length-prefixed: no two tuples share bytes
-        digest.update(encoded)
+        prefix += b"%d:%b" % (len(encoded), encoded)
+    return prefix
+
+
+def derived(host: str, file_id: str, offset: int, line: bytes) -> str:
+    position = str(offset).encode("utf-8", "surrogatepass")
+    digest = hashlib.sha256(b"%b%d:%b" % (_origin(host, file_id), len(position), position))
     digest.update(line)
     return DERIVED_PREFIX + digest.hexdigest()[:32]
 

@@ -71,6 +71,24 @@ BUILTIN_TRIGGERS: tuple[str, ...] = (
 )  # fmt: skip
 
 
+def literals(words: Iterable[str]) -> str:
+    """One expression matching wherever any of ``words`` occurs, as a trie (``a(?:kia|sia)``
+    rather than ``akia|asia``): the regex engine then tries one branch per first letter
+    instead of every word at every position."""
+    heads: dict[str, list[str]] = {}
+    for word in sorted(set(words)):
+        heads.setdefault(word[:1], []).append(word[1:])
+    branches = []
+    for head, tails in heads.items():
+        if "" in tails:  # the head alone is a word: longer ones add nothing to "occurs"
+            branches.append(re.escape(head))
+        elif len(tails) == 1:
+            branches.append(re.escape(head + tails[0]))
+        else:
+            branches.append(f"{re.escape(head)}(?:{literals(tails)})")
+    return "|".join(branches)
+
+
 def compile_all(patterns: Iterable[str], what: str, flags: int = 0) -> list[re.Pattern[str]]:
     compiled = []
     for pattern in patterns:

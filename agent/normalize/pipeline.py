@@ -15,7 +15,7 @@ from agent.normalize import aliases as A
 from agent.normalize import fields
 from agent.normalize.catalog import Entry, classify, ecs_type_for
 from agent.normalize.decode import DecodeError, decode_line
-from agent.normalize.diff import MISSING, Differ
+from agent.normalize.diff import MISSING, Diff, Differ
 from agent.normalize.document import Assembler
 from agent.normalize.ids import derived, from_input
 from agent.normalize.options import NormalizeOptions
@@ -66,28 +66,30 @@ class Normalizer:
 
     def __call__(self, line: bytes, source: Source | None = None) -> Outcome:
         try:
-            return self._normalize(line, source if source is not None else self._stdin)
+            try:
+                decoded = decode_line(line)
+            except DecodeError as exc:
+                return Rejected(str(exc))
+            if decoded is None:
+                return Skipped("empty line")
+            record, prefix, envelope_time = A.unwrap(decoded, self._envelope_key)
+            values, ranks = A.resolve(record)
+            entry = _classify(record, prefix, values, ranks)
+            if not isinstance(entry, Entry):
+                return entry
+            timestamp = _timestamp(prefix, values, ranks, envelope_time)
+            if isinstance(timestamp, Rejected):
+                return timestamp
+            return self._normalized(
+                line,
+                self._stdin if source is None else source,
+                record=record,
+                values=values,
+                entry=entry,
+                timestamp=timestamp,
+            )
         except Exception as exc:  # the contract: any bytes give an outcome, never a raise
             return Rejected(f"cannot normalize this line: {type(exc).__name__}: {exc}")
-
-    def _normalize(self, line: bytes, source: Source) -> Outcome:
-        try:
-            decoded = decode_line(line)
-        except DecodeError as exc:
-            return Rejected(str(exc))
-        if decoded is None:
-            return Skipped("empty line")
-        record, prefix, envelope_time = A.unwrap(decoded, self._envelope_key)
-        values, ranks = A.resolve(record)
-        entry = _classify(record, prefix, values, ranks)
-        if not isinstance(entry, Entry):
-            return entry
-        timestamp = _timestamp(prefix, values, ranks, envelope_time)
-        if isinstance(timestamp, Rejected):
-            return timestamp
-        return self._normalized(
-            line, source, record=record, values=values, entry=entry, timestamp=timestamp
-        )
 
     def _normalized(
         self,
@@ -106,28 +108,29 @@ class Normalizer:
             if event_id is not None
             else derived(source.host, source.file_id, source.offset, line)
         )
-        audit_type = fields.audit_type(values[A.M_TYPE])
+        raw_type = values[A.M_TYPE]
+        audit_type = None if raw_type is None else fields.audit_type(raw_type)
         if audit_type is not None and audit_type != entry.audit_type and not entry.catalog:
             entry = replace(entry, audit_type=audit_type, ecs_type=ecs_type_for(audit_type))
-        outcome = entry.outcome or fields.outcome(values[A.M_OUTCOME]) or "success"
+        outcome = entry.outcome
+        if outcome is None:
+            raw_outcome = values[A.M_OUTCOME]
+            outcome = (None if raw_outcome is None else fields.outcome(raw_outcome)) or "success"
 
-        before = record.get("before")
-        after = record.get("after")
+        before = record.get("before", MISSING)
+        after = record.get("after", MISSING)
+        before = MISSING if before is None else before
+        after = MISSING if after is None else after
         precomputed = values[A.M_DIFF]
-        if (before is None or after is None) and precomputed is not None:
+        if (before is MISSING or after is MISSING) and precomputed is not None:
             diff = from_precomputed(
                 precomputed, self.options.diff_max_changes, self._redactor.secret_key
             )
+        elif before is MISSING and after is MISSING:
+            diff = Diff()
         else:
-            diff = self._differ.diff(
-                MISSING if before is None else before, MISSING if after is None else after
-            )
+            diff = self._differ.diff(before, after)
         data = values[A.M_DATA]
-        states = (
-            MISSING if before is None else before,
-            MISSING if after is None else after,
-            MISSING if data is None else data,
-        )
         return self._assembler.build(
             event_id=event_id,
             timestamp=timestamp,
@@ -137,7 +140,7 @@ class Normalizer:
             values=values,
             source=source,
             diff=diff,
-            states=states,
+            states=(before, after, MISSING if data is None else data),
         )
 
 

@@ -27,12 +27,9 @@ class TimeError(ValueError):
 
 
 def format_utc(moment: datetime) -> str:
-    moment = moment.astimezone(UTC)
-    return (
-        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T"
-        f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}."
-        f"{moment.microsecond // 1000:03d}Z"
-    )
+    # isoformat pads the year to four digits and cuts (never rounds) to milliseconds; the UTC
+    # offset it ends with, "+00:00", becomes "Z".
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def from_epoch_ms(ms: float) -> str:
@@ -40,10 +37,7 @@ def from_epoch_ms(ms: float) -> str:
         raise TimeError(f"{_show(ms)} is out of range for epoch milliseconds (years 1-9999)")
     seconds, millis = divmod(math.floor(ms), 1000)
     moment = _EPOCH + timedelta(seconds=seconds)
-    return (
-        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T"
-        f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}.{millis:03d}Z"
-    )
+    return f"{moment.isoformat()[:19]}.{millis:03d}Z"  # YYYY-MM-DDTHH:MM:SS, then .mmmZ
 
 
 def parse_time(value: Any) -> str:

@@ -290,3 +290,39 @@ class TestDiffProperties:
         assert capped.count == full.count
         assert capped.changes == full.changes[:1]
         assert capped.truncated == (full.count > 1)
+
+
+class TestEqualSubtrees:
+    def test_same_values_in_another_key_order(self) -> None:
+        """Objects equal but for key order hold no change."""
+        before = {"a": {"x": 1, "y": [1, {"p": None, "q": "s"}]}, "b": 2}
+        after = {"b": 2, "a": {"y": [1, {"q": "s", "p": None}], "x": 1}}
+        assert _differ().diff(before, after).changes == []
+
+    @pytest.mark.parametrize(("old", "new"), [(True, 1), (False, 0), (None, False)])
+    def test_equal_but_other_type_deep_inside(self, old: Any, new: Any) -> None:
+        """Python calls true and 1 equal, JSON does not: the change is found at its path."""
+        before = {"a": {"b": [{"c": old}]}, "d": "x"}
+        after = {"a": {"b": [{"c": new}]}, "d": "x"}
+        assert _rows(_differ().diff(before, after).changes) == [("/a/b/0/c", "replace", old, new)]
+
+    def test_numbers_are_one_json_type(self) -> None:
+        """1 and 1.0 are the same JSON number, however deep: no change."""
+        assert (
+            _differ().diff({"a": [{"c": 1}], "b": 0}, {"a": [{"c": 1.0}], "b": 0.0}).changes == []
+        )
+
+    def test_secret_flag_only_on_the_changed_key(self) -> None:
+        """Keys of unchanged values are not looked at; changed ones are flagged as before."""
+        asked: list[str] = []
+
+        def secret(key: str) -> bool:
+            asked.append(key)
+            return key == "token"
+
+        differ = Differ(32, 500, secret)
+        diff = differ.diff(
+            {"name": "a", "token": "t1", "n": {"m": 1}}, {"name": "a", "token": "t2", "n": {"m": 1}}
+        )
+        assert [(change.path, change.secret) for change in diff.changes] == [("/token", True)]
+        assert "token" in asked

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -349,3 +350,94 @@ class TestOptions:
         normalizer = Normalizer()
         assert normalizer(b"   ") == Skipped("empty line")
         assert normalizer(b"[1]") == Rejected("line is an array, not a JSON object")
+
+
+NODE = {"type": "appmixer.utils.http.Request", "config": {"url": "https://api.example.com"}}
+SECRET_NODE = {
+    "type": "appmixer.utils.http.Request",
+    "config": {"headers": {"token": "T0k3nValue"}},
+}
+FLOW = {"id": "f1", "created": "2026-11-25T09:20:41.007Z", "action": "Flow Updated"}
+
+
+def _changes(record: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(run(record).event["appmixer"]["audit"]["changes"])
+
+
+class TestRenderedValues:
+    def test_added_and_removed_objects(self) -> None:
+        """Objects added or removed are rendered as their compact JSON."""
+        record = {**FLOW, "before": {"a": NODE}, "after": {"b": NODE}}
+        text = orjson.dumps(NODE).decode()
+        assert _changes(record) == [
+            {"path": "/a", "op": "remove", "old": text},
+            {"path": "/b", "op": "add", "new": text},
+        ]
+
+    @pytest.mark.parametrize("side", ["before", "after"])
+    def test_objects_holding_secrets(self, side: str) -> None:
+        """An added or removed object holding a secret is rendered redacted, whichever
+        state it comes from, and whether or not the other state holds secrets too."""
+        other = "after" if side == "before" else "before"
+        for other_state in ({"c": NODE}, {"c": SECRET_NODE}):
+            record = {**FLOW, side: {"n": SECRET_NODE}, other: other_state}
+            output = orjson.dumps([run(record).event, run(record).changes]).decode()
+            assert "T0k3nValue" not in output
+            rendered = [c for c in _changes(record) if c["path"] == "/n"]
+            assert len(rendered) == 1
+            assert '{"headers":{"token":"[REDACTED]"}}' in (
+                rendered[0].get("old") or rendered[0]["new"]
+            )
+
+    def test_precomputed_values_are_always_cleaned(self) -> None:
+        """A service's own diff is cleaned too, even beside a state with nothing to hide."""
+        record = {
+            **FLOW,
+            "before": {"name": "plain"},
+            "diff": [{"path": "/n", "old": SECRET_NODE, "new": {"note": "Bearer abcdefghijkl"}}],
+        }
+        changes = _changes(record)
+        assert (
+            changes[0]["old"]
+            == orjson.dumps(
+                {"type": SECRET_NODE["type"], "config": {"headers": {"token": "[REDACTED]"}}}
+            ).decode()
+        )
+        assert changes[0]["new"] == '{"note":"Bearer [REDACTED]"}'
+
+    def test_values_cut_to_the_cap(self) -> None:
+        """A long object from a clean state is still cut to the value cap."""
+        big = {"items": ["x" * 50] * 10}
+        record = {**FLOW, "before": {}, "after": {"big": big}}
+        changes = run(record, diff_max_value_chars=100).event["appmixer"]["audit"]["changes"]
+        text = orjson.dumps(big).decode()
+        assert changes[0]["new"] == f"{text[:100]}…[truncated {len(text) - 100} chars]"
+
+
+class TestResultTypes:
+    def test_frozen_dataclasses(self) -> None:
+        """Sources and outcomes are immutable values, compared and hashed by content."""
+        source = Source("a.log", "1:2:3", 7, "pod-a")
+        assert source == Source(path="a.log", file_id="1:2:3", offset=7, host="pod-a")
+        assert hash(source) == hash(Source("a.log", "1:2:3", 7, "pod-a"))
+        assert dataclasses.replace(source, offset=8).offset == 8
+        assert dataclasses.asdict(source)["host"] == "pod-a"
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            source.offset = 9  # type: ignore[misc]
+        outcome = run(UPDATE)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            outcome.event_id = "x"  # type: ignore[misc]
+        assert outcome == Normalized(outcome.event_id, outcome.event, outcome.changes)
+
+    def test_derived_id_recipe(self) -> None:
+        """A derived id is SHA-256 over each of host, file id and offset, length-prefixed,
+        then the raw line: recomputable outside the agent."""
+        record = {key: value for key, value in UPDATE.items() if key != "id"}
+        line = orjson.dumps(record)
+        digest = hashlib.sha256()
+        for part in (SOURCE.host, SOURCE.file_id, str(SOURCE.offset)):
+            digest.update(b"%d:%b" % (len(part.encode()), part.encode()))
+        digest.update(line)
+        outcome = Normalizer(NormalizeOptions(host_name="pod-a"))(line, SOURCE)
+        assert isinstance(outcome, Normalized)
+        assert outcome.event_id == "auto-" + digest.hexdigest()[:32]

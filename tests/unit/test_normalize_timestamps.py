@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.normalize.timestamps import MAX_MS, MIN_MS, TimeError, parse_time
 
@@ -75,3 +78,34 @@ class TestParseTime:
         with pytest.raises(TimeError, match=None) as caught:
             parse_time(value)
         assert reason in str(caught.value)
+
+
+def _reference_epoch(ms: int) -> str:
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+    return (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:"
+        f"{moment.minute:02d}:{moment.second:02d}.{moment.microsecond // 1000:03d}Z"
+    )
+
+
+class TestFormatting:
+    @settings(max_examples=500, deadline=None)
+    @given(st.integers(MIN_MS, MAX_MS))
+    def test_epoch_milliseconds_everywhere_in_range(self, ms: int) -> None:
+        """Every millisecond of years 1-9999 is spelled out in full, year padded to four."""
+        assert parse_time(ms) == _reference_epoch(ms)
+
+    @settings(max_examples=500, deadline=None)
+    @given(
+        st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
+        st.integers(-23 * 60 - 59, 23 * 60 + 59),
+    )
+    def test_offsets_everywhere_in_range(self, moment: datetime, minutes: int) -> None:
+        """Any offset is converted to UTC; the fraction is cut (never rounded) to ms."""
+        local = moment.replace(tzinfo=timezone(timedelta(minutes=minutes)))
+        utc = local.astimezone(UTC)
+        expected = (
+            f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:"
+            f"{utc.second:02d}.{utc.microsecond // 1000:03d}Z"
+        )
+        assert parse_time(local.isoformat()) == expected

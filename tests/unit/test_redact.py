@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -10,6 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.normalize import Normalized, NormalizeOptions, Normalizer
+from agent.normalize.patterns import (
+    BUILTIN_KEYS,
+    BUILTIN_TRIGGERS,
+    BUILTIN_VALUES,
+    literals,
+    replace_match,
+)
 from agent.normalize.redact import REDACTED, Redactor
 
 TOKEN = "Q1w2E3r4T5y6U7i8O9p0"  # long and random-looking: it cannot appear by accident
@@ -260,3 +268,81 @@ class TestPairs:
             {"path": "/value", "op": "replace", "old": REDACTED, "new": REDACTED}
         ]
         assert b"-value-" not in orjson.dumps([outcome.event, outcome.changes])
+
+
+# --- the fast paths give the verdicts of the plain rules ------------------------------------
+
+# ASCII letters of the built-in patterns in both cases, separators, and the characters that
+# IGNORECASE matches beyond ASCII: long s and Kelvin sign (for s and k), dotted and dotless i.
+key_text = st.text(
+    alphabet="passwordtokenkeyauthsecretcookiesessioncredentialbearerjwtapi_-PASSWORDTOKEN"
+    "KEYAUTHSESSION.x1 \u017f\u212a\u0130\u0131",
+    max_size=24,
+)
+
+
+def _reference_scrub(text: str) -> str:
+    """The value rules as documented: all built-in patterns, in order, once any trigger text
+    occurs in the lowercased string."""
+    lowered = text.lower()
+    if not any(trigger in lowered for trigger in BUILTIN_TRIGGERS):
+        return text
+    for pattern in BUILTIN_VALUES:
+        text = re.compile(pattern, re.DOTALL).sub(replace_match, text)
+    return text
+
+
+class TestFastPaths:
+    @settings(max_examples=500, deadline=None)
+    @given(key_text)
+    def test_key_verdicts(self, key: str) -> None:
+        """A key is secret exactly when a built-in pattern matches it, ignoring case."""
+        expected = any(re.search(pattern, key, re.IGNORECASE) for pattern in BUILTIN_KEYS)
+        assert Redactor().secret_key(key) == expected
+
+    @pytest.mark.parametrize("key", ["pa\u017fsword", "api\u212aey", "TO\u212aEN", "Api-Key"])
+    def test_non_ascii_case_folding(self, key: str) -> None:
+        """Keys outside ASCII still match the way an IGNORECASE search does."""
+        assert Redactor().secret_key(key)
+
+    def test_extra_patterns_on_ascii_keys(self) -> None:
+        """Configured key patterns apply besides the built-in ones, whatever the key."""
+        redactor = Redactor(extra_keys=["(?i)^IBAN$", "ssn"])
+        assert redactor.secret_key("IBAN")
+        assert redactor.secret_key("my_SSN")
+        assert redactor.secret_key("password")
+        assert not redactor.secret_key("ibanx")
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.text(alphabet="ab$-._:/", min_size=1, max_size=4), max_size=6),
+           st.text(alphabet="ab$-._:/", max_size=12))  # fmt: skip
+    def test_literals(self, words: list[str], text: str) -> None:
+        """The literal trie finds a match exactly when one of its words occurs."""
+        if not words:
+            return
+        assert bool(re.search(literals(words), text)) == any(word in text for word in words)
+
+    @settings(max_examples=500, deadline=None)
+    @given(st.text(alphabet="BearerBasicAKIAghp_xoxb-sk_live_pass=wordtoken: $2b$10 "
+                   "eyJ.abcdefghijklmnop0123456789\u017f\u0130", max_size=60))  # fmt: skip
+    def test_scrub_matches_the_rules(self, text: str) -> None:
+        """scrub gives what the rules as written give, for any text."""
+        assert Redactor().scrub(text) == _reference_scrub(text)
+
+    def test_copy_on_change(self) -> None:
+        """A changed value copies only the containers above it; order and input are kept."""
+        shared = {"x": [1, 2]}
+        headers = {"Authorization": "Basic dXNlcjE="}
+        state: dict[str, Any] = {"a": 1, "b": {"c": shared, "headers": headers}, "z": 2}
+        cleaned = Redactor().clean(state)
+        assert list(cleaned) == ["a", "b", "z"]
+        assert list(cleaned["b"]) == ["c", "headers"]
+        assert cleaned["b"]["c"] is shared
+        assert cleaned["b"]["headers"] == {"Authorization": REDACTED}
+        assert headers == {"Authorization": "Basic dXNlcjE="}
+
+    def test_empty_containers_at_the_depth_cap(self) -> None:
+        """An empty object or array past the depth cap is marked like any other."""
+        cleaned = Redactor(max_depth=2).clean({"a": {"b": {}, "c": []}, "d": {}})
+        marker = "[truncated: nested deeper than 2 levels]"
+        assert cleaned == {"a": {"b": marker, "c": marker}, "d": {}}
