@@ -32,10 +32,12 @@ def file_identity(handle: BinaryIO, fingerprint_bytes: int) -> str:
 
 
 def lines_with_offsets(handle: BinaryIO) -> Iterator[tuple[int, int, bytes]]:
-    """(1-based line number, byte offset of its first byte, the line without "\\n")."""
+    """(1-based line number, byte offset of its first byte, the line without its ending)."""
     offset = 0
     for number, raw in enumerate(handle, 1):
-        yield number, offset, raw[:-1] if raw.endswith(b"\n") else raw
+        # The same bytes the tailer hands the agent: no "\n", no "\r" before it.
+        line = raw[:-1] if raw.endswith(b"\n") else raw
+        yield number, offset, line[:-1] if line.endswith(b"\r") else line
         offset += len(raw)
 
 

@@ -125,12 +125,13 @@ class TestRunOnce:
     def test_normalize_command_and_agent_agree_on_ids(
         self, es: Elasticsearch, es_url: str, namespace: str, tmp_path: Path
     ) -> None:
-        """Lines without an id get the same derived id from `normalize FILE` as from `run`."""
+        """Id-less lines (CRLF too) get the same derived id from `normalize FILE` and `run`."""
         log_file = tmp_path / "audit.log"
         log_file.write_bytes(
             b'{"created":"2026-11-25T10:00:00Z","action":"Flow Started","email":"a@x.example"}\n'
             b'{"created":"2026-11-25T10:00:01Z","action":"Flow Stopped","email":"a@x.example"}\n'
             b'{"created":"2026-11-25T10:00:01Z","action":"Flow Stopped","email":"a@x.example"}\n'
+            b'{"created":"2026-11-25T10:00:02Z","action":"Flow Deleted","email":"a@x.example"}\r\n'
         )
         env = {**os.environ, **agent_env(), "APPMIXER_AUDIT_NAMESPACE": namespace}
         printed = subprocess.run(
@@ -138,7 +139,7 @@ class TestRunOnce:
             env=env, capture_output=True, check=True,
         )  # fmt: skip
         from_cli = [orjson.loads(line)["event"]["id"] for line in printed.stdout.splitlines()]
-        assert len(set(from_cli)) == 3, "identical lines at different offsets are two events"
+        assert len(set(from_cli)) == 4, "identical lines at different offsets are two events"
         agent = Agent(
             [str(log_file)], es_url=es_url, namespace=namespace,
             state_dir=tmp_path / "state", once=True,
