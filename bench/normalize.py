@@ -2,10 +2,11 @@
 
     python bench/normalize.py [--events 100000] [--seed 1]
 
-Prints events per second (wall and CPU; with --rounds, the best round and the median CPU
-figure too), CPU time and peak memory (RSS). Lines are generated and encoded before the
-clock starts, so only normalizing is measured. A measurement, never an assertion: the
-target (DESIGN.md) is 50,000 events/s.
+Prints which build of the normalizer ran (compiled with mypyc, or pure Python: see
+docs/performance.md), events per second (wall and CPU; with --rounds, the best round and
+the median CPU figure too), CPU time and peak memory (RSS). Lines are generated and
+encoded before the clock starts, so only normalizing is measured. A measurement, never an
+assertion: the target (DESIGN.md) is 50,000 events/s.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 import time
 from collections import Counter
 
-from agent.normalize import Normalized, NormalizeOptions, Normalizer, Source
+from agent.normalize import Normalized, NormalizeOptions, Normalizer, Source, compiled
 from agent.simulate import write_events
 
 
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         walls.append(time.perf_counter() - wall)
         cpus.append(time.process_time() - cpu)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"build:         {'compiled (mypyc)' if compiled() else 'pure Python'}")
     print(f"events:        {len(lines)} ({size / 1e6:.1f} MB of NDJSON)")
     print(f"outcomes:      {dict(outcomes)}; {change_docs} change documents")
     best_wall, best_cpu = min(walls), min(cpus)

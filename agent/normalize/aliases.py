@@ -9,7 +9,7 @@ reference itself (an email when it holds an ``@``, otherwise an id).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 # A path is a tuple of keys; nested objects are walked, a string at the object's place is
 # accepted as the reference for the listed "id"/"email" leaf (see _nested).
@@ -55,7 +55,7 @@ AUDIT_HINTS = frozenset(
     {"auditId", "eventId", "created", "createdAt", "before", "after", "diff", "changes"}
     | {"entity", "entityType", "entityId"}
 )
-REFERENCE_HOLDERS = frozenset({"user", "actor", "flow", "tenant", "target", "targetUser"})
+REFERENCE_HOLDERS: Final = frozenset({"user", "actor", "flow", "tenant", "target", "targetUser"})
 
 
 def dotted(path: Path) -> str:
@@ -127,12 +127,29 @@ MEANINGS: tuple[tuple[str, tuple[Path, ...]], ...] = (
     ("data", DATA),
     ("reason", REASON),
 )
-(
-    M_ID, M_TIME, M_ACTION, M_TYPE, M_USER_ID, M_USER_EMAIL, M_USER_NAME, M_TARGET_ID,
-    M_TARGET_EMAIL, M_TARGET_NAME, M_FLOW_ID, M_ENTITY_TYPE, M_ENTITY_ID, M_ENTITY_NAME,
-    M_TENANT_ID, M_IP, M_USER_AGENT, M_DIFF, M_OUTCOME, M_DATA, M_REASON,
-) = range(len(MEANINGS))  # fmt: skip
-_COUNT = len(MEANINGS)
+# Indices into that list. Final constants: a compiled build inlines them.
+M_ID: Final = 0
+M_TIME: Final = 1
+M_ACTION: Final = 2
+M_TYPE: Final = 3
+M_USER_ID: Final = 4
+M_USER_EMAIL: Final = 5
+M_USER_NAME: Final = 6
+M_TARGET_ID: Final = 7
+M_TARGET_EMAIL: Final = 8
+M_TARGET_NAME: Final = 9
+M_FLOW_ID: Final = 10
+M_ENTITY_TYPE: Final = 11
+M_ENTITY_ID: Final = 12
+M_ENTITY_NAME: Final = 13
+M_TENANT_ID: Final = 14
+M_IP: Final = 15
+M_USER_AGENT: Final = 16
+M_DIFF: Final = 17
+M_OUTCOME: Final = 18
+M_DATA: Final = 19
+M_REASON: Final = 20
+_COUNT: Final = len(MEANINGS)
 
 
 def _by_key() -> dict[str, tuple[tuple[int, int, str | None], ...]]:
@@ -144,17 +161,17 @@ def _by_key() -> dict[str, tuple[tuple[int, int, str | None], ...]]:
     return {key: tuple(entries) for key, entries in table.items()}
 
 
-_BY_KEY = _by_key()
+_BY_KEY: Final = _by_key()
 # Keys that are one meaning's alias and nothing else (most of them): resolved without the
 # general loop over _BY_KEY's entries.
-_SIMPLE = {
+_SIMPLE: Final = {
     key: (meaning, rank)
     for key, ((meaning, rank, leaf), *others) in _BY_KEY.items()
     if leaf is None and not others
 }
 
 
-_UNSET = 1 << 30
+_UNSET: Final = 1 << 30
 
 
 def resolve(record: dict[str, Any]) -> tuple[list[Any], list[int]]:

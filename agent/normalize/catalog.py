@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Final
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +120,13 @@ def _index() -> dict[str, Entry]:
     return index
 
 
-_INDEX = _index()
-_ECS_TYPE = {"create": "creation", "update": "change", "delete": "deletion", "access": "access"}
+_INDEX: Final = _index()
+_ECS_TYPE: Final = {
+    "create": "creation",
+    "update": "change",
+    "delete": "deletion",
+    "access": "access",
+}
 _VERBS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "access",
@@ -170,8 +176,8 @@ def lookup(name: str) -> Entry | None:
     return _INDEX.get(key(name))
 
 
-_SEEN: dict[str, Entry] = {}  # spelling as written -> entry: services repeat their spellings
-_SEEN_LIMIT = 4096
+_SEEN: Final[dict[str, Entry]] = {}  # spelling as written -> entry: services repeat their spellings
+_SEEN_LIMIT: Final = 4096
 
 
 def classify(name: str) -> Entry:

@@ -40,9 +40,9 @@ class _Missing:
 
 
 MISSING: Final[Any] = _Missing()
-MAX_DEPTH = 256
-_NUMBER = "n"
-_KIND: dict[type, str] = {
+MAX_DEPTH: Final = 256
+_NUMBER: Final = "n"
+_KIND: Final[dict[type, str]] = {
     dict: "o",
     list: "a",
     str: "s",

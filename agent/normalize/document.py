@@ -14,7 +14,7 @@ agent, and every attribute and call shows in the events-per-second figure.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -27,12 +27,12 @@ from agent.normalize.ids import change_id
 from agent.normalize.redact import REDACTED, Redactor
 from agent.normalize.result import Normalized, Source
 
-ECS_VERSION = "8.17.0"
-DATASET = "appmixer.audit"
-CHANGES_DATASET = "appmixer.audit_changes"
-AGENT_TYPE = "appmixer-audit"
-FIELD_CHARS = 1024  # keyword fields: Elasticsearch ignores longer ones anyway (ignore_above)
-_SORTED = orjson.OPT_SORT_KEYS
+ECS_VERSION: Final = "8.17.0"
+DATASET: Final = "appmixer.audit"
+CHANGES_DATASET: Final = "appmixer.audit_changes"
+AGENT_TYPE: Final = "appmixer-audit"
+FIELD_CHARS: Final = 1024  # keyword fields: Elasticsearch ignores longer ones anyway (ignore_above)
+_SORTED: Final = orjson.OPT_SORT_KEYS
 
 
 class Assembler:

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import hashlib
 from functools import lru_cache
+from typing import Final
 
-MAX_ID_BYTES = 200
-DERIVED_PREFIX = "auto-"
-HASHED_PREFIX = "idh-"
+MAX_ID_BYTES: Final = 200
+DERIVED_PREFIX: Final = "auto-"
+HASHED_PREFIX: Final = "idh-"
 
 
 def from_input(value: str) -> str:

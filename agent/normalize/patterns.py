@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Final
 
-REDACTED = "[REDACTED]"
+REDACTED: Final = "[REDACTED]"
 _NAMED_GROUP = re.compile(r"\(\?P<\w+>")
 
 BUILTIN_KEYS: tuple[str, ...] = (

@@ -9,7 +9,7 @@ that can be compiled or checked once (patterns, caps) is, in ``__init__``.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, Final
 
 from agent.normalize import aliases as A
 from agent.normalize import fields
@@ -27,7 +27,7 @@ from agent.normalize.timestamps import TimeError, parse_time
 _KIND_NAMES = {dict: "an object", list: "an array", bool: "a boolean", int: "a number"}
 _TIME_NAMES = ", ".join(A.dotted(path) for path in A.TIME)
 _ACTION_NAMES = ", ".join(A.dotted(path) for path in A.ACTION)
-_ID_CHARS = 1024  # before hashing: ids.from_input bounds the bytes
+_ID_CHARS: Final = 1024  # before hashing: ids.from_input bounds the bytes
 
 
 def _check(options: NormalizeOptions) -> None:
@@ -88,8 +88,10 @@ class Normalizer:
                 entry=entry,
                 timestamp=timestamp,
             )
-        except Exception as exc:  # the contract: any bytes give an outcome, never a raise
-            return Rejected(f"cannot normalize this line: {type(exc).__name__}: {exc}")
+        # The contract: any bytes give an outcome, never a raise. (Not named ``exc``: one
+        # name would be one variable for both handlers, typed by the first, DecodeError.)
+        except Exception as error:
+            return Rejected(f"cannot normalize this line: {type(error).__name__}: {error}")
 
     def _normalized(
         self,

@@ -43,7 +43,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from itertools import islice
-from typing import Any
+from typing import Any, Final
 
 from agent.normalize.patterns import (
     BUILTIN_KEYS,
@@ -59,11 +59,11 @@ from agent.normalize.patterns import (
 __all__ = ["MAX_ITEMS", "MAX_STORED_DEPTH", "PAIR_NAMES", "REDACTED", "Redactor"]
 
 # orjson refuses to encode deeper than 254 levels; states sit three levels into a document.
-MAX_STORED_DEPTH = 200
-MAX_ITEMS = 10_000
+MAX_STORED_DEPTH: Final = 200
+MAX_ITEMS: Final = 10_000
 PAIR_NAMES = ("key", "name")  # {"key": "SMTP_PASSWORD", "value": "..."}
-_MEMORY = 16_384  # remembered verdicts, per kind; forgotten all at once when full
-_MEMORABLE = 256  # longer keys and strings are checked every time
+_MEMORY: Final = 16_384  # remembered verdicts, per kind; forgotten all at once when full
+_MEMORABLE: Final = 256  # longer keys and strings are checked every time
 
 
 class Redactor:
@@ -207,11 +207,13 @@ class Redactor:
             return self._clean_dict(value, depth, budget)
         # Every key is plain and stays as it is: only values can change. The dict is copied
         # (at C speed, order kept) on the first change, and changed values are set in place.
+        mapping: dict[str, Any] = value  # a dict here (callers test the exact type)
         plain_texts = self._plain_texts
         deeper = depth + 1
         out: dict[str, Any] | None = None
-        for key, item in value.items():
+        for key, item in mapping.items():
             item_kind = type(item)
+            cleaned: Any  # a text or a container: typed for both, not for the first found
             if item_kind is str:
                 if item in plain_texts:
                     continue
@@ -222,9 +224,9 @@ class Redactor:
                 continue
             if cleaned is not item:
                 if out is None:
-                    out = value.copy()
+                    out = mapping.copy()
                 out[key] = cleaned
-        return value if out is None else out
+        return mapping if out is None else out
 
     def _clean_dict(self, value: dict[str, Any], depth: int, budget: list[int]) -> dict[str, Any]:
         """The general case: keys that hide their value or are shown otherwise, pairs."""

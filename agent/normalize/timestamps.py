@@ -12,14 +12,14 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # datetime's own range, years 1 to 9999, in epoch milliseconds.
-MIN_MS = -62_135_596_800_000
-MAX_MS = 253_402_300_799_999
+MIN_MS: Final = -62_135_596_800_000
+MAX_MS: Final = 253_402_300_799_999
 _NUMERIC = re.compile(r"-?\d{1,20}(?:\.\d+)?")
-_MAX_TEXT = 64
+_MAX_TEXT: Final = 64
 
 
 class TimeError(ValueError):
@@ -32,7 +32,9 @@ def format_utc(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
-def from_epoch_ms(ms: float) -> str:
+def from_epoch_ms(ms: int | float) -> str:
+    # ``int | float``, not ``float``: compiled, a ``float`` parameter converts an int to a
+    # float on the way in, and the message below would then show 9.2e+18 for 2**63.
     if not math.isfinite(ms) or not MIN_MS <= ms <= MAX_MS:
         raise TimeError(f"{_show(ms)} is out of range for epoch milliseconds (years 1-9999)")
     seconds, millis = divmod(math.floor(ms), 1000)
