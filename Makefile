@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean-node
+.PHONY: demo test lint bench bench-compiled clean-node
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,14 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/normalize.py
 	$(BIN)/python bench/ship.py --es-url $$($(BIN)/appmixer-audit dev-es start 2>/dev/null | tail -1)
+
+## The normalizer benchmark on the optional mypyc-compiled build (needs a C compiler).
+bench-compiled: $(STAMP)
+	$(PYTHON) -m venv .venv-compiled
+	.venv-compiled/bin/python -m pip install --quiet --upgrade pip
+	.venv-compiled/bin/python -m pip install --quiet "setuptools>=69" wheel ".[dev]"
+	APPMIXER_AUDIT_COMPILE=1 .venv-compiled/bin/python -m pip install --quiet --no-build-isolation --no-deps --force-reinstall .
+	.venv-compiled/bin/python bench/normalize.py
 
 clean-node: $(STAMP)
 	$(BIN)/appmixer-audit dev-es stop
