@@ -65,6 +65,10 @@ class Normalizer:
         self._stdin = Source(path="-", file_id="stdin", offset=0, host=opts.host_name)
 
     def __call__(self, line: bytes, source: Source | None = None) -> Outcome:
+        # A line's ending is not part of it: the derived id must not depend on whether the
+        # caller kept "\n" or "\r\n" (the tailer and the normalize command strip both).
+        if line[-1:] == b"\n":
+            line = line[:-2] if line[-2:] == b"\r\n" else line[:-1]
         try:
             try:
                 decoded = decode_line(line)

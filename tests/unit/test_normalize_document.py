@@ -441,3 +441,19 @@ class TestResultTypes:
         outcome = Normalizer(NormalizeOptions(host_name="pod-a"))(line, SOURCE)
         assert isinstance(outcome, Normalized)
         assert outcome.event_id == "auto-" + digest.hexdigest()[:32]
+
+
+class TestLineEndings:
+    def test_derived_id_ignores_the_line_ending(self) -> None:
+        """The same line with "\\n", "\\r\\n" or no ending gets the same derived id."""
+        from agent.normalize import Normalized, Normalizer, Source
+
+        normalizer = Normalizer()
+        body = b'{"created":"2026-11-25T10:00:00Z","action":"Flow Started","email":"a@x.example"}'
+        source = Source("/var/log/audit.log", "f1", 0, "host-a")
+        ids = set()
+        for ending in (b"", b"\n", b"\r\n"):
+            outcome = normalizer(body + ending, source)
+            assert isinstance(outcome, Normalized)
+            ids.add(outcome.event_id)
+        assert len(ids) == 1
