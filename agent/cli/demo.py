@@ -70,6 +70,8 @@ def demo(events: int, seed: int, workdir: Path, namespace: str) -> None:
                 str(log_file),
                 "--state-dir",
                 str(workdir / "state"),
+                "--log-level",
+                "warning",
                 *common,
             ],
         ),
