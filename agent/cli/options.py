@@ -23,6 +23,18 @@ def config_option(func: F) -> F:
     )(func)
 
 
+def format_option(*choices: str, help_text: str) -> Callable[[F], F]:
+    """``--format`` with the first choice as default, passed on as ``output_format``."""
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(list(choices)),
+        default=choices[0],
+        show_default=True,
+        help=help_text,
+    )
+
+
 def es_options(func: F) -> F:
     """Connection and target options; each also reads APPMIXER_AUDIT_<NAME>."""
     decorators = [

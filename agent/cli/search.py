@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from agent.cli import EXIT_FAILURE, EXIT_OK
-from agent.cli.options import build_settings, es_options
+from agent.cli.options import build_settings, es_options, format_option
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
@@ -123,13 +123,10 @@ def _dumps(document: Any) -> str:
 )
 @click.option("--after", callback=_cursor_option, metavar="CURSOR", help="Start after this cursor.")
 @click.option("--all", "all_pages", is_flag=True, help="Print every page, not just the first.")
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="table: Action, User, Created (UTC), Event ID; json: one stored document per line.",
+@format_option(
+    "table",
+    "json",
+    help_text="table: Action, User, Created (UTC), Event ID; json: one stored document per line.",
 )
 @es_options
 def search(
@@ -199,13 +196,10 @@ def search(
 
 @click.command()
 @click.argument("event_id")
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help='table: the details, then the diff; json: {"event": ..., "changes": [...]}.',
+@format_option(
+    "table",
+    "json",
+    help_text='table: the details, then the diff; json: {"event": ..., "changes": [...]}.',
 )
 @es_options
 def show(event_id: str, output_format: str, config_file: Path | None, **flags: Any) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from agent.cli import EXIT_FAILURE, EXIT_OK
-from agent.cli.options import build_settings, es_options
+from agent.cli.options import build_settings, es_options, format_option
 
 
 def _retention(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
@@ -35,14 +35,7 @@ def _retention(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     callback=_retention,
     help="Delete events this long after rollover (where the cluster has lifecycle management).",
 )
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="text for people, json (one object) for scripts.",
-)
+@format_option("text", "json", help_text="text for people, json (one object) for scripts.")
 @es_options
 def setup(
     kibana_url: str | None,
