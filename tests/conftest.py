@@ -7,9 +7,9 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from elasticsearch import ApiError, Elasticsearch
+from elasticsearch import Elasticsearch
 
-from tests.esnode import provide_es_url
+from tests.esnode import provide_es_url, remove_targets
 
 
 @pytest.fixture(scope="session")
@@ -31,13 +31,4 @@ def namespace(request: pytest.FixtureRequest, es: Elasticsearch) -> Iterator[str
     """A namespace of its own per test, so tests share one node; cleaned afterwards."""
     name = "t" + uuid.uuid4().hex[:10]
     yield name
-    if os.environ.get("APPMIXER_AUDIT_KEEP_TEST_DATA") == "1":
-        return
-    for target in (f"logs-appmixer.audit-{name}", f"logs-appmixer.audit_changes-{name}"):
-        # Best effort: a plain index goes; a data stream goes only where the _data_stream
-        # API exists (the session's own dev node is wiped at the next session's start).
-        for path in (f"/_data_stream/{target}", f"/{target}"):
-            try:
-                es.perform_request("DELETE", path, headers={"accept": "application/json"})
-            except ApiError:
-                continue
+    remove_targets(es, name)

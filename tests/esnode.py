@@ -13,6 +13,8 @@ import subprocess
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
+from elasticsearch import ApiError, Elasticsearch
+
 TEST_NODE_NAME = "pytest"
 TEST_NODE_HTTP_PORT = 9250
 TEST_NODE_TRANSPORT_PORT = 9350
@@ -72,6 +74,21 @@ def _dev_node() -> Iterator[str]:
         # Leave a node someone else started alone; stop the one we started.
         if not was_running and os.environ.get("APPMIXER_AUDIT_KEEP_TEST_NODE") != "1":
             node.stop()
+
+
+def remove_targets(es: Elasticsearch, namespace: str) -> None:
+    """Best effort: a plain index goes; a data stream only where the _data_stream API exists.
+
+    (The session's own dev node is wiped at the next session's start instead.)
+    """
+    if os.environ.get("APPMIXER_AUDIT_KEEP_TEST_DATA") == "1":
+        return
+    for target in (f"logs-appmixer.audit-{namespace}", f"logs-appmixer.audit_changes-{namespace}"):
+        for path in (f"/_data_stream/{target}", f"/{target}"):
+            try:
+                es.perform_request("DELETE", path, headers={"accept": "application/json"})
+            except ApiError:
+                continue
 
 
 @contextmanager

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from agent.config import Settings, load_settings
 from agent.log import configure_logging
+
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -66,3 +71,28 @@ def build_settings(config_file: Path | None = None, **flags: Any) -> Settings:
     settings = load_settings(config_file, **flags)
     configure_logging(settings.log_level)
     return settings
+
+
+@contextmanager
+def elasticsearch_client(
+    settings: Settings, *, refused: str = "Elasticsearch refused the request"
+) -> Iterator[Elasticsearch]:
+    """A client; an unreachable node or a refused request is one line on stderr and exit 1."""
+    from elasticsearch import ApiError, TransportError
+
+    from agent.cli import EXIT_FAILURE
+    from indexer.client import build_client
+    from indexer.setup import error_reason
+
+    client = build_client(settings)
+    try:
+        yield client
+    except ApiError as exc:
+        click.echo(f"appmixer-audit: {refused}: {error_reason(exc)}", err=True)
+        sys.exit(EXIT_FAILURE)
+    except TransportError as exc:
+        urls = ", ".join(settings.es_url)
+        click.echo(f"appmixer-audit: cannot reach Elasticsearch at {urls}: {exc}", err=True)
+        sys.exit(EXIT_FAILURE)
+    finally:
+        client.close()

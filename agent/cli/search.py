@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,12 +17,10 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from agent.cli import EXIT_FAILURE, EXIT_OK
-from agent.cli.options import build_settings, es_options, format_option
+from agent.cli.options import build_settings, elasticsearch_client, es_options, format_option
 
 if TYPE_CHECKING:
-    from elasticsearch import Elasticsearch
-
-    from agent.config import Settings
+    pass
 
 _CELL_CHARS = 80  # a longer value is cut in the table; --format json shows it whole
 
@@ -65,30 +62,6 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[
         "  ".join(value.ljust(width) for value, width in zip(line, widths, strict=True)).rstrip()
         for line in [list(headers), *cells]
     ]
-
-
-@contextmanager
-def _elasticsearch(settings: Settings) -> Iterator[Elasticsearch]:
-    """A client; an unreachable node or a refused request is one line on stderr and exit 1."""
-    from elasticsearch import ApiError, TransportError
-
-    from indexer.client import build_client
-    from indexer.setup import error_reason
-
-    client = build_client(settings)
-    try:
-        yield client
-    except ApiError as exc:
-        click.echo(
-            f"appmixer-audit: Elasticsearch refused the request: {error_reason(exc)}", err=True
-        )
-        sys.exit(EXIT_FAILURE)
-    except TransportError as exc:
-        urls = ", ".join(settings.es_url)
-        click.echo(f"appmixer-audit: cannot reach Elasticsearch at {urls}: {exc}", err=True)
-        sys.exit(EXIT_FAILURE)
-    finally:
-        client.close()
 
 
 def _dumps(document: Any) -> str:
@@ -174,7 +147,7 @@ def search(
             click.echo(_dumps(document))
 
     emit = emit_json if output_format == "json" else emit_table
-    with _elasticsearch(settings) as es:
+    with elasticsearch_client(settings) as es:
         target = settings.events_target
         pages = (
             iter_pages(es, target, filters, size=size, after=after)
@@ -211,7 +184,7 @@ def show(event_id: str, output_format: str, config_file: Path | None, **flags: A
     from indexer.search import DIFF_HEADERS, detail_rows, diff_rows, fetch_changes, find_event
 
     settings = build_settings(config_file, **flags)
-    with _elasticsearch(settings) as es:
+    with elasticsearch_client(settings) as es:
         event = find_event(es, settings.events_target, event_id)
         if event is None:
             click.echo(f"no event with id {event_id} in {settings.events_target}", err=True)

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from agent.cli import EXIT_FAILURE, EXIT_OK
-from agent.cli.options import build_settings, es_options, format_option
+from agent.cli.options import build_settings, elasticsearch_client, es_options, format_option
 
 
 def _retention(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
@@ -51,24 +51,11 @@ def setup(
     per item: installed, updated, unchanged, skipped (with the reason) or failed. Exit 0 when
     nothing failed, 1 otherwise.
     """
-    from elasticsearch import ApiError, TransportError
-
-    from indexer.client import build_client
-    from indexer.setup import error_reason, install
+    from indexer.setup import install
 
     settings = build_settings(config_file, kibana_url=kibana_url, **flags)
-    client = build_client(settings)
-    try:
+    with elasticsearch_client(settings, refused="setup failed") as client:
         report = install(client, settings, retention=retention, kibana_url=settings.kibana_url)
-    except ApiError as exc:
-        click.echo(f"appmixer-audit: setup failed: {error_reason(exc)}", err=True)
-        sys.exit(EXIT_FAILURE)
-    except TransportError as exc:
-        urls = ", ".join(settings.es_url)
-        click.echo(f"appmixer-audit: cannot reach Elasticsearch at {urls}: {exc}", err=True)
-        sys.exit(EXIT_FAILURE)
-    finally:
-        client.close()
     if output_format == "json":
         click.echo(json.dumps(report.as_dict(), sort_keys=True))
     else:

@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from elasticsearch import ApiError, Elasticsearch, helpers
+from elasticsearch import Elasticsearch, helpers
 
 from agent.config import Settings
 from agent.normalize import Normalized, NormalizeOptions, Normalizer, Source
 from agent.simulate import write_events
 from indexer.setup import SetupReport, install
+from tests.esnode import remove_targets
 
 SAMPLE_CANDIDATES = (Path(__file__).resolve().parents[1] / "data" / "appmixer-audit.sample.ndjson",)
 SIMULATED_EVENTS = 400
@@ -93,18 +94,6 @@ def ship(es: Elasticsearch, settings: Settings, events: list[Normalized]) -> Non
     ok, errors = helpers.bulk(es, actions, raise_on_error=False, refresh="wait_for")
     assert errors == [], errors[:3]
     assert ok == len(actions)
-
-
-def remove_targets(es: Elasticsearch, namespace: str) -> None:
-    """Best effort: a plain index goes; a data stream only where the _data_stream API exists."""
-    if os.environ.get("APPMIXER_AUDIT_KEEP_TEST_DATA") == "1":
-        return
-    for target in (f"logs-appmixer.audit-{namespace}", f"logs-appmixer.audit_changes-{namespace}"):
-        for path in (f"/_data_stream/{target}", f"/{target}"):
-            try:
-                es.perform_request("DELETE", path, headers={"accept": "application/json"})
-            except ApiError:
-                continue
 
 
 def make_settings(es_url: str, namespace: str) -> Settings:

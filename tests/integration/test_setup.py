@@ -15,7 +15,8 @@ from elasticsearch import Elasticsearch
 import mappings
 from indexer.capabilities import Capabilities, detect
 from indexer.setup import Resource, SetupReport, apply_resource, install, make_resource, render
-from tests.integration.conftest import make_settings, remove_targets
+from tests.esnode import remove_targets
+from tests.integration.conftest import make_settings
 
 pytestmark = pytest.mark.integration
 
