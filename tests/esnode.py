@@ -15,9 +15,24 @@ from contextlib import contextmanager
 
 from elasticsearch import ApiError, Elasticsearch
 
-TEST_NODE_NAME = "pytest"
-TEST_NODE_HTTP_PORT = 9250
-TEST_NODE_TRANSPORT_PORT = 9350
+
+def _port_offset() -> int:
+    """Lets several checkouts on one machine run the suite at once without sharing nodes."""
+    raw = os.environ.get("APPMIXER_AUDIT_TEST_PORT_OFFSET", "0").strip() or "0"
+    return int(raw)
+
+
+PORT_OFFSET = _port_offset()
+
+
+def node_ports(name: str, http_port: int, transport_port: int) -> tuple[str, int, int]:
+    """A node's name and ports for this run, shifted by ``APPMIXER_AUDIT_TEST_PORT_OFFSET``."""
+    if PORT_OFFSET == 0:
+        return name, http_port, transport_port
+    return f"{name}-{PORT_OFFSET}", http_port + PORT_OFFSET, transport_port + PORT_OFFSET
+
+
+TEST_NODE_NAME, TEST_NODE_HTTP_PORT, TEST_NODE_TRANSPORT_PORT = node_ports("pytest", 9250, 9350)
 TEST_NODE_HEAP = "1g"
 
 

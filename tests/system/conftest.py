@@ -28,10 +28,11 @@ from elasticsearch import Elasticsearch
 from agent.files.identity import head_of
 from agent.normalize import Normalized, NormalizeOptions, Normalizer, Source
 from indexer.devnode import DevNode
+from tests.esnode import node_ports
 
 HOST_NAME = "system-test-host"
-FAULT_NODE = ("aa-faults", 9320, 9420)
-CLUSTER_NODES = (("aa-c1", 9330, 9430), ("aa-c2", 9331, 9431))
+FAULT_NODE = node_ports("aa-faults", 9320, 9420)
+CLUSTER_NODES = (node_ports("aa-c1", 9330, 9430), node_ports("aa-c2", 9331, 9431))
 
 # The agent's resident memory bound with the default buffer (20,000 lines / 64 MiB) and
 # batch (2,000 events / 5 MiB) settings; docs/agent.md explains the arithmetic.

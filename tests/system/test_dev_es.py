@@ -13,10 +13,12 @@ from pathlib import Path
 import pytest
 
 from indexer.devnode import DevNode, find_java
+from tests.esnode import node_ports
 
 pytestmark = pytest.mark.system
 
-NAME, HTTP, TRANSPORT = "clitest", 9262, 9362
+NAME, HTTP, TRANSPORT = node_ports("clitest", 9262, 9362)
+SPARE_HTTP, SPARE_TRANSPORT = node_ports("spare", 9263, 9363)[1:]
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -86,7 +88,13 @@ class TestDevEsCommand:
     def test_stop_when_not_running(self) -> None:
         """stop on a node that is not running says so and succeeds."""
         result = cli(
-            "stop", "--name", "never-started", "--port", "9263", "--transport-port", "9363"
+            "stop",
+            "--name",
+            "never-started",
+            "--port",
+            str(SPARE_HTTP),
+            "--transport-port",
+            str(SPARE_TRANSPORT),
         )
         assert result.returncode == 0
         assert result.stdout.strip() == "not running"
@@ -97,7 +105,15 @@ class TestDevEsCommand:
             holder.bind(("127.0.0.1", 0))
             holder.listen()
             port = str(holder.getsockname()[1])
-            result = cli("start", "--name", "clash", "--port", port, "--transport-port", "9364")
+            result = cli(
+                "start",
+                "--name",
+                "clash",
+                "--port",
+                port,
+                "--transport-port",
+                str(SPARE_TRANSPORT + 1),
+            )
         assert result.returncode == 1
         assert f"port {port} is already in use" in result.stderr
 
