@@ -21,7 +21,7 @@ import time
 from collections import Counter
 
 from agent.normalize import Normalized, NormalizeOptions, Normalizer, Source, compiled
-from agent.simulate import write_events
+from devtools.simulate import write_events
 
 
 def main(argv: list[str] | None = None) -> int:

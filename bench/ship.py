@@ -24,7 +24,7 @@ from pathlib import Path
 from elasticsearch import Elasticsearch
 
 from agent.config import Settings
-from agent.simulate import write_events
+from devtools.simulate import write_events
 from indexer.setup import install
 
 

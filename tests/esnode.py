@@ -63,7 +63,7 @@ def docker_answers() -> bool:
 def _container() -> Iterator[str]:
     from testcontainers.elasticsearch import ElasticSearchContainer
 
-    from indexer.devnode import ES_VERSION
+    from devtools.devnode import ES_VERSION
 
     image = f"docker.elastic.co/elasticsearch/elasticsearch:{ES_VERSION}"
     with ElasticSearchContainer(image, mem_limit="2g") as container:
@@ -72,7 +72,7 @@ def _container() -> Iterator[str]:
 
 @contextmanager
 def _dev_node() -> Iterator[str]:
-    from indexer.devnode import DevNode
+    from devtools.devnode import DevNode
 
     node = DevNode(
         TEST_NODE_NAME, TEST_NODE_HTTP_PORT, TEST_NODE_TRANSPORT_PORT, heap=TEST_NODE_HEAP

@@ -34,7 +34,7 @@ def _step(text: str) -> None:
 @click.option("--namespace", default="demo", show_default=True)
 def demo(events: int, seed: int, workdir: Path, namespace: str) -> None:
     """Run the whole path on a local node: dev-es, setup, simulate, ship, search."""
-    from indexer.devnode import DevNode, DevNodeError
+    from devtools.devnode import DevNode, DevNodeError
 
     configure_logging("warning")
     _step("starting the local Elasticsearch node (first run downloads it once)")

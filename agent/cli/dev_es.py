@@ -14,7 +14,7 @@ from agent.cli import EXIT_FAILURE
 from agent.log import configure_logging
 
 if TYPE_CHECKING:
-    from indexer.devnode import DevNode
+    from devtools.devnode import DevNode
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,7 +34,7 @@ def _node_options(func: F) -> F:
 def _node(
     name: str, port: int, transport_port: int, *, heap: str = "1g", distribution: Path | None = None
 ) -> DevNode:
-    from indexer.devnode import DevNode
+    from devtools.devnode import DevNode
 
     return DevNode(name, port, transport_port, heap=heap, distribution=distribution)
 
@@ -69,7 +69,7 @@ def start(
     timeout: float,
 ) -> None:
     """Start the node (or reuse it when running); print its URL as the last line."""
-    from indexer.devnode import DevNodeError
+    from devtools.devnode import DevNodeError
 
     node = _node(name, port, transport_port, heap=heap, distribution=distribution)
     try:

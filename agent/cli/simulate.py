@@ -67,7 +67,7 @@ def simulate(
     start: str | None,
 ) -> None:
     """Write realistic Appmixer audit NDJSON."""
-    from agent.simulate import write_events
+    from devtools.simulate import write_events
 
     start_ms = _start_ms(start)
     handle: BinaryIO

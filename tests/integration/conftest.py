@@ -22,7 +22,7 @@ from elasticsearch import Elasticsearch, helpers
 
 from agent.config import Settings
 from agent.normalize import Normalized, NormalizeOptions, Normalizer, Source
-from agent.simulate import write_events
+from devtools.simulate import write_events
 from indexer.setup import SetupReport, install
 from tests.esnode import remove_targets
 

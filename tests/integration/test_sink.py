@@ -13,7 +13,7 @@ from elasticsearch import Elasticsearch
 
 from agent.config import Settings
 from agent.pipeline import Pipeline
-from agent.simulate import write_events
+from devtools.simulate import write_events
 from indexer.dedup import ReplayWindow
 from indexer.retry import RetryPolicy
 from indexer.setup import install

@@ -27,7 +27,7 @@ from elasticsearch import Elasticsearch
 
 from agent.files.identity import head_of
 from agent.normalize import Normalized, NormalizeOptions, Normalizer, Source
-from indexer.devnode import DevNode
+from devtools.devnode import DevNode
 from tests.esnode import node_ports
 
 HOST_NAME = "system-test-host"

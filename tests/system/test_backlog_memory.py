@@ -12,8 +12,8 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from agent.config import Settings
-from agent.simulate import write_events
-from indexer.devnode import DevNode
+from devtools.devnode import DevNode
+from devtools.simulate import write_events
 from indexer.setup import install
 from tests.system.conftest import (
     RSS_BOUND,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from elasticsearch import Elasticsearch
 
-from indexer.devnode import DevNode
+from devtools.devnode import DevNode
 from tests.system.conftest import (
     CLUSTER_NODES,
     Agent,

@@ -12,7 +12,7 @@ import orjson
 import pytest
 from elasticsearch import ApiError, Elasticsearch
 
-from agent.simulate import iter_events
+from devtools.simulate import iter_events
 from tests.system.conftest import (
     Agent,
     assert_exactly_once,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from indexer.devnode import DevNode, find_java
+from devtools.devnode import DevNode, find_java
 from tests.esnode import node_ports
 
 pytestmark = pytest.mark.system
@@ -128,7 +128,7 @@ class TestJavaSelection:
 
     def test_too_old_java_is_reported(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Asking for an impossible Java names what was found instead of failing obscurely."""
-        from indexer.devnode import DevNodeError
+        from devtools.devnode import DevNodeError
 
         monkeypatch.setitem(os.environ, "ES_JAVA_HOME", "/nonexistent")
         with pytest.raises(DevNodeError, match="needs Java 99 or newer; found:"):

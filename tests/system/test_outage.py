@@ -10,8 +10,8 @@ import orjson
 import pytest
 from elasticsearch import Elasticsearch
 
-from agent.simulate import iter_events
-from indexer.devnode import DevNode
+from devtools.devnode import DevNode
+from devtools.simulate import iter_events
 from tests.system.conftest import (
     RSS_BOUND,
     Agent,

@@ -13,7 +13,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from agent.deadletter import read_dead_letters
-from agent.simulate import write_events
+from devtools.simulate import write_events
 from tests.system.conftest import (
     Agent,
     agent_env,

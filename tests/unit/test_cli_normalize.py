@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from agent.cli import EXIT_OK, EXIT_REJECTED, cli
-from agent.simulate import write_events
+from devtools.simulate import write_events
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "appmixer-audit.sample.ndjson"
 

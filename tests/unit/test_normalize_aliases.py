@@ -10,7 +10,7 @@ import pytest
 
 from agent.normalize import Normalized, NormalizeOptions, Normalizer, Rejected, Skipped
 from agent.normalize.models import AuditRecord
-from agent.simulate import iter_events
+from devtools.simulate import iter_events
 
 BASE: dict[str, Any] = {"action": "Flow Updated", "created": "2026-11-25T09:00:00Z"}
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "appmixer-audit.sample.ndjson"

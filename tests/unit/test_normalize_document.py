@@ -14,7 +14,7 @@ from agent import __version__
 from agent.config import load_settings
 from agent.normalize import Normalized, NormalizeOptions, Normalizer, Rejected, Skipped, Source
 from agent.normalize.models import ChangeDocument, EventDocument, field_names
-from agent.simulate import iter_events
+from devtools.simulate import iter_events
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "appmixer-audit.sample.ndjson"
 SOURCE = Source(path="/var/log/appmixer/audit.log", file_id="2049:131:abcd", offset=0, host="pod-a")

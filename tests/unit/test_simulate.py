@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from agent.cli import cli
 from agent.normalize import Normalized, NormalizeOptions, Normalizer, Skipped
 from agent.normalize.catalog import CATALOG
-from agent.simulate import DEFAULT_START_MS, WEIGHTS, iter_events, write_events
+from devtools.simulate import DEFAULT_START_MS, WEIGHTS, iter_events, write_events
 
 
 def _lines(n: int, seed: int, **options: object) -> bytes:
