@@ -208,7 +208,7 @@ def changes_search(event_id: str, *, size: int, after: int | None = None) -> dic
     """The change documents of one event, in diff order."""
     body: dict[str, Any] = {
         "query": {"bool": {"filter": [{"term": {"event.id": event_id}}]}},
-        "sort": [{"change.index": {"order": "asc"}}],
+        "sort": [{"appmixer.change.index": {"order": "asc"}}],
         "size": size,
     }
     if after is not None:
@@ -307,10 +307,10 @@ def diff_rows(changes: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str,
     """The diff table: path, change (add / remove / replace), old, new; in diff order."""
     return [
         (
-            _text(get_path(change, "change.path")),
-            _text(get_path(change, "change.op")),
-            _text(get_path(change, "change.old")),
-            _text(get_path(change, "change.new")),
+            _text(get_path(change, "appmixer.change.path")),
+            _text(get_path(change, "appmixer.change.op")),
+            _text(get_path(change, "appmixer.change.old")),
+            _text(get_path(change, "appmixer.change.new")),
         )
         for change in changes
     ]
@@ -355,7 +355,7 @@ def find_event(es: Elasticsearch, target: str, event_id: str) -> dict[str, Any] 
 def fetch_changes(
     es: Elasticsearch, target: str, event_id: str, *, page_size: int = 1000
 ) -> list[dict[str, Any]]:
-    """Every change document of an event, ordered by ``change.index``."""
+    """Every change document of an event, ordered by ``appmixer.change.index``."""
     found: list[dict[str, Any]] = []
     after: int | None = None
     while True:

@@ -27,9 +27,12 @@ from agent.normalize.ids import change_id
 from agent.normalize.redact import REDACTED, Redactor
 from agent.normalize.result import Normalized, Source
 
-ECS_VERSION: Final = "8.17.0"
+ECS_VERSION: Final = "9.4.0"  # the @elastic/ecs release the conformance test checks against
 DATASET: Final = "appmixer.audit"
 CHANGES_DATASET: Final = "appmixer.audit_changes"
+# A change document is context for its event, not an event of its own: ECS's ``enrichment``
+# kind, and no category, type or outcome, so a SIEM rule over logs-* never counts it.
+CHANGES_KIND: Final = "enrichment"
 AGENT_TYPE: Final = "appmixer-audit"
 FIELD_CHARS: Final = 1024  # keyword fields: Elasticsearch ignores longer ones anyway (ignore_above)
 _SORTED: Final = orjson.OPT_SORT_KEYS
@@ -126,6 +129,8 @@ class Assembler:
         doc["appmixer"] = self._appmixer(
             self._audit(entry, audit_type, diff, changes, stored), refs
         )
+        if refs.tenant_id is not None:  # ECS readers look for the tenant here
+            doc["organization"] = {"id": refs.tenant_id}
         doc["log"] = {"file": {"path": source.path}, "offset": source.offset}
         doc["host"] = {"name": source.host}
         doc["agent"] = {"type": AGENT_TYPE, "version": __version__}
@@ -241,7 +246,12 @@ class Assembler:
             # Fresh objects per document: a sink that stamps one document touches only it.
             change_doc: dict[str, Any] = {
                 "@timestamp": timestamp,
-                "event": {"id": event_id, "action": action, "dataset": CHANGES_DATASET},
+                "event": {
+                    "id": event_id,
+                    "kind": CHANGES_KIND,
+                    "action": action,
+                    "dataset": CHANGES_DATASET,
+                },
                 "message": message,
             }
             if user:
@@ -251,8 +261,8 @@ class Assembler:
                 appmixer["flow"] = {"id": flow_id}
             if entity:
                 appmixer["entity"] = entity.copy()
+            appmixer["change"] = {"index": index, **change}
             change_doc["appmixer"] = appmixer
-            change_doc["change"] = {"index": index, **change}
             change_doc["data_stream"] = {
                 "type": "logs",
                 "dataset": CHANGES_DATASET,

@@ -224,6 +224,10 @@ class EcsFields(_Strict):
     version: Text
 
 
+class OrganizationFields(_Strict):
+    id: Text
+
+
 class EventDocument(_Strict):
     """A document of ``logs-appmixer.audit-<namespace>``."""
 
@@ -235,6 +239,7 @@ class EventDocument(_Strict):
     user_agent: UserAgentFields | None = None
     related: RelatedFields | None = None
     appmixer: AppmixerFields
+    organization: OrganizationFields | None = None
     log: LogFields
     host: HostFields
     agent: AgentFields
@@ -244,6 +249,7 @@ class EventDocument(_Strict):
 
 class ChangeEvent(_Strict):
     id: Text
+    kind: Literal["enrichment"]
     action: Text
     dataset: Literal["appmixer.audit_changes"]
 
@@ -262,14 +268,15 @@ class ChangeEntity(_Strict):
     id: Text | None = None
 
 
+class ChangeFields(Rendered):
+    index: Annotated[int, Field(ge=0)]
+
+
 class ChangeAppmixer(_Strict):
     audit: ChangeAudit
     flow: Ref | None = None
     entity: ChangeEntity | None = None
-
-
-class ChangeFields(Rendered):
-    index: Annotated[int, Field(ge=0)]
+    change: ChangeFields
 
 
 class ChangeDocument(_Strict):
@@ -280,7 +287,6 @@ class ChangeDocument(_Strict):
     message: Text
     user: ChangeUser | None = None
     appmixer: ChangeAppmixer
-    change: ChangeFields
     data_stream: DataStream
 
 

@@ -39,10 +39,10 @@ def diff_table(output: str) -> list[list[str]]:
 def expected_rows(item: Normalized) -> list[list[str]]:
     return [
         [
-            change["change"]["path"],
-            change["change"]["op"],
-            change["change"].get("old", ""),
-            change["change"].get("new", ""),
+            change["appmixer"]["change"]["path"],
+            change["appmixer"]["change"]["op"],
+            change["appmixer"]["change"].get("old", ""),
+            change["appmixer"]["change"].get("new", ""),
         ]
         for _id, change in item.changes
     ]
@@ -92,7 +92,9 @@ class TestShow:
         item = max(shipped.events, key=lambda candidate: len(candidate.changes))
         assert len(item.changes) >= 3
         shown = json.loads(run(shipped, item.event_id, "--format", "json").stdout)
-        assert [c["change"]["index"] for c in shown["changes"]] == list(range(len(item.changes)))
+        assert [c["appmixer"]["change"]["index"] for c in shown["changes"]] == list(
+            range(len(item.changes))
+        )
         assert shown["changes"] == [change for _id, change in item.changes]
 
     def test_changes_are_paged_in_order(self, es: Elasticsearch, shipped: Shipped) -> None:

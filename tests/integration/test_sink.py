@@ -63,8 +63,8 @@ def event(n: int, *, timestamp: str = "2026-11-25T09:00:00.000Z") -> dict[str, A
 def change(n: int, i: int, *, timestamp: str = "2026-11-25T09:00:00.000Z") -> dict[str, Any]:
     return {
         "@timestamp": timestamp,
-        "event": {"id": f"ev-{n}", "action": "flow.updated"},
-        "change": {"path": f"/flow/a{i}", "op": "replace", "old": "1", "new": "2"},
+        "event": {"id": f"ev-{n}", "kind": "enrichment", "action": "flow.updated"},
+        "appmixer": {"change": {"path": f"/flow/a{i}", "op": "replace", "old": "1", "new": "2"}},
     }
 
 

@@ -79,7 +79,7 @@ class TestNormalizeCommand:
         assert all(row["_id"] == row["_source"]["event"]["id"] for row in events)
         first_change = next(row for row in rows if row["_index"].endswith("changes-prod"))
         assert first_change["_id"] == "6745a1f0c1d2e3f405060701:0"
-        assert first_change["_source"]["change"]["index"] == 0
+        assert first_change["_source"]["appmixer"]["change"]["index"] == 0
 
     def test_redaction_options(self) -> None:
         """Extra redaction patterns from the command line apply."""

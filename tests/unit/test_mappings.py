@@ -167,7 +167,7 @@ class TestMappingRules:
             assert field("events", f"data_stream.{name}").type == "constant_keyword"
         assert field("events", "event.ingested").type == "date"
         assert field("events", "source.ip").type == "ip"
-        assert field("changes", "change.index").type == "integer"
+        assert field("changes", "appmixer.change.index").type == "integer"
 
     def test_shared_fields_have_one_type(self) -> None:
         """A name mapped in both targets has the same type in both (one data view over both)."""

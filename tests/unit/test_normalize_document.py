@@ -13,6 +13,7 @@ import pytest
 from agent import __version__
 from agent.config import load_settings
 from agent.normalize import Normalized, NormalizeOptions, Normalizer, Rejected, Skipped, Source
+from agent.normalize.document import ECS_VERSION
 from agent.normalize.models import ChangeDocument, EventDocument, field_names
 from devtools.simulate import iter_events
 
@@ -151,13 +152,14 @@ class TestEventDocument:
         assert appmixer["flow"] == {"id": "f1"}
         assert appmixer["entity"] == {"type": "flow", "id": "f1", "name": "Sync leads"}
         assert appmixer["tenant"] == {"id": "acme"}
+        assert doc["organization"] == {"id": "acme"}  # the tenant, where ECS readers look
         assert appmixer["audit"]["group"] == "Flow Management"
         assert appmixer["audit"]["catalog"] is True
         assert appmixer["audit"]["type"] == "update"
         assert doc["log"] == {"file": {"path": SOURCE.path}, "offset": 0}
         assert doc["host"] == {"name": "pod-a"}
         assert doc["agent"] == {"type": "appmixer-audit", "version": __version__}
-        assert doc["ecs"] == {"version": "8.17.0"}
+        assert doc["ecs"] == {"version": ECS_VERSION}
         assert doc["data_stream"] == {
             "type": "logs",
             "dataset": "appmixer.audit",
@@ -294,7 +296,7 @@ class TestIds:
         """Change documents are ``<event id>:<index>``, in diff order."""
         outcome = run(UPDATE)
         assert [change_id for change_id, _ in outcome.changes] == [f"evt-1:{i}" for i in range(4)]
-        assert [doc["change"]["index"] for _, doc in outcome.changes] == [0, 1, 2, 3]
+        assert [doc["appmixer"]["change"]["index"] for _, doc in outcome.changes] == [0, 1, 2, 3]
 
 
 class TestChangeDocuments:
@@ -303,13 +305,14 @@ class TestChangeDocuments:
         _id, doc = run(UPDATE).changes[0]
         assert doc == {
             "@timestamp": "2026-11-25T09:20:41.007Z",
-            "event": {"id": "evt-1", "action": "flow.updated", "dataset": "appmixer.audit_changes"},
+            "event": {"id": "evt-1", "kind": "enrichment", "action": "flow.updated",
+                      "dataset": "appmixer.audit_changes"},
             "message": "Flow Updated",
             "user": {"id": "u1", "email": "maria@acme.example"},
             "appmixer": {"audit": {"type": "update"}, "flow": {"id": "f1"},
-                         "entity": {"type": "flow", "id": "f1"}},
-            "change": {"index": 0, "path": "/name", "op": "replace", "old": "Sync leads",
-                       "new": "Sync leads to CRM"},
+                         "entity": {"type": "flow", "id": "f1"},
+                         "change": {"index": 0, "path": "/name", "op": "replace",
+                                    "old": "Sync leads", "new": "Sync leads to CRM"}},
             "data_stream": {"type": "logs", "dataset": "appmixer.audit_changes",
                             "namespace": "default"},
         }  # fmt: skip

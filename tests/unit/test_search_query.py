@@ -156,7 +156,7 @@ class TestBuildQuery:
         ):
             assert field("events", name).type in KEYWORD_TYPES
         assert field("events", "@timestamp").type == "date"
-        assert field("changes", "change.index").type == "integer"
+        assert field("changes", "appmixer.change.index").type == "integer"
 
 
 class TestBuildSearch:
@@ -261,8 +261,8 @@ class TestShaping:
     def test_diff_rows_keep_order_and_blanks(self) -> None:
         """Rows follow the given order; a missing old or new value is blank."""
         changes = [
-            {"change": {"index": 0, "path": "/a", "op": "add", "new": "1"}},
-            {"change": {"index": 1, "path": "/b", "op": "remove", "old": "x"}},
+            {"appmixer": {"change": {"index": 0, "path": "/a", "op": "add", "new": "1"}}},
+            {"appmixer": {"change": {"index": 1, "path": "/b", "op": "remove", "old": "x"}}},
         ]
         assert diff_rows(changes) == [("/a", "add", "", "1"), ("/b", "remove", "x", "")]
 
@@ -270,7 +270,7 @@ class TestShaping:
         """Changes are fetched by event id in diff order; an event by _id or event.id."""
         body = changes_search("e1", size=100, after=99)
         assert body["query"] == {"bool": {"filter": [{"term": {"event.id": "e1"}}]}}
-        assert body["sort"] == [{"change.index": {"order": "asc"}}]
+        assert body["sort"] == [{"appmixer.change.index": {"order": "asc"}}]
         assert body["search_after"] == [99]
         should = event_query("e1")["bool"]["should"]
         assert {"ids": {"values": ["e1"]}} in should
