@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-compiled clean-node
+.PHONY: demo test lint bench bench-compiled clean-node ecs-schema
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,14 @@ demo: $(STAMP)
 	$(BIN)/appmixer-audit demo
 
 ## Run the test suite against a real Elasticsearch node (provisioned when ES_URL is unset).
-test: $(STAMP)
+test: $(STAMP) ecs-schema
 	$(BIN)/python -m pytest
+
+## The official ECS definitions (npm @elastic/ecs, pinned in tests/ecs/package-lock.json),
+## installed with npm ci into the cache outside the repo; the conformance tests read them.
+## Without Node.js this says so and the tests skip, except under CI=true where it fails.
+ecs-schema: $(STAMP)
+	$(BIN)/python -m tests.ecs.schema
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
