@@ -23,7 +23,8 @@ from elasticsearch import Elasticsearch, NotFoundError
 
 from indexer.fields import KEYWORD_TYPES, TEXT_TYPES, field
 
-# The seed's search bar: action descriptions and related identifiers.
+# The seed's search bar: action descriptions and related identifiers (appmixer.related.id
+# holds every id an event mentions, also those only inside its data or states).
 FULL_TEXT_FIELDS = (
     "message",
     "event.action",
@@ -32,6 +33,7 @@ FULL_TEXT_FIELDS = (
     "appmixer.flow.id",
     "appmixer.entity.id",
     "appmixer.entity.name",
+    "appmixer.related.id",
     "event.id",
 )
 AUDIT_TYPES = ("create", "update", "delete", "access")

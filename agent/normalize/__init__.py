@@ -37,6 +37,7 @@ COMPILED_MODULES = (
     "diff",
     "document",
     "fields",
+    "identifiers",
     "ids",
     "patterns",
     "pipeline",

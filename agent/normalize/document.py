@@ -23,6 +23,7 @@ from agent.normalize import aliases as A
 from agent.normalize.catalog import Entry
 from agent.normalize.diff import MISSING, Change, Diff
 from agent.normalize.fields import ip, text
+from agent.normalize.identifiers import related_ids
 from agent.normalize.ids import change_id
 from agent.normalize.redact import REDACTED, Redactor
 from agent.normalize.result import Normalized, Source
@@ -127,7 +128,7 @@ class Assembler:
             new_clean = diff.computed and after is not MISSING and stored[1] is after
             changes = [self.render(change, old_clean, new_clean) for change in diff.changes]
         doc["appmixer"] = self._appmixer(
-            self._audit(entry, audit_type, diff, changes, stored), refs
+            self._audit(entry, audit_type, diff, changes, stored), refs, stored
         )
         if refs.tenant_id is not None:  # ECS readers look for the tenant here
             doc["organization"] = {"id": refs.tenant_id}
@@ -218,15 +219,24 @@ class Assembler:
                         related.append(value)
         return user, related
 
-    def _appmixer(self, audit: dict[str, Any], refs: _Refs) -> dict[str, Any]:
+    def _appmixer(
+        self, audit: dict[str, Any], refs: _Refs, states: tuple[Any, Any, Any]
+    ) -> dict[str, Any]:
         appmixer: dict[str, Any] = {"audit": audit}
+        own: list[str] = []
         if refs.flow_id is not None:
             appmixer["flow"] = {"id": refs.flow_id}
+            own.append(refs.flow_id)
         entity = refs.entity(with_name=True)
         if entity:
             appmixer["entity"] = entity
+            if refs.entity_id is not None and refs.entity_id not in own:
+                own.append(refs.entity_id)
         if refs.tenant_id is not None:
             appmixer["tenant"] = {"id": refs.tenant_id}
+        ids = related_ids(own, states)
+        if ids:
+            appmixer["related"] = {"id": ids}
         return appmixer
 
     def _change_docs(

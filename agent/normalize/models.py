@@ -176,11 +176,16 @@ class EntityFields(_Strict):
     name: Text | None = None
 
 
+class RelatedIds(_Strict):
+    id: list[Text] = Field(min_length=1)
+
+
 class AppmixerFields(_Strict):
     audit: AuditFields
     flow: Ref | None = None
     entity: EntityFields | None = None
     tenant: Ref | None = None
+    related: RelatedIds | None = None
 
 
 class FileFields(_Strict):

@@ -93,7 +93,10 @@ def has_word(word: str) -> Predicate:
             "appmixer.entity.name",
             "event.id",
         )
-        return any(str(get_path(doc, name)).lower() == word.lower() for name in identifiers)
+        if any(str(get_path(doc, name)).lower() == word.lower() for name in identifiers):
+            return True
+        mentioned = get_path(doc, "appmixer.related.id") or []
+        return word.lower() in (value.lower() for value in mentioned)
 
     return check
 
