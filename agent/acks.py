@@ -28,8 +28,8 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
-from agent.log import get_logger
-from indexer.retry import Backoff, RetryPolicy
+from common.log import get_logger
+from common.retry import Backoff, RetryPolicy
 
 K = TypeVar("K", bound=Hashable)
 K_contra = TypeVar("K_contra", bound=Hashable, contravariant=True)

@@ -27,8 +27,8 @@ from typing import IO, Any
 
 import orjson
 
-from agent.log import get_logger
-from indexer.retry import Backoff, RetryPolicy
+from common.log import get_logger
+from common.retry import Backoff, RetryPolicy
 
 log = get_logger("agent.deadletter")
 

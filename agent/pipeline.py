@@ -33,12 +33,12 @@ from agent.batch import Batch, Batcher, BatchLimits, BoundedBuffer
 from agent.config import Settings
 from agent.deadletter import DeadLetter, DeadLetterFile, Stage
 from agent.files import FileKey, Line, Registry, Tailer
-from agent.log import get_logger
 from agent.metrics import Health, Metrics
 from agent.normalize import Normalized, NormalizeOptions, Normalizer, Rejected, Skipped, Source
+from common.log import get_logger
+from common.retry import Backoff, RetryPolicy
 from indexer import sink as bulk
 from indexer.dedup import ReplayWindow
-from indexer.retry import Backoff, RetryPolicy
 
 log = get_logger("agent.pipeline")
 

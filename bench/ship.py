@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
     es = Elasticsearch(args.es_url, request_timeout=120)
     settings = Settings(es_url=[args.es_url], namespace=args.namespace)
-    install(es, settings)
+    install(es, settings.events_target, settings.changes_target)
     with tempfile.TemporaryDirectory(prefix="appmixer-audit-bench-") as workdir:
         log_file = Path(workdir) / "audit.log"
         with log_file.open("wb") as out:

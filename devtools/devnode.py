@@ -29,7 +29,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.log import get_logger
+from common.log import get_logger
 
 # The one place the version is pinned: the newest 9.x integ-test zip served on Maven Central
 # that starts here (9.x needs Java 21 or newer; the client library is pinned to 9.x to match).

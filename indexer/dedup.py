@@ -16,12 +16,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from elasticsearch import Elasticsearch
-
-if TYPE_CHECKING:
-    from indexer.sink import Doc
 
 
 class IncompleteCheck(Exception):
@@ -42,14 +39,14 @@ class Deduplicator:
         self.chunk = chunk
         self.lookups = 0  # how many searches ran (for tests and the debug log)
 
-    def existing(self, docs: Iterable[Doc]) -> set[tuple[str, str]]:
-        """The (target, _id) pairs among ``docs`` already indexed.
+    def existing(self, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        """The (target, _id) pairs among ``pairs`` already indexed.
 
         Raises on Elasticsearch errors, and :class:`IncompleteCheck` when a shard failed.
         """
         by_target: dict[str, list[str]] = defaultdict(list)
-        for doc in docs:
-            by_target[doc.target].append(doc.doc_id)
+        for target, doc_id in pairs:
+            by_target[target].append(doc_id)
         found: set[tuple[str, str]] = set()
         for target, ids in by_target.items():
             found.update((target, doc_id) for doc_id in self.find_ids(target, ids))

@@ -24,7 +24,6 @@ from typing import Any, Literal
 from elasticsearch import ApiError, Elasticsearch, NotFoundError
 
 import mappings
-from agent.config import Settings
 from indexer.capabilities import Capabilities, detect
 from indexer.fields import INDEX_TEMPLATES
 
@@ -203,7 +202,8 @@ def _dashboards_step(kibana_url: str | None) -> Step:
 
 def install(
     es: Elasticsearch,
-    settings: Settings,
+    events_target: str,
+    changes_target: str,
     *,
     retention: str = DEFAULT_RETENTION,
     kibana_url: str | None = None,
@@ -221,8 +221,8 @@ def install(
     )
     templates = _index_templates(es)
     for target, ours in (
-        (settings.events_target, INDEX_TEMPLATES["events"]),
-        (settings.changes_target, INDEX_TEMPLATES["changes"]),
+        (events_target, INDEX_TEMPLATES["events"]),
+        (changes_target, INDEX_TEMPLATES["changes"]),
     ):
         winner = winning_template(templates, target)
         if winner is not None and winner[0] != ours:

@@ -31,9 +31,9 @@ import orjson
 from elastic_transport import ConnectionTimeout
 from elasticsearch import ApiError, Elasticsearch, SerializationError, TransportError
 
-from agent.log import get_logger
+from common.log import get_logger
+from common.retry import Backoff, RetryPolicy
 from indexer.dedup import Deduplicator, IncompleteCheck
-from indexer.retry import Backoff, RetryPolicy
 
 log = get_logger("indexer.sink")
 
@@ -276,7 +276,7 @@ class BulkSink:
     def _check(self, docs: list[Doc], backoff: Backoff) -> set[tuple[str, str]] | None:
         """The replay check; None (after backing off) when it could not be answered."""
         try:
-            return self.dedup.existing(docs)
+            return self.dedup.existing((doc.target, doc.doc_id) for doc in docs)
         except IncompleteCheck as exc:
             problem = Retry(str(exc))
         except (ApiError, TransportError) as exc:

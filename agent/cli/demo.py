@@ -14,7 +14,7 @@ import click
 
 from agent.cli import EXIT_FAILURE
 from agent.config import default_state_dir
-from agent.log import configure_logging
+from common.log import configure_logging
 
 
 def _step(text: str) -> None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from agent.cli import EXIT_FAILURE
-from agent.log import configure_logging
+from common.log import configure_logging
 
 if TYPE_CHECKING:
     from devtools.devnode import DevNode
@@ -108,16 +108,15 @@ def status(name: str, port: int, transport_port: int, fmt: str) -> None:
 
 
 def _features(url: str) -> dict[str, object]:
-    from agent.config import Settings
     from indexer.capabilities import detect
     from indexer.client import build_client
 
-    capabilities = detect(build_client(Settings(es_url=[url])))
+    capabilities = detect(build_client([url]))
     return {**capabilities.as_dict(), "summary": capabilities.summary()}
 
 
 def _report_features(url: str) -> None:
-    from agent.log import get_logger
+    from common.log import get_logger
 
     features = _features(url)
     get_logger("devnode").info("devnode_features", summary=features["summary"])

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from agent.config import Settings, load_settings
-from agent.log import configure_logging
+from common.log import configure_logging
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
@@ -73,6 +73,22 @@ def build_settings(config_file: Path | None = None, **flags: Any) -> Settings:
     return settings
 
 
+def client_for(settings: Settings, *, retries: int = 0) -> Elasticsearch:
+    """The Elasticsearch client the settings describe (the indexer never sees ``Settings``)."""
+    from indexer.client import build_client
+
+    return build_client(
+        settings.es_url,
+        api_key=settings.es_api_key.get_secret_value() if settings.es_api_key else None,
+        username=settings.es_username,
+        password=settings.es_password.get_secret_value() if settings.es_password else None,
+        verify_certs=settings.es_verify_certs,
+        ca_certs=settings.es_ca_certs,
+        timeout=settings.es_request_timeout,
+        retries=retries,
+    )
+
+
 @contextmanager
 def elasticsearch_client(
     settings: Settings, *, refused: str = "Elasticsearch refused the request"
@@ -81,10 +97,9 @@ def elasticsearch_client(
     from elasticsearch import ApiError, TransportError
 
     from agent.cli import EXIT_FAILURE
-    from indexer.client import build_client
     from indexer.setup import error_reason
 
-    client = build_client(settings)
+    client = client_for(settings)
     try:
         yield client
     except ApiError as exc:

@@ -22,9 +22,9 @@ from typing import Any
 import click
 
 from agent.cli import EXIT_FAILURE, EXIT_OK, EXIT_REJECTED, EXIT_USAGE
-from agent.cli.options import build_settings, es_options
+from agent.cli.options import build_settings, client_for, es_options
 from agent.config import Settings
-from agent.log import get_logger
+from common.log import get_logger
 
 log = get_logger("agent.run")
 
@@ -80,9 +80,8 @@ def _run(settings: Settings, *, once: bool, setup: bool) -> int:
     from agent.files import RegistryError
     from agent.metrics import Health, Metrics, MetricsServer
     from agent.pipeline import Pipeline
-    from indexer.client import build_client
 
-    es = build_client(settings)
+    es = client_for(settings)
     probe_client = es.options(request_timeout=2.0)
 
     def probe() -> bool:
@@ -155,7 +154,7 @@ def _installer(es: Any, settings: Settings) -> Any:
     def install() -> object:
         from indexer.setup import install as install_templates
 
-        report = install_templates(es, settings)
+        report = install_templates(es, settings.events_target, settings.changes_target)
         for step in report.steps:
             if step.status == "failed":
                 log.warning("setup_step_failed", kind=step.kind, name=step.name, reason=step.detail)

@@ -55,7 +55,13 @@ def setup(
 
     settings = build_settings(config_file, kibana_url=kibana_url, **flags)
     with elasticsearch_client(settings, refused="setup failed") as client:
-        report = install(client, settings, retention=retention, kibana_url=settings.kibana_url)
+        report = install(
+            client,
+            settings.events_target,
+            settings.changes_target,
+            retention=retention,
+            kibana_url=settings.kibana_url,
+        )
     if output_format == "json":
         click.echo(json.dumps(report.as_dict(), sort_keys=True))
     else:

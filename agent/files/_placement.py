@@ -12,7 +12,7 @@ import os
 from agent.files._source import Source
 from agent.files.identity import FileKey, read_head
 from agent.files.registry import FilePosition, Registry
-from agent.log import get_logger
+from common.log import get_logger
 
 log = get_logger(__name__)
 

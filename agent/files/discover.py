@@ -30,7 +30,7 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 
-from agent.log import get_logger
+from common.log import get_logger
 
 log = get_logger(__name__)
 

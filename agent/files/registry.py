@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from agent.files.identity import FileKey, key_at
-from agent.log import get_logger
+from common.log import get_logger
 
 FORMAT_VERSION = 1
 REGISTRY_NAME = "registry.json"

@@ -32,7 +32,7 @@ from agent.files._source import Budget, Line, Source
 from agent.files.discover import Discovery
 from agent.files.identity import FileKey
 from agent.files.registry import Registry
-from agent.log import get_logger
+from common.log import get_logger
 
 __all__ = ["Line", "Tailer"]
 

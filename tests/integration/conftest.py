@@ -100,10 +100,16 @@ def make_settings(es_url: str, namespace: str) -> Settings:
     return Settings(es_url=[es_url], namespace=namespace)
 
 
+def targets(namespace: str) -> tuple[str, str]:
+    """The events and changes data streams of ``namespace``, as ``install`` takes them."""
+    settings = Settings(namespace=namespace)
+    return settings.events_target, settings.changes_target
+
+
 @pytest.fixture(scope="session")
 def installed(es: Elasticsearch, es_url: str) -> SetupReport:
     """The product's templates, installed once for the session (they serve every namespace)."""
-    report = install(es, make_settings(es_url, "default"))
+    report = install(es, *targets("default"))
     assert report.ok, report.lines()
     return report
 

@@ -16,7 +16,7 @@ import mappings
 from indexer.capabilities import Capabilities, detect
 from indexer.setup import Resource, SetupReport, apply_resource, install, make_resource, render
 from tests.esnode import remove_targets
-from tests.integration.conftest import make_settings
+from tests.integration.conftest import make_settings, targets
 
 pytestmark = pytest.mark.integration
 
@@ -100,7 +100,7 @@ class TestIdempotence:
     ) -> None:
         """A second run reports every template unchanged and leaves them byte-identical."""
         before = snapshot(es)
-        report = install(es, make_settings(es_url, namespace))
+        report = install(es, *targets(namespace))
         assert report.ok
         statuses = {s.status for s in report.steps if s.kind in TEMPLATE_KINDS}
         assert statuses == {"unchanged"}
@@ -176,7 +176,7 @@ class TestWhatIsInstalled:
         self, es: Elasticsearch, es_url: str, namespace: str, caps: Capabilities
     ) -> None:
         """What the cluster lacks is skipped with the reason; Kibana only with a URL."""
-        report = install(es, make_settings(es_url, namespace), kibana_url="http://kibana:5601")
+        report = install(es, *targets(namespace), kibana_url="http://kibana:5601")
         status, detail = step(report, "lifecycle policy", "appmixer-audit")
         if caps.lifecycle and caps.data_streams:
             assert status in {"installed", "updated", "unchanged"}
@@ -189,7 +189,7 @@ class TestWhatIsInstalled:
         status, detail = step(report, "dashboards", "http://kibana:5601")
         assert status == "skipped"
         assert detail == "no dashboards to import yet" or "not available" in detail
-        assert step(install(es, make_settings(es_url, namespace)), "dashboards", "kibana") == (
+        assert step(install(es, *targets(namespace)), "dashboards", "kibana") == (
             "skipped",
             "no Kibana URL given",
         )
@@ -203,7 +203,11 @@ class TestTargets:
         the managed mapping; setup then reports the target as existing."""
         settings = make_settings(es_url, namespace)
         kind = "data stream" if caps.data_streams else "index"
-        status, _detail = step(install(es, settings), kind, settings.events_target)
+        status, _detail = step(
+            install(es, settings.events_target, settings.changes_target),
+            kind,
+            settings.events_target,
+        )
         assert status in {"skipped", "installed"}
         es.index(
             index=settings.events_target,
@@ -219,7 +223,7 @@ class TestTargets:
         assert mapping["mappings"]["dynamic"] in {False, "false"}
         want = "match_only_text" if "match_only_text" in caps.field_types else "text"
         assert mapping["mappings"]["properties"]["message"]["type"] == want
-        again = install(es, settings)
+        again = install(es, settings.events_target, settings.changes_target)
         assert step(again, kind, settings.events_target) == ("unchanged", "exists")
 
     def test_changed_templates_roll_an_existing_data_stream(
@@ -230,12 +234,12 @@ class TestTargets:
         if not caps.data_streams:
             pytest.skip("this cluster has no data streams")
         settings = make_settings(es_url, namespace)
-        install(es, settings)
+        install(es, settings.events_target, settings.changes_target)
         document = {"@timestamp": "2026-11-25T09:00:00Z", "message": "Flow Updated"}
         target = settings.events_target
         es.index(index=target, id="a", op_type="create", document=document)
         make_stale(es)
-        report = install(es, settings)
+        report = install(es, settings.events_target, settings.changes_target)
         status, detail = step(report, "data stream", target)
         assert status == "updated"
         assert "rolled over lazily" in detail
@@ -254,7 +258,7 @@ class TestTargets:
             name=name, index_patterns=[settings.events_target], priority=900, data_stream={}
         )
         try:
-            report = install(es, settings)
+            report = install(es, settings.events_target, settings.changes_target)
         finally:
             es.indices.delete_index_template(name=name)
         assert not report.ok

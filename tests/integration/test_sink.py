@@ -13,9 +13,9 @@ from elasticsearch import Elasticsearch
 
 from agent.config import Settings
 from agent.pipeline import Pipeline
+from common.retry import RetryPolicy
 from devtools.simulate import write_events
 from indexer.dedup import ReplayWindow
-from indexer.retry import RetryPolicy
 from indexer.setup import install
 from indexer.sink import BulkSink, Delivered, Duplicate, Rejected, Retry, Shipment
 
@@ -47,7 +47,7 @@ def settings_for(es_url: str, namespace: str, tmp_path: Path, **extra: Any) -> S
 @pytest.fixture
 def settings(es: Elasticsearch, es_url: str, namespace: str, tmp_path: Path) -> Settings:
     value = settings_for(es_url, namespace, tmp_path)
-    install(es, value)
+    install(es, value.events_target, value.changes_target)
     return value
 
 
@@ -205,7 +205,7 @@ class TestReplayAcrossRollover:
         settings = settings_for(
             es_url, namespace, tmp_path, paths=[str(log_file)], batch_max_events=50
         )
-        install(es, settings)
+        install(es, settings.events_target, settings.changes_target)
         first = Pipeline(settings, es, once=True)
         first.start()
         assert first.wait(120)

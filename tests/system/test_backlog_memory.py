@@ -62,7 +62,8 @@ class TestBacklogMemory:
         log_file = tmp_path / "audit.log"
         with log_file.open("wb") as out:
             assert write_events(out, LINES, seed=200) == LINES
-        install(fault_es, Settings(es_url=[fault_node.url], namespace=namespace))
+        target = Settings(es_url=[fault_node.url], namespace=namespace)
+        install(fault_es, target.events_target, target.changes_target)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         fault_node.pause()

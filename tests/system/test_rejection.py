@@ -80,7 +80,8 @@ class TestRejection:
         self, es: Elasticsearch, es_url: str, namespace: str, tmp_path: Path
     ) -> None:
         """The refused event lands in the DLQ with ES's type and reason; run --once exits 3."""
-        install(es, Settings(es_url=[es_url], namespace=namespace))
+        target = Settings(es_url=[es_url], namespace=namespace)
+        install(es, target.events_target, target.changes_target)
         provoke_conflict(es, namespace)
         log_file = tmp_path / "audit.log"
         lines = [record(n, str(1000 + n)) for n in range(10)]

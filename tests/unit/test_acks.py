@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.acks import Checkpoint, Checkpointer, OrderedFinalizer
-from indexer.retry import RetryPolicy
+from common.retry import RetryPolicy
 
 
 def register_lines(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.log import censor_secrets
+from common.log import censor_secrets
 
 
 class TestCensorSecrets:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from indexer.retry import Backoff, RetryPolicy
+from common.retry import Backoff, RetryPolicy
 
 
 class FakeClock:
