@@ -7,7 +7,8 @@ to run as root, so when we are root the node runs as ``nobody`` from a world-rea
 
 Each node has a name and a directory of its own (config, data, logs, pid), so several can
 run side by side, form a cluster, be paused or stopped by tests, and ``stop`` only ever
-touches a process this module started.
+touches a process this module started. ``security=True`` makes a node with HTTPS, a
+superuser and API keys (``devtools.secure``); its credentials sit in ``credentials/``.
 """
 
 from __future__ import annotations
@@ -20,16 +21,19 @@ import pwd
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
 import urllib.request
 import zipfile
+from base64 import b64encode
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from common.log import get_logger
+from devtools import secure
 
 # The one place the version is pinned: the newest 9.x integ-test zip served on Maven Central
 # that starts here (9.x needs Java 21 or newer; the client library is pinned to 9.x to match).
@@ -198,6 +202,10 @@ class NodeStatus:
     running: bool
     pid: int | None
     healthy: bool
+    security: bool = False
+    ca_certs: str | None = None
+    username: str | None = None
+    password_file: str | None = None
 
 
 class DevNode:
@@ -216,7 +224,9 @@ class DevNode:
         version: str = ES_VERSION,
         distribution: Path | None = None,
         root: Path | None = None,
+        security: bool | None = None,
     ) -> None:
+        """``security=None`` (stop, status) means: as this node was last started."""
         if not name.replace("-", "").replace("_", "").isalnum():
             raise DevNodeError(f"node name {name!r} must be letters, digits, - or _")
         self.name = name
@@ -229,13 +239,29 @@ class DevNode:
         self.version = version
         self.distribution = distribution
         self.home = (root or cache_dir() / "nodes") / name
-        self.url = f"http://127.0.0.1:{http_port}"
+        self.security = self.credentials_dir.is_dir() if security is None else security
+        scheme = "https" if self.security else "http"
+        self.url = f"{scheme}://127.0.0.1:{http_port}"
 
     # ----------------------------------------------------------------- paths and identity
 
     @property
     def config_dir(self) -> Path:
         return self.home / "config"
+
+    @property
+    def credentials_dir(self) -> Path:
+        """The client's copies of the CA and the superuser password (0600 files)."""
+        return self.home / "credentials"
+
+    def credentials(self) -> secure.Credentials | None:
+        if not self.security:
+            return None
+        return secure.Credentials(
+            self.credentials_dir / "ca.crt",
+            secure.SUPERUSER,
+            self.credentials_dir / f"{secure.SUPERUSER}.password",
+        )
 
     @property
     def pid_file(self) -> Path:
@@ -262,8 +288,15 @@ class DevNode:
         return self.pid() is not None
 
     def _http_status(self, path: str = "/_cluster/health", timeout: float = 2.0) -> int | None:
+        request = urllib.request.Request(self.url + path)  # noqa: S310 (our own node's URL)
+        context: ssl.SSLContext | None = None
+        credentials = self.credentials()
         try:
-            with urllib.request.urlopen(self.url + path, timeout=timeout) as response:  # noqa: S310 (fixed http URL)
+            if credentials is not None:
+                context = ssl.create_default_context(cafile=str(credentials.ca_certs))
+                token = f"{credentials.username}:{credentials.password()}".encode()
+                request.add_header("Authorization", "Basic " + b64encode(token).decode())
+            with urllib.request.urlopen(request, timeout=timeout, context=context) as response:  # noqa: S310
                 return int(response.status)
         except urllib.error.HTTPError as exc:
             return int(exc.code)
@@ -275,7 +308,21 @@ class DevNode:
 
     def status(self) -> NodeStatus:
         running = self.is_running()
-        return NodeStatus(self.name, self.url, running, self.pid(), running and self.is_healthy())
+        healthy = running and self.is_healthy()
+        credentials = self.credentials()
+        if credentials is None:
+            return NodeStatus(self.name, self.url, running, self.pid(), healthy)
+        return NodeStatus(
+            self.name,
+            self.url,
+            running,
+            self.pid(),
+            healthy,
+            security=True,
+            ca_certs=str(credentials.ca_certs),
+            username=credentials.username,
+            password_file=str(credentials.password_file),
+        )
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -300,6 +347,8 @@ class DevNode:
             settings["cluster.initial_master_nodes"] = self.initial_master_nodes or [self.name]
         else:
             settings["discovery.type"] = "single-node"
+        if self.security:
+            settings.update(secure.node_settings())
         text = "".join(f"{key}: {json.dumps(value)}\n" for key, value in settings.items())
         (self.config_dir / "elasticsearch.yml").write_text(text)
 
@@ -328,11 +377,17 @@ class DevNode:
         java = find_java()
         for sub in ("data", "logs", "tmp"):
             (self.home / sub).mkdir(parents=True, exist_ok=True)
+        if self.security:
+            es_home = self._prepare_security(es_home, java)
+        else:
+            shutil.rmtree(self.credentials_dir, ignore_errors=True)
         self._write_config(es_home)
         self.pid_file.unlink(missing_ok=True)
         user = self._runtime_user()
         if user is not None:
             self._chown_tree(self.home, user)
+            if self.security:  # the client's files stay with whoever started the node
+                self._chown_back(self.credentials_dir)
         env = {
             **os.environ,
             "ES_JAVA_HOME": str(java),
@@ -370,6 +425,27 @@ class DevNode:
             seconds=round(time.monotonic() - started, 1),
         )
         return self.url
+
+    def _prepare_security(self, es_home: Path, java: Path) -> Path:
+        """The plugin-carrying distribution, certificates, keystore and client files."""
+        try:
+            with _locked(cache_dir() / "dist.lock"):
+                plugin = secure.build_plugin(cache_dir(), java)
+                es_home = secure.secured_distribution(es_home, plugin)
+            if not self.config_dir.is_dir():
+                shutil.copytree(es_home / "config", self.config_dir)
+            secure.prepare(es_home, self.config_dir, self.credentials_dir, java)
+        except secure.SecureSetupError as exc:
+            raise DevNodeError(str(exc)) from None
+        return es_home
+
+    @staticmethod
+    def _chown_back(directory: Path) -> None:
+        uid, gid = os.getuid(), os.getgid()
+        os.chown(directory, uid, gid)
+        directory.chmod(0o700)
+        for path in directory.iterdir():
+            os.chown(path, uid, gid)
 
     def _wait(self, timeout: float, healthy: bool) -> None:
         deadline = time.monotonic() + max(timeout, 1.0)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from elasticsearch import Elasticsearch
 
-from tests.esnode import provide_es_url, remove_targets
+from tests.esnode import SecureNode, provide_es_url, remove_targets, secure_dev_node
 
 
 @pytest.fixture(scope="session")
@@ -22,6 +22,21 @@ def es_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def es(es_url: str) -> Iterator[Elasticsearch]:
     client = Elasticsearch(es_url, request_timeout=60)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def secure_es() -> Iterator[SecureNode]:
+    """A second, secured node (HTTPS, superuser, API keys), started only when a test asks."""
+    with secure_dev_node() as node:
+        yield node
+
+
+@pytest.fixture(scope="session")
+def secure_admin(secure_es: SecureNode) -> Iterator[Elasticsearch]:
+    """The secured node's superuser client."""
+    client = secure_es.client(request_timeout=60)
     yield client
     client.close()
 

@@ -3,6 +3,9 @@
 In order: ``APPMIXER_AUDIT_ES_URL`` or ``ES_URL`` when set; else a testcontainers
 Elasticsearch when a Docker engine answers; else the project's own dev node (``dev-es``),
 started for the session on its own port. No test ever talks to a fake.
+
+The secured node (HTTPS, the ``elastic`` superuser, API keys) is always the project's own
+dev node started with ``security=True``, beside the plain one on ports of its own.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 from elasticsearch import ApiError, Elasticsearch
 
@@ -34,6 +39,28 @@ def node_ports(name: str, http_port: int, transport_port: int) -> tuple[str, int
 
 TEST_NODE_NAME, TEST_NODE_HTTP_PORT, TEST_NODE_TRANSPORT_PORT = node_ports("pytest", 9250, 9350)
 TEST_NODE_HEAP = "1g"
+SECURE_NODE_NAME, SECURE_NODE_HTTP_PORT, SECURE_NODE_TRANSPORT_PORT = node_ports(
+    "pytest-secure", 9256, 9356
+)
+SECURE_NODE_HEAP = "512m"
+
+
+@dataclass(frozen=True)
+class SecureNode:
+    """How to reach the secured node as its superuser: URL, CA file, user, password file."""
+
+    url: str
+    ca_certs: Path
+    username: str
+    password_file: Path
+
+    @property
+    def password(self) -> str:
+        return self.password_file.read_text().strip()
+
+    def client(self, **kwargs: object) -> Elasticsearch:
+        auth = (self.username, self.password)
+        return Elasticsearch(self.url, ca_certs=str(self.ca_certs), basic_auth=auth, **kwargs)  # type: ignore[arg-type]
 
 
 def url_from_env(env: Mapping[str, str]) -> str | None:
@@ -87,6 +114,31 @@ def _dev_node() -> Iterator[str]:
         yield url
     finally:
         # Leave a node someone else started alone; stop the one we started.
+        if not was_running and os.environ.get("APPMIXER_AUDIT_KEEP_TEST_NODE") != "1":
+            node.stop()
+
+
+@contextmanager
+def secure_dev_node() -> Iterator[SecureNode]:
+    """The secured dev node for the session: started (fresh) unless already running."""
+    from devtools.devnode import DevNode
+
+    node = DevNode(
+        SECURE_NODE_NAME,
+        SECURE_NODE_HTTP_PORT,
+        SECURE_NODE_TRANSPORT_PORT,
+        heap=SECURE_NODE_HEAP,
+        security=True,
+    )
+    was_running = node.is_running()
+    if not was_running:
+        node.wipe()
+    url = node.start(timeout=240)
+    credentials = node.credentials()
+    assert credentials is not None
+    try:
+        yield SecureNode(url, credentials.ca_certs, credentials.username, credentials.password_file)
+    finally:
         if not was_running and os.environ.get("APPMIXER_AUDIT_KEEP_TEST_NODE") != "1":
             node.stop()
 

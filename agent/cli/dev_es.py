@@ -32,11 +32,19 @@ def _node_options(func: F) -> F:
 
 
 def _node(
-    name: str, port: int, transport_port: int, *, heap: str = "1g", distribution: Path | None = None
+    name: str,
+    port: int,
+    transport_port: int,
+    *,
+    heap: str = "1g",
+    distribution: Path | None = None,
+    security: bool | None = None,
 ) -> DevNode:
     from devtools.devnode import DevNode
 
-    return DevNode(name, port, transport_port, heap=heap, distribution=distribution)
+    return DevNode(
+        name, port, transport_port, heap=heap, distribution=distribution, security=security
+    )
 
 
 @click.group("dev-es")
@@ -59,6 +67,11 @@ def dev_es() -> None:
     help="An Elasticsearch integ-test zip or unpacked home to use instead of downloading.",
 )
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for health.")
+@click.option(
+    "--security",
+    is_flag=True,
+    help="HTTPS, the elastic superuser and API keys; CA and password files: see status.",
+)
 def start(
     *,
     name: str,
@@ -67,14 +80,22 @@ def start(
     heap: str,
     distribution: Path | None,
     timeout: float,
+    security: bool,
 ) -> None:
-    """Start the node (or reuse it when running); print its URL as the last line."""
+    """Start the node (or reuse it when running); print its URL as the last line.
+
+    With --security the node gets a locally made CA and node certificate, the elastic
+    superuser with a random password, and the analysis plugin API keys need (built once
+    with Maven); `dev-es status --format json` names the CA and password files.
+    """
     from devtools.devnode import DevNodeError
 
-    node = _node(name, port, transport_port, heap=heap, distribution=distribution)
+    node = _node(
+        name, port, transport_port, heap=heap, distribution=distribution, security=security
+    )
     try:
         url = node.start(timeout=timeout)
-        _report_features(url)
+        _report_features(node)
     except DevNodeError as exc:
         click.echo(f"appmixer-audit: {exc}", err=True)
         sys.exit(EXIT_FAILURE)
@@ -96,7 +117,7 @@ def status(name: str, port: int, transport_port: int, fmt: str) -> None:
     """Exit 0 when the node is up and healthy; print its URL and optional features."""
     node = _node(name, port, transport_port)
     state = node.status()
-    features = _features(node.url) if state.healthy else None
+    features = _features(node) if state.healthy else None
     if fmt == "json":
         click.echo(json.dumps({**state.__dict__, "features": features}))
     elif state.healthy:
@@ -107,16 +128,29 @@ def status(name: str, port: int, transport_port: int, fmt: str) -> None:
     sys.exit(0 if state.healthy else EXIT_FAILURE)
 
 
-def _features(url: str) -> dict[str, object]:
+def _features(node: DevNode) -> dict[str, object]:
     from indexer.capabilities import detect
     from indexer.client import build_client
 
-    capabilities = detect(build_client([url]))
+    credentials = node.credentials()
+    if credentials is None:
+        client = build_client([node.url])
+    else:
+        client = build_client(
+            [node.url],
+            ca_certs=credentials.ca_certs,
+            username=credentials.username,
+            password=credentials.password(),
+        )
+    try:
+        capabilities = detect(client)
+    finally:
+        client.close()
     return {**capabilities.as_dict(), "summary": capabilities.summary()}
 
 
-def _report_features(url: str) -> None:
+def _report_features(node: DevNode) -> None:
     from common.log import get_logger
 
-    features = _features(url)
+    features = _features(node)
     get_logger("devnode").info("devnode_features", summary=features["summary"])
