@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     redact_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     redact_values: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # --- tamper evidence: the HMAC key that signs chain checkpoints (never sent anywhere)
+    chain_key_file: Path | None = None
+    chain_checkpoint_interval: float = Field(default=60.0, gt=0)
+
     # --- observability
     metrics_address: str | None = None
     log_level: str = "info"
@@ -145,6 +149,11 @@ class Settings(BaseSettings):
     @property
     def changes_target(self) -> str:
         return f"logs-appmixer.audit_changes-{self.namespace}"
+
+    @property
+    def checkpoints_target(self) -> str:
+        """Signed chain checkpoints: outside ``logs-*``, so no SIEM rule reads them as events."""
+        return f"appmixer-audit.checkpoints-{self.namespace}"
 
     @classmethod
     def settings_customise_sources(

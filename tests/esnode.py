@@ -150,7 +150,11 @@ def remove_targets(es: Elasticsearch, namespace: str) -> None:
     """
     if os.environ.get("APPMIXER_AUDIT_KEEP_TEST_DATA") == "1":
         return
-    for target in (f"logs-appmixer.audit-{namespace}", f"logs-appmixer.audit_changes-{namespace}"):
+    for target in (
+        f"logs-appmixer.audit-{namespace}",
+        f"logs-appmixer.audit_changes-{namespace}",
+        f"appmixer-audit.checkpoints-{namespace}",
+    ):
         for path in (f"/_data_stream/{target}", f"/{target}"):
             try:
                 es.perform_request("DELETE", path, headers={"accept": "application/json"})

@@ -33,6 +33,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "search": ("agent.cli.search", "search", "Search audit events: Action, User, Created."),
     "show": ("agent.cli.search", "show", "Show one event with its diff table."),
     "simulate": ("agent.cli.simulate", "simulate", "Write realistic Appmixer audit NDJSON."),
+    "verify": (
+        "agent.cli.verify",
+        "verify",
+        "Replay the hash chains: intact, or what is missing, altered or inserted.",
+    ),
     "dev-es": ("agent.cli.dev_es", "dev_es", "Run a local Elasticsearch node for trying out."),
     "demo": ("agent.cli.demo", "demo", "The one-command tour: node, setup, logs, ship, search."),
 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from elasticsearch import Elasticsearch
 
+from agent.chain.link import Head, step, stream_id
 from agent.normalize import Normalized
 from indexer.capabilities import Capabilities, detect
 from indexer.fields import TARGETS, Target, composed_mappings, document_paths, mapped_fields, walk
@@ -21,9 +22,12 @@ SINK_WRITTEN: dict[Target, set[str]] = {"events": {"event.ingested"}, "changes":
 
 @pytest.fixture(scope="module")
 def emitted() -> dict[Target, set[str]]:
-    """The fields the normalizer writes over the sample, simulated and extra lines."""
+    """The fields the agent writes before the sink: the normalizer's over the sample,
+    simulated and extra lines, then the chain step's (appmixer.chain, after the first)."""
     found: dict[Target, set[str]] = {"events": set(), "changes": set()}
+    head = Head.genesis(stream_id("test-host", "contract"))
     for item in normalize_all("contract"):
+        head = step(head, item.event_id, item.event)
         found["events"] |= document_paths(item.event, "events")
         for _id, change in item.changes:
             found["changes"] |= document_paths(change, "changes")

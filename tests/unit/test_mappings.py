@@ -114,17 +114,20 @@ class TestJsonFiles:
         reader = mappings.load("roles", "appmixer_audit_reader")
         for role in (writer, reader):
             assert role["cluster"] == []
-            assert len(role["indices"]) == 1
+            assert len(role["indices"]) == 2
             assert sorted(role["indices"][0]["names"]) == [
                 "logs-appmixer.audit-*",
                 "logs-appmixer.audit_changes-*",
             ]
+            assert role["indices"][1]["names"] == ["appmixer-audit.checkpoints-*"]
         assert sorted(writer["indices"][0]["privileges"]) == [
             "auto_configure",
             "create_doc",
             "read",
         ]
+        assert sorted(writer["indices"][1]["privileges"]) == ["auto_configure", "create_doc"]
         assert sorted(reader["indices"][0]["privileges"]) == ["read", "view_index_metadata"]
+        assert sorted(reader["indices"][1]["privileges"]) == ["read", "view_index_metadata"]
 
     def test_lifecycle_rolls_over_hot_then_deletes(self) -> None:
         """The policy rolls over in hot and deletes after a year by default."""

@@ -1,0 +1,229 @@
+"""Chain state in the run loop: stepped as lines are read, persisted as they are acknowledged.
+
+Three parts, each owned by one thread, keyed by the registry's file key strings (so this
+module knows nothing of the file layer):
+
+- :class:`Chains` (reader thread) steps each line, in read order. Its in-memory head per file
+  runs ahead of acknowledgements. When a file is (re)started at an offset, the head comes from
+  the persisted chain state recorded *at that very offset* (the registry entry of the file or
+  of another file with the same content: a copy continues its original's chain); at offset 0
+  it is the stream's genesis. So a line read again after a crash, a restart or a rotation gets
+  the same chain values as the first time, and its replay is a 409, never a fork. If no state
+  fits (a registry from before chains, or state lost), a new stream begins at that offset
+  (``chain_restarted``): nothing is claimed that cannot be proven.
+- :class:`Ledger` (sender thread) remembers each line's :class:`Entry` until the line's file
+  checkpoint passes it, then hands the head at the checkpoint to the registry, which writes it
+  atomically with the offset. Events that have a place in the chain but never reach the index
+  (refused by Elasticsearch, or not encodable) become :class:`Gap` s, recorded in the registry
+  with the same acknowledgement, kept there until a signed checkpoint carrying them is stored.
+- :class:`Signer` (sender thread) builds, signs and records checkpoints from the registry's
+  persisted heads, every ``interval`` seconds when something changed, and at shutdown.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from agent.chain.checkpoint import ChainKey, Checkpoint, Gap, SignedHead
+from agent.chain.link import Head, step, stream_id
+from agent.log import get_logger
+
+log = get_logger("agent.chain")
+
+LOCAL_NAME = "chain-checkpoints.ndjson"
+
+# (file key, content id, offset) -> the chain head persisted at exactly that offset, if any
+Resume = Callable[[str, str, int], Head | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A line's place: the head after it, and for an event line, its predecessor's hash."""
+
+    head: Head
+    prev: str | None = None
+
+
+class Chains:
+    """Steps events into their stream's chain, in read order (reader thread only)."""
+
+    def __init__(self, host: str, resume: Resume) -> None:
+        self.host = host
+        self._resume = resume
+        self._files: dict[str, tuple[int, Head]] = {}  # key -> (where the next line starts, head)
+
+    def advance(
+        self,
+        key: str,
+        content_id: str,
+        offset: int,
+        end: int,
+        event: tuple[str, dict[str, Any]] | None,
+    ) -> Entry:
+        """The chain after the line ``[offset, end)``; ``event`` (id, document) is chained."""
+        known = self._files.get(key)
+        head = known[1] if known is not None and known[0] == offset else None
+        if head is None:
+            head = self._start(key, content_id, offset)
+        if event is None:
+            self._files[key] = (end, head)
+            return Entry(head)
+        prev = head.hash
+        head = step(head, event[0], event[1])
+        self._files[key] = (end, head)
+        return Entry(head, prev)
+
+    def _start(self, key: str, content_id: str, offset: int) -> Head:
+        if offset == 0:
+            return Head.genesis(stream_id(self.host, content_id, 0))
+        found = self._resume(key, content_id, offset)
+        if found is not None:
+            return found
+        stream = stream_id(self.host, content_id, offset)
+        log.warning("chain_restarted", key=key, offset=offset, stream=stream)
+        return Head.genesis(stream)
+
+
+class Ledger:
+    """Entries of lines read but not yet past their file's checkpoint (sender thread only)."""
+
+    def __init__(self, *, gaps: bool = True) -> None:
+        self._lines: dict[str, dict[int, Entry]] = {}
+        self._refused: dict[str, dict[int, Gap]] = {}
+        self._gaps = gaps  # without a signing key no checkpoint would ever carry them
+
+    def note(self, key: str, end: int, entry: Entry) -> None:
+        self._lines.setdefault(key, {})[end] = entry
+
+    def refused(self, key: str, end: int, reason: str) -> None:
+        """The event of this line will not be in the index: a gap in its chain."""
+        entry = self._lines.get(key, {}).get(end)
+        if not self._gaps or entry is None or entry.prev is None:
+            return
+        head = entry.head
+        gap = Gap(stream=head.stream, seq=head.seq, prev=entry.prev, hash=head.hash,
+                  event_id=head.event_id, reason=reason[:200])  # fmt: skip
+        self._refused.setdefault(key, {})[end] = gap
+
+    def settle(self, key: str, end: int) -> tuple[Head | None, list[Gap]]:
+        """The head at ``end`` and the gaps up to it; forget the lines up to it."""
+        lines = self._lines.get(key, {})
+        entry = lines.get(end)
+        for past in [e for e in lines if e <= end]:
+            del lines[past]
+        refused = self._refused.get(key, {})
+        gaps = [refused.pop(e) for e in sorted(e for e in refused if e <= end)]
+        return (entry.head if entry is not None else None), gaps
+
+
+def chain_record(head: Head, at: int) -> dict[str, Any]:
+    """The registry's chain state of a file: the head, valid at offset ``at``."""
+    return {**head.as_dict(), "at": at}
+
+
+def head_at(record: Any, offset: int) -> Head | None:
+    """The head in a registry chain record, if it was taken at ``offset``."""
+    if not isinstance(record, dict) or record.get("at") != offset:
+        return None
+    try:
+        return Head.from_dict(record)
+    except ValueError:
+        return None
+
+
+class Signer:
+    """Signs the persisted heads now and then; stores each checkpoint locally and remotely."""
+
+    def __init__(
+        self,
+        key: ChainKey,
+        host: str,
+        state_dir: Path,
+        store: Callable[[Checkpoint], None],
+        *,
+        interval: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.key = key
+        self.host = host
+        self.local = Path(state_dir) / LOCAL_NAME
+        self._store = store
+        self.interval = interval
+        self._clock = clock
+        self._now = now
+        self._last = clock()
+        self._signed: dict[str, tuple[int, str]] = {}  # stream -> (seq, hash) last stored
+        self.stored = 0
+
+    def due(self) -> bool:
+        return self._clock() - self._last >= self.interval
+
+    def checkpoint(
+        self, heads: Iterable[tuple[Head, str | None]], gaps: Iterable[Gap]
+    ) -> list[Gap] | None:
+        """Sign what changed since the last stored checkpoint; the gaps it carried, or None.
+
+        None when nothing changed or the checkpoint could not be stored in the index (it is
+        then in the local file only, and the next one carries the same heads and gaps again).
+        """
+        self._last = self._clock()
+        best: dict[str, tuple[Head, str | None]] = {}
+        for head, path in heads:
+            if head.seq > 0 and (head.stream not in best or head.seq > best[head.stream][0].seq):
+                best[head.stream] = (head, path)
+        changed = [
+            SignedHead(stream=h.stream, seq=h.seq, hash=h.hash, event_id=h.event_id, path=path)
+            for h, path in best.values()
+            if self._signed.get(h.stream) != (h.seq, h.hash)
+        ]
+        carried = list({(g.stream, g.seq): g for g in gaps}.values())
+        if not changed and not carried:
+            return None
+        when = self._now().isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        checkpoint = Checkpoint(
+            host=self.host, time=when, key_id=self.key.key_id, heads=changed, gaps=carried
+        ).signed(self.key)
+        append_local(self.local, checkpoint)
+        try:
+            self._store(checkpoint)
+        except Exception as exc:
+            log.warning("chain_checkpoint_failed", error=str(exc), heads=len(changed))
+            return None
+        for signed in changed:
+            self._signed[signed.stream] = (signed.seq, signed.hash)
+        self.stored += 1
+        log.info("chain_checkpoint_stored", heads=len(changed), gaps=len(carried))
+        return carried
+
+
+def append_local(path: Path, checkpoint: Checkpoint) -> None:
+    """Append one checkpoint to the local NDJSON copy and fsync it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("ab") as handle:
+        handle.write(orjson.dumps(checkpoint.to_document()) + b"\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_local_checkpoints(path: Path) -> Iterator[Checkpoint]:
+    """The checkpoints of a local copy; a malformed line is a ``ValueError`` naming it."""
+    try:
+        lines = Path(path).read_bytes().splitlines()
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            yield Checkpoint.from_document(orjson.loads(line))
+        except (orjson.JSONDecodeError, ValueError) as exc:
+            raise ValueError(f"{path} line {number}: {exc}") from None

@@ -1,0 +1,491 @@
+"""The hash chain, signed checkpoints and the verify walk, without Elasticsearch."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from agent.chain.checkpoint import ChainKey, Checkpoint, Gap, KeyFileError, SignedHead
+from agent.chain.link import GENESIS, Head, content_digest, link, step, stream_id
+from agent.chain.state import (
+    Chains,
+    Entry,
+    Ledger,
+    Signer,
+    chain_record,
+    head_at,
+    read_local_checkpoints,
+)
+from agent.chain.verify import (
+    Evidence,
+    Finding,
+    Record,
+    gather,
+    unchained,
+    verify_stream,
+)
+from agent.normalize import Normalized, NormalizeOptions, Normalizer, Source
+
+KEY = ChainKey(b"k" * 32)
+OTHER_KEY = ChainKey(b"o" * 32)
+STREAM = stream_id("pod-a", "f" * 32)
+
+
+def event(n: int, **extra: Any) -> dict[str, Any]:
+    """A small stored-looking event document; the normalizer's content digest in event.hash."""
+    doc: dict[str, Any] = {
+        "@timestamp": f"2026-11-25T09:{n // 60:02d}:{n % 60:02d}.000Z",
+        "event": {"id": f"evt-{n}", "action": "flow.updated"},
+        "message": "Flow Updated",
+        "appmixer": {"audit": {"type": "update"}},
+        "log": {"file": {"path": "/var/log/audit.log"}, "offset": n * 100},
+        **extra,
+    }
+    doc["event"]["hash"] = content_digest(doc)
+    return doc
+
+
+def chain_of(count: int, head: Head | None = None) -> tuple[list[dict[str, Any]], Head]:
+    """``count`` chained documents as Elasticsearch would store them (with event.ingested)."""
+    head = head if head is not None else Head.genesis(STREAM)
+    docs = []
+    start = head.seq
+    for n in range(start + 1, start + count + 1):
+        doc = event(n)
+        head = step(head, doc["event"]["id"], doc)
+        doc["event"]["ingested"] = "2026-11-25T10:00:00.000Z"
+        docs.append(doc)
+    return docs, head
+
+
+def records(docs: list[dict[str, Any]]) -> list[Record]:
+    return [Record.from_source(doc["event"]["id"], doc) for doc in docs]
+
+
+def signed(heads: list[Head], gaps: list[Gap] = (), key: ChainKey = KEY, **kw: Any) -> Checkpoint:  # type: ignore[assignment]
+    checkpoint = Checkpoint(
+        host="pod-a",
+        time=kw.get("time", "2026-11-25T10:00:00.000Z"),
+        key_id=key.key_id,
+        heads=[
+            SignedHead(stream=h.stream, seq=h.seq, hash=h.hash, event_id=h.event_id) for h in heads
+        ],
+        gaps=list(gaps),
+    )
+    return checkpoint.signed(key)
+
+
+def walk(docs: list[dict[str, Any]], *checkpoints: Checkpoint, since: datetime | None = None):  # type: ignore[no-untyped-def]
+    evidence = gather(checkpoints, [KEY], since)
+    return verify_stream(STREAM, records(docs), evidence)
+
+
+def kinds(findings: list[Finding]) -> list[tuple[str, int | None, str | None]]:
+    return [(f.kind, f.seq, f.event_id) for f in findings]
+
+
+class TestLink:
+    def test_normalizer_hash_is_the_content_digest(self) -> None:
+        """The normalizer's event.hash is what verify recomputes from the stored document."""
+        normalizer = Normalizer(NormalizeOptions(host_name="pod-a"))
+        record = {"id": "e1", "created": "2026-11-25T09:20:41Z", "action": "Flow Updated"}
+        line = orjson.dumps({**record, "before": {"a": 1}, "after": {"a": 2}})
+        outcome = normalizer(line, Source("/l", "f", 0, "pod-a"))
+        assert isinstance(outcome, Normalized)
+        doc = outcome.event
+        claimed = doc["event"]["hash"]
+        step(Head.genesis(STREAM), "e1", doc)
+        doc["event"]["ingested"] = "2026-11-25T10:00:00Z"
+        assert content_digest(doc) == claimed
+
+    def test_step_sets_fields_and_advances(self) -> None:
+        """Each step numbers the event, names its predecessor and replaces event.hash."""
+        docs, head = chain_of(2)
+        first, second = docs
+        assert first["appmixer"]["chain"] == {"stream": STREAM, "seq": 1, "prev": GENESIS}
+        assert second["appmixer"]["chain"] == {
+            "stream": STREAM, "seq": 2, "prev": first["event"]["hash"], "prev_id": "evt-1",
+        }  # fmt: skip
+        assert head == Head(STREAM, 2, second["event"]["hash"], "evt-2")
+
+    def test_step_is_deterministic(self) -> None:
+        """The same content after the same head gives the same link: replays are 409s."""
+        assert chain_of(3)[0] == chain_of(3)[0]
+        docs, _ = chain_of(3)
+        resumed, _ = chain_of(1, Head(STREAM, 2, docs[1]["event"]["hash"], "evt-2"))
+        assert resumed[0] == docs[2]
+
+    def test_link_covers_every_chain_field(self) -> None:
+        """Changing the stream, position, predecessor or content changes the link."""
+        base = link(STREAM, 3, GENESIS, "a", "c" * 64)
+        assert base != link(STREAM + "x", 3, GENESIS, "a", "c" * 64)
+        assert base != link(STREAM, 4, GENESIS, "a", "c" * 64)
+        assert base != link(STREAM, 3, "1" * 64, "a", "c" * 64)
+        assert base != link(STREAM, 3, GENESIS, "b", "c" * 64)
+        assert base != link(STREAM, 3, GENESIS, "a", "d" * 64)
+
+    def test_stream_ids_differ_by_host_content_and_start(self) -> None:
+        """Two hosts, two files or two start offsets are two chains."""
+        ids = {
+            stream_id("a", "f"),
+            stream_id("b", "f"),
+            stream_id("a", "g"),
+            stream_id("a", "f", 9),
+        }
+        assert len(ids) == 4
+
+    def test_head_round_trips_and_rejects_junk(self) -> None:
+        """Persisted chain state reads back, and anything malformed is an error."""
+        head = Head(STREAM, 5, "a" * 64, "e5")
+        assert Head.from_dict(head.as_dict()) == head
+        for bad in (
+            {},
+            {"stream": STREAM, "seq": -1, "hash": "a" * 64},
+            {"stream": STREAM, "seq": 1, "hash": "x"},
+            [],
+        ):
+            with pytest.raises(ValueError, match="chain state"):
+                Head.from_dict(bad)
+
+
+class TestCheckpoint:
+    def test_signature_verifies_only_under_its_key(self) -> None:
+        """A signed checkpoint is valid under its key and invalid once any field changes."""
+        checkpoint = signed([Head(STREAM, 3, "a" * 64, "e3")])
+        assert checkpoint.valid_under(KEY)
+        assert not checkpoint.valid_under(OTHER_KEY)
+        edited = checkpoint.model_copy(
+            update={"heads": [checkpoint.heads[0].model_copy(update={"seq": 2})]}
+        )
+        assert not edited.valid_under(KEY)
+
+    def test_document_round_trip(self) -> None:
+        """The stored document reads back into the same checkpoint; a stranger is refused."""
+        checkpoint = signed([Head(STREAM, 3, "a" * 64, "e3")])
+        stored = orjson.loads(orjson.dumps(checkpoint.to_document()))
+        assert Checkpoint.from_document(stored) == checkpoint
+        with pytest.raises(ValueError, match="not a checkpoint"):
+            Checkpoint.from_document({"event": {}})
+        with pytest.raises(ValueError, match="malformed"):
+            Checkpoint.from_document({"appmixer": {"checkpoint": {"host": 1}}})
+
+    def test_key_file(self, tmp_path: Path) -> None:
+        """A key file is read without surrounding whitespace; short or absent: one clear error."""
+        good = tmp_path / "key"
+        good.write_text("x" * 40 + "\n")
+        assert ChainKey.from_file(good).key_id == ChainKey(b"x" * 40).key_id
+        short = tmp_path / "short"
+        short.write_text("tiny\n")
+        with pytest.raises(KeyFileError, match="at least 32"):
+            ChainKey.from_file(short)
+        with pytest.raises(KeyFileError, match="cannot read"):
+            ChainKey.from_file(tmp_path / "absent")
+
+    def test_key_never_shown(self) -> None:
+        """The key's repr shows its id only."""
+        assert "kkkk" not in repr(KEY)
+        assert KEY.key_id in repr(KEY)
+
+
+class TestVerify:
+    def test_intact(self) -> None:
+        """An untouched chain under its signed head: everything intact, nothing found."""
+        docs, head = chain_of(10)
+        result = walk(docs, signed([head]))
+        assert result.findings == []
+        assert result.intact == 10
+        assert result.unsigned == 0
+
+    def test_unsigned_tail_is_counted_not_failed(self) -> None:
+        """Events after the last signed head are consistent but unsigned."""
+        docs, _ = chain_of(10)
+        head5 = Head(STREAM, 5, docs[4]["event"]["hash"], "evt-5")
+        result = walk(docs, signed([head5]))
+        assert result.findings == []
+        assert (result.intact, result.unsigned) == (5, 5)
+
+    def test_deleted_event_is_named(self) -> None:
+        """A deleted event is missing, named by its successor's prev_id."""
+        docs, head = chain_of(10)
+        del docs[4]
+        assert kinds(walk(docs, signed([head])).findings) == [("missing", 5, "evt-5")]
+
+    def test_deleted_run_is_one_finding(self) -> None:
+        """Several consecutive deletions are one run, the last one named."""
+        docs, head = chain_of(10)
+        del docs[3:6]
+        (finding,) = walk(docs, signed([head])).findings
+        assert (finding.kind, finding.seq, finding.last) == ("missing", 4, 6)
+        assert "evt-6" in finding.detail
+
+    def test_deleted_tail_found_against_signed_head(self) -> None:
+        """Cutting off the newest events is caught by the signed head, which names the last."""
+        docs, head = chain_of(10)
+        result = walk(docs[:-1], signed([head]))
+        assert kinds(result.findings) == [("missing", 10, "evt-10")]
+
+    def test_edited_content(self) -> None:
+        """An edited field, with chain fields left alone, is altered."""
+        docs, head = chain_of(10)
+        docs[6]["message"] = "Flow Deleted"
+        assert kinds(walk(docs, signed([head])).findings) == [("altered", 7, "evt-7")]
+
+    def test_edited_and_rehashed(self) -> None:
+        """An edit whose link was recomputed breaks the next link: the edited one is named."""
+        docs, head = chain_of(10)
+        doc = docs[6]
+        doc["message"] = "Flow Deleted"
+        chain = doc["appmixer"]["chain"]
+        doc["event"]["hash"] = link(STREAM, 7, chain["prev"], chain["prev_id"], content_digest(doc))
+        assert kinds(walk(docs, signed([head])).findings) == [("altered", 7, "evt-7")]
+
+    def test_whole_chain_recomputed(self) -> None:
+        """Rewriting every link after an edit is consistent, but misses the signed head."""
+        docs, head = chain_of(6)
+        forged_docs = [copy.deepcopy(d) for d in docs]
+        forged_docs[2]["message"] = "Nothing happened"
+        rehead = Head.genesis(STREAM)
+        for doc in forged_docs:
+            doc["event"]["hash"] = content_digest(doc)
+            rehead = step(rehead, doc["event"]["id"], doc)
+        findings = walk(forged_docs, signed([head])).findings
+        assert [(f.kind, f.seq, f.last) for f in findings] == [("altered", 1, 6)]
+
+    def test_forged_copy_is_inserted(self) -> None:
+        """A forged event with a copied position is a second event at that seq: inserted."""
+        docs, head = chain_of(10)
+        forged = copy.deepcopy(docs[3])
+        forged["event"]["id"] = "forged"
+        forged["message"] = "User Deleted"
+        result = walk([*docs, forged], signed([head]))
+        assert kinds(result.findings) == [("inserted", 4, "forged")]
+        assert result.intact == 10
+
+    def test_forged_valid_link_loses_to_the_chain(self) -> None:
+        """Even a forged event with a correct link at a taken seq is the one left over."""
+        docs, head = chain_of(10)
+        forged = event(99)
+        step(Head(STREAM, 3, docs[2]["event"]["hash"], "evt-3"), "evt-99", forged)
+        assert kinds(walk([forged, *docs], signed([head])).findings) == [("inserted", 4, "evt-99")]
+
+    def test_unchained_event(self) -> None:
+        """An event without chain fields is named as inserted."""
+        forged = event(1)
+        finding = unchained(Record.from_source("x", forged))
+        assert (finding.kind, finding.event_id, finding.doc_id) == ("inserted", "evt-1", "x")
+
+    def test_swapped_positions_are_out_of_order(self) -> None:
+        """Two events whose seq fields were swapped: both out of order, nothing else."""
+        docs, head = chain_of(10)
+        a, b = docs[4]["appmixer"]["chain"], docs[5]["appmixer"]["chain"]
+        a["seq"], b["seq"] = b["seq"], a["seq"]
+        assert kinds(walk(docs, signed([head])).findings) == [
+            ("out_of_order", 5, "evt-5"), ("out_of_order", 6, "evt-6"),
+        ]  # fmt: skip
+
+    def test_three_tamperings_named(self) -> None:
+        """Delete one, edit another, insert a forged one: all three named, nothing else."""
+        docs, head = chain_of(20)
+        docs[9]["user"] = {"email": "someone@else.example"}
+        forged = copy.deepcopy(docs[15])
+        forged["event"]["id"] = "forged-1"
+        del docs[4]
+        found = kinds(walk([*docs, forged], signed([head])).findings)
+        assert sorted(found) == [("altered", 10, "evt-10"), ("inserted", 16, "forged-1"),
+                                 ("missing", 5, "evt-5")]  # fmt: skip
+
+    def test_dead_letter_gap_is_not_missing(self) -> None:
+        """An event refused by Elasticsearch, declared as a signed gap, is no finding."""
+        docs, head = chain_of(10)
+        rejected = docs.pop(4)
+        prev, digest = rejected["appmixer"]["chain"]["prev"], rejected["event"]["hash"]
+        gap = Gap(stream=STREAM, seq=5, prev=prev, hash=digest, event_id="evt-5", reason="400")
+        result = walk(docs, signed([head], [gap]))
+        assert result.findings == []
+        assert result.intact == 9
+
+    def test_gap_does_not_excuse_an_event_that_is_there(self) -> None:
+        """A document at a position declared refused cannot be genuine: inserted."""
+        docs, head = chain_of(6)
+        gap = Gap(
+            stream=STREAM, seq=3, prev=docs[1]["event"]["hash"], hash=docs[2]["event"]["hash"]
+        )
+        assert kinds(walk(docs, signed([head], [gap])).findings) == [("inserted", 3, "evt-3")]
+
+    def test_replayed_and_restarted_chain_is_intact(self) -> None:
+        """A restart resumes from the persisted head: the same values, no finding."""
+        first, mid = chain_of(5)
+        second, head = chain_of(5, mid)
+        replay, _ = chain_of(2, Head(STREAM, 3, first[2]["event"]["hash"], "evt-3"))
+        assert replay == first[3:5]
+        result = walk(first + second, signed([mid], time="2026-11-25T10:00:00Z"),
+                      signed([head], time="2026-11-25T11:00:00Z"))  # fmt: skip
+        assert result.findings == []
+        assert result.intact == 10
+
+    def test_since_starts_at_the_signed_head(self) -> None:
+        """--since: damage before the anchor is out of scope, damage after it is found."""
+        docs, mid = chain_of(10)
+        later, head = chain_of(10, mid)
+        docs[2]["message"] = "edited before"
+        later[2]["message"] = "edited after"
+        cps = [
+            signed([mid], time="2026-11-25T10:00:00Z"),
+            signed([head], time="2026-11-25T12:00:00Z"),
+        ]
+        result = walk(docs + later, *cps, since=datetime(2026, 11, 25, 11, tzinfo=UTC))
+        assert kinds(result.findings) == [("altered", 13, "evt-13")]
+        assert kinds(walk(docs + later, *cps).findings) == [
+            ("altered", 3, "evt-3"),
+            ("altered", 13, "evt-13"),
+        ]
+
+    def test_bad_and_foreign_checkpoints(self) -> None:
+        """A checkpoint with a bad signature is a finding; one under an unknown key is counted."""
+        _docs, head = chain_of(3)
+        tampered = signed([head]).model_copy(update={"host": "pod-b"})
+        foreign = signed([head], key=OTHER_KEY)
+        evidence = gather([tampered, foreign], [KEY])
+        assert [f.kind for f in evidence.findings] == ["bad_checkpoint"]
+        assert (evidence.valid, evidence.unverifiable) == (0, 1)
+
+    def test_without_checkpoints_linkage_still_checked(self) -> None:
+        """No key, no checkpoint: a deletion in the middle is still found, all else unsigned."""
+        docs, _ = chain_of(6)
+        del docs[2]
+        result = verify_stream(STREAM, records(docs), Evidence())
+        assert kinds(result.findings) == [("missing", 3, "evt-3")]
+        assert result.unsigned == 5
+
+    def test_stream_deleted_entirely(self) -> None:
+        """A signed stream with no document left is missing from 1 to its head."""
+        _, head = chain_of(4)
+        (finding,) = walk([], signed([head])).findings
+        assert (finding.kind, finding.seq, finding.last) == ("missing", 1, 4)
+
+    def test_absurd_sequence_number_is_cheap(self) -> None:
+        """A forged event claiming seq 10**12 does not make the walk count to it."""
+        docs, head = chain_of(3)
+        forged = copy.deepcopy(docs[2])
+        forged["appmixer"]["chain"]["seq"] = 10**12
+        forged["event"]["id"] = "far"
+        result = walk([*docs, forged], signed([head]))
+        assert ("inserted", 10**12, "far") in kinds(result.findings)
+
+
+class TestChains:
+    def doc(self, n: int) -> tuple[str, dict[str, Any]]:
+        return f"evt-{n}", event(n)
+
+    def test_genesis_at_offset_zero_and_steps_in_order(self) -> None:
+        """A file read from 0 starts its stream's chain; only event lines advance it."""
+        chains = Chains("pod-a", lambda *_: None)
+        first = chains.advance("k", "f" * 32, 0, 10, self.doc(1))
+        skipped = chains.advance("k", "f" * 32, 10, 20, None)
+        second = chains.advance("k", "f" * 32, 20, 30, self.doc(2))
+        assert first.head.stream == STREAM
+        assert (first.head.seq, first.prev) == (1, GENESIS)
+        assert skipped == Entry(first.head)
+        assert (second.head.seq, second.prev) == (2, first.head.hash)
+
+    def test_restart_resumes_from_persisted_state_identically(self) -> None:
+        """Read again from a checkpoint, a line gets the values it had the first time."""
+        chains = Chains("pod-a", lambda *_: None)
+        entries = [
+            chains.advance("k", "f" * 32, n * 10, n * 10 + 10, self.doc(n)) for n in range(4)
+        ]
+        persisted = {20: entries[1].head}
+        again = Chains("pod-a", lambda _key, _content, offset: persisted.get(offset))
+        replayed = [again.advance("k2", "f" * 32, n * 10, n * 10 + 10, self.doc(n)) for n in (2, 3)]
+        assert replayed == entries[2:]
+
+    def test_unknown_offset_starts_a_new_stream(self) -> None:
+        """Without state for a mid-file offset a new stream begins there: nothing is forged."""
+        chains = Chains("pod-a", lambda *_: None)
+        entry = chains.advance("k", "f" * 32, 500, 510, self.doc(1))
+        assert entry.head.stream == stream_id("pod-a", "f" * 32, 500)
+        assert entry.head.seq == 1
+
+    def test_registry_record_round_trip(self) -> None:
+        """The registry's record gives the head back only at the offset it was taken at."""
+        head = Head(STREAM, 4, "a" * 64, "evt-4")
+        record = chain_record(head, 400)
+        assert head_at(record, 400) == head
+        assert head_at(record, 399) is None
+        assert head_at({"at": 400}, 400) is None
+
+
+class TestLedger:
+    def test_settle_gives_the_head_at_the_checkpoint_and_forgets(self) -> None:
+        """The head handed over is the one after the checkpoint's last line."""
+        ledger = Ledger()
+        heads = [Head(STREAM, n, f"{n:064x}", f"evt-{n}") for n in (1, 2, 3)]
+        for n, head in enumerate(heads):
+            ledger.note("k", (n + 1) * 10, Entry(head, GENESIS))
+        assert ledger.settle("k", 20) == (heads[1], [])
+        assert ledger.settle("k", 30) == (heads[2], [])
+        assert ledger.settle("k", 10) == (None, [])
+
+    def test_refused_event_becomes_a_gap_with_its_ack(self) -> None:
+        """A refused event is a gap, handed over when the checkpoint passes it."""
+        ledger = Ledger()
+        head = Head(STREAM, 1, "b" * 64, "evt-1")
+        ledger.note("k", 10, Entry(head, GENESIS))
+        ledger.note("k", 20, Entry(head))  # a skipped line after it
+        ledger.refused("k", 10, "mapper_parsing_exception: bad")
+        ledger.refused("k", 20, "skipped lines have no place")
+        _head, gaps = ledger.settle("k", 20)
+        assert [(g.seq, g.prev, g.hash, g.event_id) for g in gaps] == [
+            (1, GENESIS, "b" * 64, "evt-1")
+        ]
+
+    def test_no_gaps_without_a_key(self) -> None:
+        """Without a signing key, gaps are not kept: no checkpoint would carry them."""
+        ledger = Ledger(gaps=False)
+        ledger.note("k", 10, Entry(Head(STREAM, 1, "b" * 64, "evt-1"), GENESIS))
+        ledger.refused("k", 10, "x")
+        assert ledger.settle("k", 10)[1] == []
+
+
+class TestSigner:
+    def signer(self, tmp_path: Path, store: Any) -> Signer:
+        clock = iter(range(0, 10_000, 100))
+        return Signer(KEY, "pod-a", tmp_path, store, interval=60, clock=lambda: next(clock))
+
+    def test_signs_changed_heads_and_gaps_once(self, tmp_path: Path) -> None:
+        """Only heads that moved are signed again; gaps carried are returned for clearing."""
+        stored: list[Checkpoint] = []
+        signer = self.signer(tmp_path, stored.append)
+        head = Head(STREAM, 3, "c" * 64, "evt-3")
+        gap = Gap(stream=STREAM, seq=2, prev="a" * 64, hash="b" * 64)
+        assert signer.checkpoint([(head, "/l"), (Head.genesis("other"), None)], [gap, gap]) == [gap]
+        assert signer.checkpoint([(head, "/l")], []) is None
+        (checkpoint,) = stored
+        assert checkpoint.valid_under(KEY)
+        assert [(h.seq, h.path) for h in checkpoint.heads] == [(3, "/l")]
+        assert list(read_local_checkpoints(signer.local)) == stored
+
+    def test_store_failure_keeps_it_for_next_time(self, tmp_path: Path) -> None:
+        """When the index cannot take it, the local copy has it and the next one repeats it."""
+
+        def refuse(_checkpoint: Checkpoint) -> None:
+            raise ConnectionError("down")
+
+        signer = self.signer(tmp_path, refuse)
+        head = Head(STREAM, 3, "c" * 64, "evt-3")
+        assert signer.checkpoint([(head, None)], []) is None
+        signer._store = lambda _c: None
+        assert signer.checkpoint([(head, None)], []) == []
+        assert len(list(read_local_checkpoints(signer.local))) == 2
+
+    def test_local_file_errors_name_the_line(self, tmp_path: Path) -> None:
+        """A damaged local copy is one error naming the file and line."""
+        path = tmp_path / "c.ndjson"
+        path.write_text('{"appmixer": {"checkpoint": {}}}\nnot json\n')
+        with pytest.raises(ValueError, match="line 1"):
+            list(read_local_checkpoints(path))
