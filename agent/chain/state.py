@@ -34,7 +34,7 @@ import orjson
 
 from agent.chain.checkpoint import ChainKey, Checkpoint, Gap, SignedHead
 from agent.chain.link import Head, step, stream_id
-from agent.log import get_logger
+from common.log import get_logger
 
 log = get_logger("agent.chain")
 
