@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-compiled clean-node ecs-schema
+.PHONY: demo test lint bench bench-all bench-compiled clean-node ecs-schema
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,10 +35,25 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-## Benchmarks (figures, never pass/fail): normalizing on one core, then file to the local node.
+## Benchmarks (figures, never pass/fail): every figure in one run on a node of its own,
+## bench/run.py (docs/performance.md). BENCH_ARGS passes options, e.g. BENCH_ARGS=--quick.
+## bench runs what the machine has (rsyslog rows read n/a without rsyslog); bench-all first
+## installs Debian's rsyslog and rsyslog-elasticsearch when missing (root, apt-get).
+RSYSLOG_PACKAGES := rsyslog rsyslog-elasticsearch
+BENCH_ARGS ?= --json bench-results.json
+
 bench: $(STAMP)
-	$(BIN)/python bench/normalize.py
-	$(BIN)/python bench/ship.py --es-url $$($(BIN)/appmixer-audit dev-es start 2>/dev/null | tail -1)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+bench-all: $(STAMP)
+	@missing=""; for pkg in $(RSYSLOG_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 ## The normalizer benchmark on the optional mypyc-compiled build (needs a C compiler).
 bench-compiled: $(STAMP)

@@ -6,7 +6,8 @@ Prints which build of the normalizer ran (compiled with mypyc, or pure Python: s
 docs/performance.md), events per second (wall and CPU; with --rounds, the best round and
 the median CPU figure too), CPU time and peak memory (RSS). Lines are generated and
 encoded before the clock starts, so only normalizing is measured. A measurement, never an
-assertion: the target (DESIGN.md) is 50,000 events/s.
+assertion: the target (DESIGN.md) is 50,000 events/s. ``--json`` adds one last line of
+JSON for ``bench/run.py``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import gc
 import io
+import json
 import resource
 import statistics
 import sys
@@ -31,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rounds", type=int, default=1, help="repeat and report the best and the median"
     )
+    parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     args = parser.parse_args(argv)
 
     # Written to memory and split, as if read from a file: lines hold just their bytes.
@@ -77,6 +80,17 @@ def main(argv: list[str] | None = None) -> int:
         f"({baseline_kib / 1024:.1f} MiB before normalizing, input included)"
     )
     print(f"python:        {sys.version.split()[0]}")
+    if args.json:
+        figures = {
+            "build": "compiled" if compiled() else "pure",
+            "events": len(lines),
+            "rounds": len(cpus),
+            "eps_cpu_median": len(lines) / statistics.median(cpus),
+            "eps_cpu_best": len(lines) / best_cpu,
+            "eps_wall_best": len(lines) / best_wall,
+            "us_per_event_cpu": statistics.median(cpus) / len(lines) * 1e6,
+        }
+        print(json.dumps(figures))
     return 0
 
 
