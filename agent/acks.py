@@ -28,13 +28,10 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
-from common.log import get_logger
-from common.retry import Backoff, RetryPolicy
+from common.retry import Retrier
 
 K = TypeVar("K", bound=Hashable)
 K_contra = TypeVar("K_contra", bound=Hashable, contravariant=True)
-
-log = get_logger("agent.acks")
 
 
 class Ticket(Generic[K]):
@@ -170,15 +167,13 @@ class Checkpointer(Generic[K]):
         finalizer: OrderedFinalizer[K] | None = None,
         *,
         interval: float = 1.0,
-        policy: RetryPolicy | None = None,
-        interrupt: threading.Event | None = None,
+        retrier: Retrier | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.finalizer = finalizer if finalizer is not None else OrderedFinalizer()
         self.interval = interval
-        self.policy = policy if policy is not None else RetryPolicy()
-        self.interrupt = interrupt if interrupt is not None else threading.Event()
+        self.retrier = retrier if retrier is not None else Retrier()
         self._clock = clock
         self._applied: dict[K, int] = {}
         self._last_save = float("-inf")
@@ -207,16 +202,14 @@ class Checkpointer(Generic[K]):
         """Write the registry; True when written (or nothing needed writing)."""
         if not force and self._clock() - self._last_save < self.interval:
             return True
-        backoff = Backoff(self.policy)
-        while True:
-            try:
-                with self._lock:
-                    self.store.save()
-                self._last_save = self._clock()
-                self.saves += 1
-                return True
-            except OSError as exc:
-                delay = backoff.failed()
-                log.warning("checkpoint_write_failed", error=str(exc), delay=delay)
-                if not required or self.interrupt.wait(delay):
-                    return False
+        written = self.retrier.call(
+            self._write, retry_on=(OSError,), event="checkpoint_write_failed", once=not required
+        )
+        if written:
+            self._last_save = self._clock()
+            self.saves += 1
+        return written
+
+    def _write(self) -> None:
+        with self._lock:
+            self.store.save()

@@ -4,7 +4,13 @@ A line is dead-lettered when it cannot be decoded, when the normalizer rejects i
 Elasticsearch refuses the document for its content (a mapping conflict, a 400). Only then is
 it acknowledged, so the write must be durable first: every :meth:`DeadLetterFile.write` ends
 with ``fsync`` (and a new file's directory entry is synced too). If the write fails, the
-error propagates and the caller does not acknowledge; the line is retried, never lost.
+error propagates and the caller does not acknowledge; the caller retries the write (through
+the agent's one retry loop), so the line is never lost.
+
+A dead letter is made by one of two named constructors, one per kind of refusal:
+:meth:`DeadLetter.rejected` for a line the normalizer refused (its stage, decode or
+normalize, comes with the rejection) and :meth:`DeadLetter.refused` for a document
+Elasticsearch refused (stage index, with Elasticsearch's status, type and reason).
 
 One JSON object per line (NDJSON), so ``jq`` and a re-ingest script read it directly. The
 original line is kept verbatim: as text when it is UTF-8, otherwise base64 with
@@ -21,27 +27,20 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
 
-from common.log import get_logger
-from common.retry import Backoff, RetryPolicy
+from agent.files import Line
+from agent.normalize import Rejected
+from common.stage import Stage
+from indexer.outcomes import Refused
 
-log = get_logger("agent.deadletter")
+__all__ = ["DeadLetter", "DeadLetterFile", "Stage", "read_dead_letters"]
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 _NAME = re.compile(r"^dead-letter-(\d{4}-\d{2}-\d{2})(?:\.(\d+))?\.ndjson$")
-
-
-class Stage(StrEnum):
-    """Where in the data path the line was refused."""
-
-    DECODE = "decode"
-    NORMALIZE = "normalize"
-    INDEX = "index"
 
 
 @dataclass(frozen=True)
@@ -59,6 +58,31 @@ class DeadLetter:
     change_id: str | None = None
     target: str | None = None
     status: int | None = None
+
+    @classmethod
+    def rejected(cls, line: Line, rejection: Rejected) -> DeadLetter:
+        """A line the normalizer refused; the stage (decode or normalize) is the rejection's."""
+        return cls(
+            line.data, line.path, line.offset, rejection.stage, rejection.reason,
+            field=rejection.field,
+        )  # fmt: skip
+
+    @classmethod
+    def refused(
+        cls,
+        line: Line,
+        refusal: Refused,
+        *,
+        event_id: str,
+        target: str,
+        change_id: str | None = None,
+    ) -> DeadLetter:
+        """A document Elasticsearch refused for its content: the event's, or one change's."""
+        return cls(
+            line.data, line.path, line.offset, Stage.INDEX, refusal.describe(),
+            error_type=refusal.error_type, event_id=event_id, change_id=change_id,
+            target=target, status=refusal.status,
+        )  # fmt: skip
 
     def to_record(self, when: datetime) -> dict[str, Any]:
         data = self.line[:-1] if self.line.endswith(b"\n") else self.line
@@ -135,27 +159,6 @@ class DeadLetterFile:
             os.fsync(handle.fileno())
             self._size += len(payload)
             self.written += len(letters)
-
-    def write_retrying(
-        self,
-        letters: Sequence[DeadLetter],
-        interrupt: threading.Event,
-        policy: RetryPolicy | None = None,
-    ) -> bool:
-        """:meth:`write`, retried with backoff until it works (a full disk gets fixed).
-
-        False only when ``interrupt`` is set first; the caller then acknowledges nothing.
-        """
-        backoff = Backoff(policy if policy is not None else RetryPolicy())
-        while True:
-            try:
-                self.write(letters)
-                return True
-            except OSError as exc:
-                delay = backoff.failed()
-                log.warning("dead_letter_write_failed", error=str(exc), delay=delay)
-                if interrupt.wait(delay):
-                    return False
 
     def _target(self, when: datetime, incoming: int) -> IO[bytes]:
         day = when.astimezone(UTC).date().isoformat()

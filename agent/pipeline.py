@@ -22,7 +22,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -31,12 +31,13 @@ from elasticsearch import ApiError, Elasticsearch, TransportError
 from agent.acks import Checkpointer, OrderedFinalizer, Ticket
 from agent.batch import Batch, Batcher, BatchLimits, BoundedBuffer
 from agent.config import Settings
-from agent.deadletter import DeadLetter, DeadLetterFile, Stage
+from agent.deadletter import DeadLetter, DeadLetterFile
 from agent.files import FileKey, Line, Registry, Tailer
 from agent.metrics import Health, Metrics
 from agent.normalize import Normalized, NormalizeOptions, Normalizer, Rejected, Skipped, Source
 from common.log import get_logger
-from common.retry import Backoff, RetryPolicy
+from common.retry import Retrier, RetryPolicy
+from common.stage import Stage
 from indexer import sink as bulk
 from indexer.dedup import ReplayWindow
 
@@ -52,19 +53,19 @@ _ITEM_OVERHEAD = 512  # bytes of Python objects per buffered line beyond its dat
 
 
 @dataclass(frozen=True, slots=True)
+class Claim:
+    """What travels with a shipment: its line, and the ticket that settles it."""
+
+    line: Line
+    ticket: Ticket[FileKey]
+
+
+@dataclass(frozen=True, slots=True)
 class Item:
     """A line and what it became; events are encoded (bytes are compact, dicts are not)."""
 
     line: Line
-    outcome: bulk.Shipment[Line] | Skipped | Rejected
-
-
-def stage_of(rejected: Rejected) -> Stage:
-    """Decode failures (not JSON, not UTF-8, not an object) versus normalizer refusals."""
-    reason = rejected.reason
-    if rejected.field is None and reason.startswith(("line is", "not valid JSON")):
-        return Stage.DECODE
-    return Stage.NORMALIZE
+    outcome: bulk.Parcel | Skipped | Rejected
 
 
 class Pipeline:
@@ -107,22 +108,19 @@ class Pipeline:
         positions = self.registry.positions()
         self.window = ReplayWindow((p.key, p.acked, p.sent) for p in positions)
         self.interrupt = threading.Event()  # the grace ran out: stop retrying, abandon
+        self.retrier = Retrier(
+            self.policy, self.interrupt, heartbeat=lambda: self.health.beat("sender")
+        )
         self.finalizer: OrderedFinalizer[FileKey] = OrderedFinalizer()
         self.checkpoints = Checkpointer(
-            self.registry,
-            self.finalizer,
-            interval=CHECKPOINT_INTERVAL,
-            policy=self.policy,
-            interrupt=self.interrupt,
+            self.registry, self.finalizer, interval=CHECKPOINT_INTERVAL, retrier=self.retrier
         )
         self.sink = bulk.BulkSink(
             es,
             settings.events_target,
             settings.changes_target,
-            policy=self.policy,
+            retrier=self.retrier,
             observer=self.metrics,
-            interrupt=self.interrupt,
-            heartbeat=lambda: self.health.beat("sender"),
         )
         self._stop_reading = threading.Event()
         self._reader = threading.Thread(target=self._guarded(self._read_loop), name="reader")
@@ -239,15 +237,15 @@ class Pipeline:
         if not isinstance(outcome, Normalized):
             return Item(line, outcome)
         try:
-            shipment = bulk.Shipment.of(line, outcome.event_id, outcome.event, outcome.changes)
+            parcel = bulk.Parcel.of(outcome.event_id, outcome.event, outcome.changes)
         except (TypeError, orjson.JSONEncodeError) as exc:
             return Item(line, Rejected(f"cannot encode the document: {exc}"))
-        return Item(line, shipment)
+        return Item(line, parcel)
 
     def _put(self, item: Item) -> bool:
         """Buffer one item, waiting while full (backpressure); False when stopping."""
         size = len(item.line.data) + _ITEM_OVERHEAD
-        if isinstance(item.outcome, bulk.Shipment):
+        if isinstance(item.outcome, bulk.Parcel):
             size += len(item.outcome)
         while not self.buffer.put(item, size, timeout=0.5):
             self.health.beat("reader")
@@ -288,16 +286,10 @@ class Pipeline:
 
     def _run_setup(self) -> None:
         """Install templates before the first write; retry while Elasticsearch is away."""
-        backoff = Backoff(self.policy)
-        while self._setup is not None and not self.interrupt.is_set():
-            self.health.beat("sender")
-            try:
-                self._setup()
-                break
-            except (ApiError, TransportError) as exc:
-                delay = backoff.failed()
-                log.warning("setup_failed", error=str(exc), attempt=backoff.attempts, delay=delay)
-                self.interrupt.wait(delay)
+        if self._setup is not None:
+            self.retrier.call(
+                self._setup, retry_on=(ApiError, TransportError), event="setup_failed"
+            )
         self.health.setup_done()
 
     def _process(self, batch: Batch[Item]) -> None:
@@ -305,29 +297,25 @@ class Pipeline:
         started = time.perf_counter()
         settled: list[Ticket[FileKey]] = []
         letters: list[tuple[Ticket[FileKey], DeadLetter]] = []
-        shipments: dict[int, tuple[Ticket[FileKey], bulk.Shipment[Line]]] = {}
+        shipments: list[bulk.Shipment[Claim]] = []
         for item in batch.items:
             line, outcome = item.line, item.outcome
             ticket = self.finalizer.register(line.key, line.path, line.offset, line.end)
             if isinstance(outcome, Skipped):
                 settled.append(ticket)
             elif isinstance(outcome, Rejected):
-                stage = stage_of(outcome)
-                letter = DeadLetter(line.data, line.path, line.offset, stage, outcome.reason)
-                letters.append((ticket, replace(letter, field=outcome.field)))
+                letters.append((ticket, DeadLetter.rejected(line, outcome)))
             else:
-                outcome.verify = bool(self.window) and self.window.covers(
-                    str(line.key), line.offset
-                )
-                shipments[id(outcome)] = (ticket, outcome)
+                verify = bool(self.window) and self.window.covers(str(line.key), line.offset)
+                shipments.append(bulk.Shipment(Claim(line, ticket), outcome, verify))
         self.metrics.skip(len(settled))
         records = [letter for _, letter in letters]
-        if records and self.dead_letters.write_retrying(records, self.interrupt, self.policy):
+        if records and self._write_dead_letters(records):
             for letter in records:
                 self.metrics.dead_letter(str(letter.stage))
             settled.extend(ticket for ticket, _ in letters)
         self.checkpoints.settle(settled)
-        if shipments and self._mark_sent([s for _, s in shipments.values()]):
+        if shipments and self._mark_sent(shipments):
             self.checkpoints.settle(self._ship(shipments))
         log.debug(
             "batch_processed",
@@ -338,18 +326,24 @@ class Pipeline:
             seconds=round(time.perf_counter() - started, 4),
         )
 
-    def _mark_sent(self, shipments: list[bulk.Shipment[Line]]) -> bool:
+    def _write_dead_letters(self, letters: list[DeadLetter]) -> bool:
+        """Durable before acknowledged; retried until written, False only when interrupted."""
+        return self.retrier.call(
+            lambda: self.dead_letters.write(letters),
+            retry_on=(OSError,),
+            event="dead_letter_write_failed",
+        )
+
+    def _mark_sent(self, shipments: list[bulk.Shipment[Claim]]) -> bool:
         """Record the replay window durably before the request can reach the index."""
         ends: dict[FileKey, tuple[str, int]] = {}
-        for line in (shipment.tag for shipment in shipments):
+        for line in (shipment.tag.line for shipment in shipments):
             ends[line.key] = (line.path, max(line.end, ends.get(line.key, ("", 0))[1]))
         for key, (_path, end) in ends.items():
             self.window.note_sent(str(key), end)
         return self.checkpoints.mark_sent(ends)
 
-    def _ship(
-        self, shipments: dict[int, tuple[Ticket[FileKey], bulk.Shipment[Line]]]
-    ) -> list[Ticket[FileKey]]:
+    def _ship(self, shipments: list[bulk.Shipment[Claim]]) -> list[Ticket[FileKey]]:
         """Ship events; return the tickets of every event whose fate is now settled.
 
         An event refused by Elasticsearch is a dead-lettered line. A refused change document
@@ -358,25 +352,26 @@ class Pipeline:
         done: list[Ticket[FileKey]] = []
         letters: list[DeadLetter] = []
         shipped = duplicates = changes = refused = 0
-        for result in self.sink.ship([shipment for _, shipment in shipments.values()]):
+        for result in self.sink.ship(shipments):
             if not result.acknowledged:
                 continue  # interrupted at shutdown: read again next time
-            event, line = result.shipment, result.shipment.tag
-            refusals: list[tuple[str | None, bulk.Rejected]] = list(result.rejected_changes)
-            if isinstance(result.outcome, bulk.Rejected):
-                refusals.insert(0, (None, result.outcome))
-            for change_id, why in refusals:
-                target = self.settings.changes_target if change_id else self.settings.events_target
-                letters.append(
-                    DeadLetter(line.data, line.path, line.offset, Stage.INDEX, why.describe(),
-                               why.error_type, None, event.event_id, change_id, target, why.status)
-                )  # fmt: skip
-            refused += isinstance(result.outcome, bulk.Rejected)
+            claim, event_id = result.shipment.tag, result.shipment.event_id
+            if isinstance(result.outcome, bulk.Refused):
+                letters.append(DeadLetter.refused(
+                    claim.line, result.outcome, event_id=event_id,
+                    target=self.settings.events_target,
+                ))  # fmt: skip
+            for change_id, why in result.rejected_changes:
+                letters.append(DeadLetter.refused(
+                    claim.line, why, event_id=event_id, change_id=change_id,
+                    target=self.settings.changes_target,
+                ))  # fmt: skip
+            refused += isinstance(result.outcome, bulk.Refused)
             duplicates += isinstance(result.outcome, bulk.Duplicate)
             shipped += isinstance(result.outcome, bulk.Delivered)
             changes += result.changes_delivered
-            done.append(shipments[id(event)][0])
-        if letters and not self.dead_letters.write_retrying(letters, self.interrupt, self.policy):
+            done.append(claim.ticket)
+        if letters and not self._write_dead_letters(letters):
             return []  # interrupted before the letters were durable: settle nothing
         self.metrics.shipped(shipped, changes)
         self.metrics.duplicate(duplicates)

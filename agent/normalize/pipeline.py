@@ -23,6 +23,7 @@ from agent.normalize.precomputed import from_precomputed
 from agent.normalize.redact import Redactor
 from agent.normalize.result import Normalized, Outcome, Rejected, Skipped, Source
 from agent.normalize.timestamps import TimeError, parse_time
+from common.stage import Stage
 
 _KIND_NAMES = {dict: "an object", list: "an array", bool: "a boolean", int: "a number"}
 _TIME_NAMES = ", ".join(A.dotted(path) for path in A.TIME)
@@ -73,7 +74,7 @@ class Normalizer:
             try:
                 decoded = decode_line(line)
             except DecodeError as exc:
-                return Rejected(str(exc))
+                return Rejected(str(exc), stage=Stage.DECODE)
             if decoded is None:
                 return Skipped("empty line")
             record, prefix, envelope_time = A.unwrap(decoded, self._envelope_key)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from common.stage import Stage
+
 # A frozen dataclass's generated __init__ sets each field through object.__setattr__. These
 # two are made for every line, so their __init__ sets the slots directly (the descriptors'
 # own __set__, bound below): the same frozen, slotted dataclasses, built in half the time.
@@ -64,10 +66,14 @@ class Skipped:
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """Meant as an audit record but unusable; the reason names the field and the problem."""
+    """Meant as an audit record but unusable; the reason names the field and the problem.
+
+    ``stage`` says where: the line could not be decoded, or the record could not be used.
+    """
 
     reason: str
     field: str | None = None
+    stage: Stage = Stage.NORMALIZE
 
 
 Outcome = Normalized | Skipped | Rejected

@@ -13,11 +13,11 @@ from elasticsearch import Elasticsearch
 
 from agent.config import Settings
 from agent.pipeline import Pipeline
-from common.retry import RetryPolicy
+from common.retry import Retrier, RetryPolicy
 from devtools.simulate import write_events
 from indexer.dedup import ReplayWindow
 from indexer.setup import install
-from indexer.sink import BulkSink, Delivered, Duplicate, Rejected, Retry, Shipment
+from indexer.sink import BulkSink, Delivered, Duplicate, Refused, Retry, Shipment
 
 pytestmark = pytest.mark.integration
 
@@ -121,14 +121,14 @@ class TestBulkSink:
     def test_mapping_conflict_rejected_while_neighbours_are_indexed(
         self, es: Elasticsearch, settings: Settings
     ) -> None:
-        """A document the mapping refuses is Rejected with Elasticsearch's reason; others land."""
+        """A document the mapping refuses is Refused with Elasticsearch's reason; others land."""
         batch = shipments(5, changes=0)
         batch[2] = Shipment.of(2, "ev-2", event(2, timestamp="the day after tomorrow"))
         results = make_sink(es, settings).ship(batch)
         outcomes = [r.outcome for r in results]
-        assert [type(o) for o in outcomes] == [Delivered, Delivered, Rejected, Delivered, Delivered]
+        assert [type(o) for o in outcomes] == [Delivered, Delivered, Refused, Delivered, Delivered]
         refused = outcomes[2]
-        assert isinstance(refused, Rejected)
+        assert isinstance(refused, Refused)
         assert refused.status == 400
         assert "parsing" in refused.error_type
         assert "@timestamp" in refused.reason
@@ -168,8 +168,7 @@ class TestBulkSink:
             dead,
             settings,
             observer=observer,
-            interrupt=interrupt,
-            policy=RetryPolicy(base=0.05, cap=0.2),
+            retrier=Retrier(RetryPolicy(base=0.05, cap=0.2), interrupt),
         )
         threading.Timer(1.5, interrupt.set).start()
         results = sink.ship(shipments(3, changes=1))

@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.acks import Checkpoint, Checkpointer, OrderedFinalizer
-from common.retry import RetryPolicy
+from common.retry import Retrier, RetryPolicy
+from tests.fakes import FakeClock
 
 
 def register_lines(
@@ -123,14 +124,6 @@ class TestOrderedFinalizer:
         assert finalizer.pending == len(tickets) - len(acked)
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class Entry:
     def __init__(self) -> None:
         self.acked = 0
@@ -194,7 +187,7 @@ class TestCheckpointer:
     def test_required_write_retries_until_it_works(self) -> None:
         """A failing write of the window is retried (nothing may be sent before it lands)."""
         store = MemoryStore(failures=3)
-        checkpoints: Checkpointer[str] = Checkpointer(store, policy=FAST)
+        checkpoints: Checkpointer[str] = Checkpointer(store, retrier=Retrier(FAST))
         assert checkpoints.mark_sent({"f": ("/logs/f", 5)})
         assert store.saved == [{"f": (0, 5)}]
 
@@ -203,13 +196,13 @@ class TestCheckpointer:
         store = MemoryStore(failures=1000)
         interrupt = threading.Event()
         interrupt.set()
-        checkpoints: Checkpointer[str] = Checkpointer(store, policy=FAST, interrupt=interrupt)
+        checkpoints: Checkpointer[str] = Checkpointer(store, retrier=Retrier(FAST, interrupt))
         assert not checkpoints.mark_sent({"f": ("/logs/f", 5)})
 
     def test_throttled_write_failure_waits_for_the_next_one(self) -> None:
         """A failed periodic write is not retried in a loop; the next save catches up."""
         store = MemoryStore(failures=1)
-        checkpoints: Checkpointer[str] = Checkpointer(store, interval=0.0, policy=FAST)
+        checkpoints: Checkpointer[str] = Checkpointer(store, interval=0.0, retrier=Retrier(FAST))
         (a,) = register_lines(checkpoints.finalizer, "f", [7])
         checkpoints.settle([a])
         assert store.saved == []

@@ -8,14 +8,7 @@ import time
 import pytest
 
 from agent.batch import Batcher, BatchLimits, BoundedBuffer
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.fakes import FakeClock
 
 
 class TestBatchLimits:

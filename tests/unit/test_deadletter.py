@@ -11,6 +11,9 @@ import orjson
 import pytest
 
 from agent.deadletter import DeadLetter, DeadLetterFile, Stage, read_dead_letters
+from agent.files import FileKey, Line
+from agent.normalize import NormalizeOptions, Normalizer, Rejected
+from indexer.outcomes import Refused
 
 
 class FakeNow:
@@ -153,3 +156,45 @@ class TestDeadLetterFile:
         """A size bound under 1 KiB would rotate on every record; it is refused."""
         with pytest.raises(ValueError, match="max_bytes"):
             DeadLetterFile(tmp_path, max_bytes=10)
+
+
+LINE = Line(FileKey(1, 2, "0" * 32), "/logs/audit.log", 100, 120, b'{"action":"x"}')
+
+
+class TestNamedConstructors:
+    @pytest.mark.parametrize("stage", [Stage.DECODE, Stage.NORMALIZE])
+    def test_rejected_takes_the_stage_of_the_rejection(self, stage: Stage) -> None:
+        """The stage is the one the normalizer set, whatever the wording of the reason."""
+        dead = DeadLetter.rejected(LINE, Rejected("line is whatever", "created", stage))
+        assert (dead.stage, dead.reason, dead.field) == (stage, "line is whatever", "created")
+        assert (dead.line, dead.path, dead.offset) == (LINE.data, LINE.path, LINE.offset)
+
+    @pytest.mark.parametrize(
+        ("line", "stage"),
+        [
+            (b"not json at all", Stage.DECODE),
+            (b"[1]", Stage.DECODE),
+            (b"\xff\xfe", Stage.DECODE),
+            (b'{"action":"flow.start","createdAt":"nonsense"}', Stage.NORMALIZE),
+            (b'{"action":"  ","createdAt":"2026-01-01T00:00:00Z"}', Stage.NORMALIZE),
+        ],
+    )
+    def test_normalizer_stages_are_set_where_the_rejection_is_made(
+        self, line: bytes, stage: Stage
+    ) -> None:
+        """Decode failures say decode, unusable records say normalize; no text is matched."""
+        rejected = Normalizer(NormalizeOptions())(line)
+        assert isinstance(rejected, Rejected)
+        assert rejected.stage is stage
+        assert DeadLetter.rejected(LINE, rejected).stage is stage
+
+    def test_refused_is_an_index_dead_letter_with_elasticsearch_words(self) -> None:
+        """A refusal by Elasticsearch becomes stage index, with status, type and target."""
+        refusal = Refused(400, "document_parsing_exception", "failed to parse [user.id]")
+        dead = DeadLetter.refused(
+            LINE, refusal, event_id="e1", change_id="e1-c0", target="logs-x-changes"
+        )
+        assert dead.stage is Stage.INDEX
+        assert dead.reason == "document_parsing_exception: failed to parse [user.id]"
+        assert (dead.error_type, dead.status) == ("document_parsing_exception", 400)
+        assert (dead.event_id, dead.change_id, dead.target) == ("e1", "e1-c0", "logs-x-changes")

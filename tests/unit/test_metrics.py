@@ -10,14 +10,7 @@ import pytest
 
 from agent.batch import BoundedBuffer
 from agent.metrics import Health, Metrics, MetricsServer
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.fakes import FakeClock
 
 
 def sample(metrics: Metrics, name: str, labels: dict[str, str] | None = None) -> float | None:
@@ -109,7 +102,7 @@ class TestMetrics:
 class TestHealth:
     def test_alive_until_a_loop_stops_beating(self) -> None:
         """A loop whose last heartbeat is older than stuck_after makes the process not alive."""
-        clock = FakeClock()
+        clock = FakeClock(1000.0)
         health = Health(stuck_after=10, clock=clock)
         health.beat("reader")
         health.beat("sender")
@@ -125,7 +118,7 @@ class TestHealth:
 
     def test_ready_needs_setup_and_a_reachable_cluster(self) -> None:
         """Readiness waits for setup, then follows the probe, cached for probe_ttl seconds."""
-        clock = FakeClock()
+        clock = FakeClock(1000.0)
         answers = [True, False]
         calls: list[int] = []
 
@@ -166,7 +159,7 @@ class TestMetricsServer:
         """/metrics serves Prometheus text, /healthz and /readyz answer 200 or 503 as JSON."""
         metrics = Metrics()
         metrics.read(3)
-        clock = FakeClock()
+        clock = FakeClock(1000.0)
         health = Health(stuck_after=10, clock=clock)
         health.beat("sender")
         server = MetricsServer("127.0.0.1:0", metrics, health)

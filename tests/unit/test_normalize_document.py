@@ -15,6 +15,7 @@ from agent.config import load_settings
 from agent.normalize import Normalized, NormalizeOptions, Normalizer, Rejected, Skipped, Source
 from agent.normalize.document import ECS_VERSION
 from agent.normalize.models import ChangeDocument, EventDocument, field_names
+from common.stage import Stage
 from devtools.simulate import iter_events
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "appmixer-audit.sample.ndjson"
@@ -352,7 +353,9 @@ class TestOptions:
         """Blank lines are skipped and non-objects rejected, each with a reason."""
         normalizer = Normalizer()
         assert normalizer(b"   ") == Skipped("empty line")
-        assert normalizer(b"[1]") == Rejected("line is an array, not a JSON object")
+        assert normalizer(b"[1]") == Rejected(
+            "line is an array, not a JSON object", stage=Stage.DECODE
+        )
 
 
 NODE = {"type": "appmixer.utils.http.Request", "config": {"url": "https://api.example.com"}}
