@@ -12,7 +12,7 @@ import socket
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     es_api_key: SecretStr | None = None
     es_username: str | None = None
     es_password: SecretStr | None = None
+    # Secrets as files (Kubernetes secret volumes): read once at start, never echoed.
+    es_api_key_file: Path | None = None
+    es_password_file: Path | None = None
     es_ca_certs: Path | None = None
     es_verify_certs: bool = True
     es_request_timeout: float = Field(default=30.0, gt=0)
@@ -138,6 +141,18 @@ class Settings(BaseSettings):
             raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:9464")
         return f"{host or '0.0.0.0'}:{port}"  # noqa: S104 (an empty host means all interfaces)
 
+    @model_validator(mode="after")
+    def _secret_files(self) -> Settings:
+        for name in ("es_api_key", "es_password"):
+            path: Path | None = getattr(self, f"{name}_file")
+            if path is None:
+                continue
+            if getattr(self, name) is not None:
+                raise ValueError(f"set {name} or {name}_file, not both")
+            label = f"{name}_file ({ENV_PREFIX}{name.upper()}_FILE)"
+            setattr(self, name, SecretStr(read_secret_file(path, label)))
+        return self
+
     @property
     def dead_letter_dir(self) -> Path:
         return self.dlq_dir if self.dlq_dir is not None else self.state_dir / "dlq"
@@ -171,6 +186,18 @@ class Settings(BaseSettings):
         return tuple(sources)
 
 
+def read_secret_file(path: Path, setting: str) -> str:
+    """A secret file's content, newline removed; errors name the file, never the content."""
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+        raise ValueError(f"{setting} {path}: cannot read it ({reason})") from None
+    if not value:
+        raise ValueError(f"{setting} {path} is empty")
+    return value
+
+
 class ConfigError(Exception):
     """A setting that cannot be used; the message is the single line shown to the operator."""
 
@@ -201,8 +228,11 @@ def describe_error(exc: ValidationError) -> str:
     """One line per bad setting, naming it as the operator would type it."""
     lines = []
     for error in exc.errors():
-        name = ".".join(str(part) for part in error["loc"]) or "settings"
+        name = ".".join(str(part) for part in error["loc"])
         message = error["msg"].removeprefix("Value error, ")
+        if not name:  # a rule across settings: its input is all of them, secrets included
+            lines.append(f"invalid settings: {message}")
+            continue
         if error["type"] == "extra_forbidden":
             message = "is not a known setting"
         shown = "[REDACTED]" if _looks_secret(name) else _short(error.get("input"))

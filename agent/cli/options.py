@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from agent.config import Settings, load_settings
-from common.log import configure_logging
+from common.log import configure_logging, get_logger
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
@@ -44,9 +44,19 @@ def es_options(func: F) -> F:
     """Connection and target options; each also reads APPMIXER_AUDIT_<NAME>."""
     decorators = [
         click.option("--es-url", help="Elasticsearch URL(s), comma-separated."),
-        click.option("--es-api-key", help="API key (id:key base64, as Elasticsearch gives it)."),
+        # Secrets are never flags (process arguments are visible to every local user): they
+        # come from APPMIXER_AUDIT_ES_API_KEY / _ES_PASSWORD, the config file, or a file.
+        click.option(
+            "--es-api-key-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="File holding the API key (encoded, as Elasticsearch gives it).",
+        ),
         click.option("--es-username", help="Basic-auth user."),
-        click.option("--es-password", help="Basic-auth password."),
+        click.option(
+            "--es-password-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="File holding the basic-auth password.",
+        ),
         click.option(
             "--es-ca-certs",
             type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -77,6 +87,12 @@ def client_for(settings: Settings, *, retries: int = 0) -> Elasticsearch:
     """The Elasticsearch client the settings describe (the indexer never sees ``Settings``)."""
     from indexer.client import build_client
 
+    if not settings.es_verify_certs and any(url.startswith("https://") for url in settings.es_url):
+        get_logger("config").warning(
+            "tls_verification_disabled",
+            reason="es_verify_certs is false: the node's certificate is not checked, so "
+            "anyone on the path can read and alter what is shipped",
+        )
     return build_client(
         settings.es_url,
         api_key=settings.es_api_key.get_secret_value() if settings.es_api_key else None,

@@ -1,0 +1,134 @@
+"""Credentials as settings: read from files, never echoed, TLS verification off only loudly."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent.cli.options import client_for
+from agent.config import ConfigError, load_settings
+from common.log import configure_logging
+
+SECRET = "c2VjcmV0LWlkOnNlY3JldC1rZXktdmFsdWU="
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("APPMIXER_AUDIT_"):
+            monkeypatch.delenv(name)
+
+
+class TestSecretFiles:
+    def test_api_key_from_a_file(self, tmp_path: Path) -> None:
+        """ES_API_KEY_FILE supplies the key, trailing newline removed, kept as a secret."""
+        key_file = tmp_path / "api-key"
+        key_file.write_text(SECRET + "\n")
+        settings = load_settings(es_api_key_file=key_file)
+        assert settings.es_api_key is not None
+        assert settings.es_api_key.get_secret_value() == SECRET
+        assert SECRET not in repr(settings)
+
+    def test_password_file_from_the_environment(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """APPMIXER_AUDIT_ES_PASSWORD_FILE works as a Kubernetes secret volume would use it."""
+        password_file = tmp_path / "password"
+        password_file.write_text("s3cret-pass\n")
+        monkeypatch.setenv("APPMIXER_AUDIT_ES_PASSWORD_FILE", str(password_file))
+        settings = load_settings(es_username="elastic")
+        assert settings.es_password is not None
+        assert settings.es_password.get_secret_value() == "s3cret-pass"
+
+    def test_value_and_file_together_is_an_error(self, tmp_path: Path) -> None:
+        """Both the key and its file set is ambiguous: one line, and the key is not shown."""
+        key_file = tmp_path / "api-key"
+        key_file.write_text("other\n")
+        with pytest.raises(ConfigError) as error:
+            load_settings(es_api_key=SECRET, es_api_key_file=key_file)
+        assert str(error.value) == "invalid settings: set es_api_key or es_api_key_file, not both"
+        assert SECRET not in str(error.value)
+
+    @pytest.mark.parametrize(
+        ("content", "reason"),
+        [(None, "cannot read it (No such file or directory)"), ("\n", "is empty")],
+    )
+    def test_unusable_file_names_the_setting(
+        self, tmp_path: Path, content: str | None, reason: str
+    ) -> None:
+        """A missing or empty secret file is one line naming the setting and the path."""
+        path = tmp_path / "password"
+        if content is not None:
+            path.write_text(content)
+        with pytest.raises(ConfigError) as error:
+            load_settings(es_password_file=path)
+        message = str(error.value)
+        assert "es_password_file (APPMIXER_AUDIT_ES_PASSWORD_FILE)" in message
+        assert str(path) in message
+        assert message.endswith(reason)
+        assert "\n" not in message
+
+    def test_bad_setting_beside_a_secret_does_not_echo_it(self) -> None:
+        """An error in another setting never prints the secret given with it."""
+        with pytest.raises(ConfigError) as error:
+            load_settings(es_api_key=SECRET, namespace="Bad-Name")
+        assert "namespace" in str(error.value)
+        assert SECRET not in str(error.value)
+
+
+class TestNoSecretOnTheCommandLine:
+    def test_no_flag_takes_a_secret_value(self) -> None:
+        """Only *-file flags carry credentials, so no secret ever sits in process arguments."""
+        result = subprocess.run(
+            [sys.executable, "-m", "agent", "run", "--help"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "--es-api-key-file" in result.stdout
+        assert "--es-password-file" in result.stdout
+        assert "--es-api-key " not in result.stdout
+        assert "--es-password " not in result.stdout
+
+    def test_help_never_shows_a_secret_from_the_environment(self) -> None:
+        """--help is the same whatever credentials the environment holds."""
+        env = {
+            **os.environ,
+            "APPMIXER_AUDIT_ES_API_KEY": SECRET,
+            "APPMIXER_AUDIT_ES_PASSWORD": SECRET,
+        }
+        for command in ("run", "setup", "search", "show"):
+            result = subprocess.run(
+                [sys.executable, "-m", "agent", command, "--help"],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert result.returncode == 0, result.stderr
+            assert SECRET not in result.stdout + result.stderr
+
+
+class TestVerification:
+    def test_verification_is_on_by_default(self) -> None:
+        """An https node is verified unless told otherwise."""
+        client = client_for(load_settings(es_url="https://es.example:9200"))
+        try:
+            assert client.transport.node_pool.get().config.verify_certs is True
+        finally:
+            client.close()
+
+    def test_turning_it_off_warns_every_time(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """--no-es-verify-certs works, and each client built that way logs a warning."""
+        configure_logging("info", json=True)
+        settings = load_settings(es_url="https://es.example:9200", es_verify_certs=False)
+        for _ in range(2):
+            client = client_for(settings)
+            assert client.transport.node_pool.get().config.verify_certs is False
+            client.close()
+        assert capsys.readouterr().err.count("tls_verification_disabled") == 2
