@@ -1,6 +1,7 @@
 """ECS conformance against the official definitions (npm ``@elastic/ecs``, pinned).
 
-Over the sample, a large simulated mix and the hostile corpus: every field outside
+Over the sample, a large simulated mix, the hostile corpus and the detection rules'
+scenario days: every field outside
 ``appmixer.*`` is an ECS field (or a leaf of an ECS object or flattened field) that
 ``mappings/`` maps with the ECS type; categorization values are allowed and each
 ``event.type`` is one ECS expects for the event's category; ``ecs.version`` is the release
@@ -16,11 +17,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from agent.normalize import Normalized, NormalizeOptions, Normalizer, Source
 from agent.normalize.catalog import CATALOG, classify
 from agent.normalize.document import ECS_VERSION
+from devtools.scenarios import SCENARIOS, iter_day
 from devtools.simulate import write_events
 from indexer.fields import Target, mapped_fields
 from tests.ecs.conformance import Checker, covering, mapping_problems
@@ -63,6 +66,9 @@ CORPORA = {
     "sample": lambda: iter(SAMPLE.read_bytes().splitlines(keepends=True)),
     "simulated": _simulated,
     "hostile": lambda: (case.line + b"\n" for case in cases() if case.outcome == OK),
+    "scenario days": lambda: (
+        orjson.dumps(record) + b"\n" for day in SCENARIOS for record in iter_day(day)
+    ),
 }
 
 
