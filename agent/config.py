@@ -63,7 +63,13 @@ class Settings(BaseSettings):
 
     # --- where documents go
     namespace: str = "default"
+
+    # --- Kibana, where setup imports the dashboards (credentials default to the ES ones)
     kibana_url: str | None = None
+    kibana_space: str = "default"
+    kibana_api_key: SecretStr | None = None
+    kibana_username: str | None = None
+    kibana_password: SecretStr | None = None
 
     # --- inputs and local state
     paths: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -112,6 +118,22 @@ class Settings(BaseSettings):
             if not re.match(r"^https?://[^/\s]+", url):
                 raise ValueError(f"{url!r} is not an http:// or https:// URL")
         return [url.rstrip("/") for url in value]
+
+    @field_validator("kibana_url")
+    @classmethod
+    def _kibana_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("kibana_space")
+    @classmethod
+    def _kibana_space(cls, value: str) -> str:
+        if not re.match(r"^[a-z0-9_-]{1,100}$", value):
+            raise ValueError("must be a Kibana space id: lowercase letters, digits, _ and -")
+        return value
 
     @field_validator("namespace")
     @classmethod

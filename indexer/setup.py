@@ -18,7 +18,6 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 from fnmatch import fnmatchcase
-from importlib import resources
 from typing import Any, Literal
 
 from elasticsearch import ApiError, Elasticsearch, NotFoundError
@@ -185,19 +184,9 @@ def skipped(capabilities: Capabilities, kibana_url: str | None) -> list[Step]:
         for name in mappings.names("roles"):
             reason = "security is not enabled on this cluster"
             steps.append(Step(mappings.KIND_LABELS["roles"], name, "skipped", reason))
-    steps.append(_dashboards_step(kibana_url))
+    if kibana_url is None:  # with a URL, the import is its own step (indexer.kibana)
+        steps.append(Step("dashboards", "kibana", "skipped", "no Kibana URL given"))
     return steps
-
-
-def _dashboards_step(kibana_url: str | None) -> Step:
-    if kibana_url is None:
-        return Step("dashboards", "kibana", "skipped", "no Kibana URL given")
-    folder = resources.files("dashboards")
-    found = sorted(e.name for e in folder.iterdir() if e.name.endswith(".ndjson"))
-    if not found:
-        return Step("dashboards", kibana_url, "skipped", "no dashboards to import yet")
-    reason = f"importing into Kibana is not available in this version ({len(found)} files)"
-    return Step("dashboards", kibana_url, "skipped", reason)
 
 
 def install(
