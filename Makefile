@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-all bench-compiled clean-node ecs-schema
+.PHONY: demo test lint bench bench-all bench-compiled clean-node ecs-schema image compose-env
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,5 +63,13 @@ bench-compiled: $(STAMP)
 	APPMIXER_AUDIT_COMPILE=1 .venv-compiled/bin/python -m pip install --quiet --no-build-isolation --no-deps --force-reinstall .
 	.venv-compiled/bin/python bench/normalize.py
 
+## The sidecar image, appmixer-audit:<version>, with docker or podman; prints its reference last.
+image:
+	@deploy/image.sh
+
 clean-node: $(STAMP)
 	$(BIN)/appmixer-audit dev-es stop
+
+## .env for docker-compose.yml with generated passwords; an existing .env is kept.
+compose-env:
+	@test -f .env && echo ".env exists; kept" || { umask 077; python3 -c 'import secrets; t = secrets.token_urlsafe; print(f"ELASTIC_PASSWORD={t(18)}\nKIBANA_PASSWORD={t(18)}\nKIBANA_ENCRYPTION_KEY={t(32)}")' > .env && echo "wrote .env"; }
