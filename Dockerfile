@@ -29,22 +29,23 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
-COPY pyproject.toml setup.py README.md ./
-COPY agent ./agent
-COPY indexer ./indexer
-COPY devtools ./devtools
-COPY mappings ./mappings
-COPY dashboards ./dashboards
-
-# The compiled build type-checks the code, so mypy and the dependencies come first (setup.py);
-# the runtime virtualenv then gets the compiled wheel and the dependencies only.
+# Dependencies first, from pyproject.toml alone, so a code change reuses this layer. The
+# compiled build type-checks the code, so mypy and the dependencies come before it (setup.py).
+COPY pyproject.toml ./
 # hadolint ignore=DL3013
 RUN python3 -m venv /opt/build \
-    && /opt/build/bin/pip install ${PIP_CERT:+--cert "$PIP_CERT"} "setuptools>=69" wheel "mypy>=1.11" . \
-    && APPMIXER_AUDIT_COMPILE=1 /opt/build/bin/pip wheel --no-build-isolation --no-deps --wheel-dir /wheels . \
+    && python3 -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb")); print("\n".join(p["project"]["dependencies"]))' > /tmp/requirements.txt \
+    && /opt/build/bin/pip install ${PIP_CERT:+--cert "$PIP_CERT"} "setuptools>=69" wheel "mypy>=1.11" -r /tmp/requirements.txt \
     && python3 -m venv /opt/venv \
-    && /opt/venv/bin/pip install ${PIP_CERT:+--cert "$PIP_CERT"} /wheels/appmixer_audit-*.whl \
+    && /opt/venv/bin/pip install ${PIP_CERT:+--cert "$PIP_CERT"} -r /tmp/requirements.txt
+
+# The project (.dockerignore keeps tests, docs and environments out), compiled with mypyc;
+# the runtime virtualenv gets the compiled wheel on top of the dependencies.
+COPY . ./
+RUN APPMIXER_AUDIT_COMPILE=1 /opt/build/bin/pip wheel --no-build-isolation --no-deps --wheel-dir /wheels . \
+    && /opt/venv/bin/pip install --no-deps /wheels/appmixer_audit-*.whl \
     && /opt/venv/bin/python -I -c 'import sys; from agent.normalize import compiled; sys.exit(not compiled())' \
+    && /opt/venv/bin/appmixer-audit --help > /dev/null \
     && find /opt/venv -name '__pycache__' -prune -exec rm -rf {} +
 
 # --------------------------------------------------------------------------- runtime stage
