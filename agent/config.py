@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     kibana_api_key: SecretStr | None = None
     kibana_username: str | None = None
     kibana_password: SecretStr | None = None
+    kibana_api_key_file: Path | None = None
+    kibana_password_file: Path | None = None
 
     # --- inputs and local state
     paths: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -165,7 +167,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _secret_files(self) -> Settings:
-        for name in ("es_api_key", "es_password"):
+        for name in ("es_api_key", "es_password", "kibana_api_key", "kibana_password"):
             path: Path | None = getattr(self, f"{name}_file")
             if path is None:
                 continue

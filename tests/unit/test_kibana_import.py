@@ -196,3 +196,24 @@ class TestContractServer:
             response = self.post(url, body, content_type, **{"kbn-xsrf": "x"})
         assert response.status == 400
         assert response.json()["message"].startswith("Non-unique import objects detected")
+
+
+class TestCredentials:
+    def test_kibana_credentials_win_and_elasticsearch_ones_are_the_fallback(self) -> None:
+        """KIBANA_* credentials are used when set; otherwise the Elasticsearch ones."""
+        from agent.cli.kibana import kibana_auth
+
+        own = load_settings(kibana_api_key="a2liYW5h", es_api_key="ZXM=")
+        assert kibana_auth(own).header() == {"authorization": "ApiKey a2liYW5h"}
+        shared = load_settings(es_username="elastic", es_password="pw")
+        assert kibana_auth(shared) == Auth(username="elastic", password="pw")
+
+    def test_api_key_from_a_file(self, tmp_path: Any) -> None:
+        """KIBANA_API_KEY_FILE reads the key from a file, as the ES secrets do."""
+        from agent.cli.kibana import kibana_auth
+
+        secret = tmp_path / "kibana.key"
+        secret.write_text("ZmlsZTprZXk=\n")
+        secret.chmod(0o600)
+        settings = load_settings(kibana_api_key_file=secret)
+        assert kibana_auth(settings).api_key == "ZmlsZTprZXk="
