@@ -58,6 +58,16 @@ class SecureNode:
     def password(self) -> str:
         return self.password_file.read_text().strip()
 
+    def env(self, *, api_key_file: Path | None = None) -> dict[str, str]:
+        """Settings for a command: the superuser by default, else the key in that file."""
+        env = {"APPMIXER_AUDIT_ES_URL": self.url, "APPMIXER_AUDIT_ES_CA_CERTS": str(self.ca_certs)}
+        if api_key_file is not None:
+            env["APPMIXER_AUDIT_ES_API_KEY_FILE"] = str(api_key_file)
+        else:
+            env["APPMIXER_AUDIT_ES_USERNAME"] = self.username
+            env["APPMIXER_AUDIT_ES_PASSWORD_FILE"] = str(self.password_file)
+        return env
+
     def client(self, **kwargs: object) -> Elasticsearch:
         auth = (self.username, self.password)
         return Elasticsearch(self.url, ca_certs=str(self.ca_certs), basic_auth=auth, **kwargs)  # type: ignore[arg-type]

@@ -82,13 +82,10 @@ def _run(settings: Settings, *, once: bool, setup: bool) -> int:
     from agent.pipeline import Pipeline
 
     es = client_for(settings)
-    probe_client = es.options(request_timeout=2.0)
-
-    def probe() -> bool:
-        probe_client.cluster.health()
-        return True
-
-    metrics, health = Metrics(), Health(probe=probe)
+    if not _may_write(es, settings):
+        es.close()
+        return EXIT_FAILURE
+    metrics, health = Metrics(), Health(probe=_probe(es))
     try:
         pipeline = Pipeline(
             settings,
@@ -136,14 +133,49 @@ def _run(settings: Settings, *, once: bool, setup: bool) -> int:
     return EXIT_OK
 
 
+def _may_write(es: Any, settings: Settings) -> bool:
+    """False, said in one line, when the node answers that this credential cannot write."""
+    from indexer.access import missing_write_privileges
+
+    lacking = missing_write_privileges(es, [settings.events_target, settings.changes_target])
+    if lacking:
+        click.echo(
+            f"appmixer-audit: this credential may not write to {', '.join(lacking)} "
+            "(it lacks create_doc): give the agent a key of the writer role "
+            "(setup --create-api-key writer)",
+            err=True,
+        )
+    return not lacking
+
+
+def _probe(es: Any) -> Any:
+    """Readiness: the node answers. The writer role has no cluster privilege, so a 403 to
+    the health request still proves the node is up and the credential valid."""
+    import contextlib
+
+    from elasticsearch import AuthorizationException
+
+    client = es.options(request_timeout=2.0)
+
+    def probe() -> bool:
+        with contextlib.suppress(AuthorizationException):
+            client.cluster.health()
+        return True
+
+    return probe
+
+
 def _make_visible(es: Any, settings: Settings) -> None:
     """A finished backfill is searchable at once, not after the next refresh interval."""
-    from elasticsearch import ApiError, TransportError
+    from elasticsearch import ApiError, AuthorizationException, TransportError
 
     try:
         es.indices.refresh(
             index=[settings.events_target, settings.changes_target], ignore_unavailable=True
         )
+    except AuthorizationException:
+        # The writer role may not refresh; the events are searchable within a second anyway.
+        log.info("refresh_not_permitted")
     except (ApiError, TransportError) as exc:
         log.warning("refresh_failed", reason=str(exc))
 
@@ -152,9 +184,16 @@ def _installer(es: Any, settings: Settings) -> Any:
     """Setup at start: templates first, so the first write gets the managed mapping."""
 
     def install() -> object:
+        from elasticsearch import AuthorizationException
+
         from indexer.setup import install as install_templates
 
-        report = install_templates(es, settings.events_target, settings.changes_target)
+        try:
+            report = install_templates(es, settings.events_target, settings.changes_target)
+        except AuthorizationException:
+            # The writer role may only add documents; an admin runs `setup` beforehand.
+            log.warning("setup_not_permitted", action="run `setup` with an admin credential")
+            return None
         for step in report.steps:
             if step.status == "failed":
                 log.warning("setup_step_failed", kind=step.kind, name=step.name, reason=step.detail)
