@@ -100,13 +100,14 @@ class _Collector:
             return
         kinds = _key_kinds
         for key, inner in value.items():
-            kind = kinds.get(key)
-            if kind is None:
-                kind = _judge(key)
             inner_kind = type(inner)
             if inner_kind is dict:
                 self.visit(inner, depth + 1)
-            elif inner_kind is list:
+                continue
+            kind = kinds.get(key)
+            if kind is None:
+                kind = _judge(key)
+            if inner_kind is list:
                 if kind == 2:
                     self._ids(inner)
                 else:
