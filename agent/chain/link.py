@@ -7,9 +7,10 @@ So each stored event vouches for its predecessor, and the head of a stream (sign
 then with a key Elasticsearch never sees, see ``checkpoint``) vouches for everything before it.
 
 - **Content digest**: SHA-256 (hex) of the stored document without ``event.hash``,
-  ``event.ingested`` (the ship time, different on every retry) and ``appmixer.chain``,
-  serialized with sorted keys and no whitespace (orjson's compact form). It is what the
-  normalizer puts in ``event.hash`` before the chain step replaces it with the link.
+  ``event.ingested`` (the ship time, different on every retry), ``log.file.path`` (a line
+  read again after a rename carries the new name; ``log.offset`` and the stream stay) and
+  ``appmixer.chain``, serialized with sorted keys and no whitespace (orjson's compact form).
+  It is what the normalizer puts in ``event.hash`` before the chain step replaces it.
 - **Link**: SHA-256 of the compact JSON array
   ``["appmixer-audit.chain/1", stream, seq, prev, prev_id, content]``; an array, so no value
   can run into the next.
@@ -51,6 +52,13 @@ def canonical(document: dict[str, Any]) -> bytes:
     appmixer = stripped.get("appmixer")
     if isinstance(appmixer, dict) and FIELD in appmixer:
         stripped["appmixer"] = {k: v for k, v in appmixer.items() if k != FIELD}
+    log = stripped.get("log")
+    if isinstance(log, dict) and "file" in log:
+        file = log["file"]
+        rest = {k: v for k, v in file.items() if k != "path"} if isinstance(file, dict) else file
+        stripped["log"] = {k: v for k, v in log.items() if k != "file"}
+        if rest:
+            stripped["log"]["file"] = rest
     return orjson.dumps(stripped, option=_SORTED)
 
 

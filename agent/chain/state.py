@@ -117,8 +117,13 @@ class Ledger:
         """The head at ``end`` and the gaps up to it; forget the lines up to it."""
         lines = self._lines.get(key, {})
         entry = lines.get(end)
-        for past in [e for e in lines if e <= end]:
-            del lines[past]
+        past = []
+        for noted in lines:  # read order: ends grow, except after a truncation (pruned later)
+            if noted > end:
+                break
+            past.append(noted)
+        for noted in past:
+            del lines[noted]
         refused = self._refused.get(key, {})
         gaps = [refused.pop(e) for e in sorted(e for e in refused if e <= end)]
         return (entry.head if entry is not None else None), gaps

@@ -4,8 +4,10 @@ Field names are the contract with the mappings (DESIGN.md "Output"); ``models.py
 same shape as pydantic models. Fields without a value are left out, never ``null`` or empty.
 
 ``event.hash`` is the SHA-256 (hex) of the document serialized with sorted keys and no
-whitespace (orjson's compact form, UTF-8), without ``event.hash`` and ``event.ingested``:
-recompute it the same way to check that a stored event was not altered.
+whitespace (orjson's compact form, UTF-8), without ``event.hash``, ``event.ingested`` and
+``log.file.path`` (where the line was read: a rename changes it, not the event, and a line
+read again after a rotation must hash the same). The agent's chain step (``agent.chain``)
+then replaces it with the chain link over this digest.
 
 Built in one straight pass, without intermediate objects: this is the hot path of the
 agent, and every attribute and call shows in the events-per-second figure.
@@ -132,12 +134,13 @@ class Assembler:
         )
         if refs.tenant_id is not None:  # ECS readers look for the tenant here
             doc["organization"] = {"id": refs.tenant_id}
-        doc["log"] = {"file": {"path": source.path}, "offset": source.offset}
+        log = doc["log"] = {"offset": source.offset}
         doc["host"] = {"name": source.host}
         doc["agent"] = {"type": AGENT_TYPE, "version": __version__}
         doc["ecs"] = {"version": ECS_VERSION}
         doc["data_stream"] = {"type": "logs", "dataset": DATASET, "namespace": self.namespace}
         event["hash"] = hashlib.sha256(orjson.dumps(doc, option=_SORTED)).hexdigest()
+        log["file"] = {"path": source.path}
         if not changes:
             return Normalized(event_id, doc, [])
         return Normalized(event_id, doc, self._change_docs(doc, audit_type, changes, refs))

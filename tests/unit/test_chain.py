@@ -103,6 +103,22 @@ class TestLink:
         doc["event"]["ingested"] = "2026-11-25T10:00:00Z"
         assert content_digest(doc) == claimed
 
+    def test_renamed_file_replays_identically(self) -> None:
+        """A line read again under its rotated name chains the same: the path is not hashed."""
+        normalizer = Normalizer(NormalizeOptions(host_name="pod-a"))
+        line = orjson.dumps(
+            {"id": "e1", "created": "2026-11-25T09:20:41Z", "action": "Flow Updated"}
+        )
+        docs = []
+        for path in ("/l/audit.log", "/l/audit.log.1"):
+            outcome = normalizer(line, Source(path, "f", 0, "pod-a"))
+            assert isinstance(outcome, Normalized)
+            step(Head.genesis(STREAM), "e1", outcome.event)
+            docs.append(outcome.event)
+        assert docs[0]["log"] != docs[1]["log"]
+        assert docs[0]["event"]["hash"] == docs[1]["event"]["hash"]
+        assert content_digest(docs[0]) == content_digest(docs[1])
+
     def test_step_sets_fields_and_advances(self) -> None:
         """Each step numbers the event, names its predecessor and replaces event.hash."""
         docs, head = chain_of(2)

@@ -236,12 +236,14 @@ class TestEventDocument:
 
 class TestHash:
     def test_hash_is_reproducible(self) -> None:
-        """event.hash is SHA-256 of the sorted compact document without hash and ingested."""
+        """event.hash is SHA-256 of the sorted compact document without hash, ingested and the
+        file path (a rename changes where a line is read, not what it says)."""
         doc = run(UPDATE).event
         stored = {**doc, "event": {**doc["event"], "ingested": "2026-11-25T10:00:00.000Z"}}
-        check = {**stored, "event": dict(stored["event"])}
+        check = {**stored, "event": dict(stored["event"]), "log": dict(stored["log"])}
         claimed = check["event"].pop("hash")
         check["event"].pop("ingested")
+        assert check["log"].pop("file") == {"path": "/var/log/appmixer/audit.log"}
         digest = hashlib.sha256(orjson.dumps(check, option=orjson.OPT_SORT_KEYS)).hexdigest()
         assert digest == claimed
 
