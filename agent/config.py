@@ -1,29 +1,59 @@
 """Settings: flags, then ``APPMIXER_AUDIT_*`` environment variables, then a TOML config file.
 
 pydantic-settings validates everything once, at start, so a bad value fails before any file
-is touched; :func:`describe_error` turns its report into the one line an operator reads.
+is touched. Every number has bounds a working agent can live with (an infinite timeout or a
+week-long batch wait is a typo, not a choice). The config file, named by ``--config`` or
+``APPMIXER_AUDIT_CONFIG``, must be a readable regular file; an ``APPMIXER_AUDIT_*`` variable
+that names no setting is refused like an unknown key in the file. :class:`ConfigError`
+carries the one line an operator reads, naming where the bad value came from: the flag, the
+variable, or the file and line.
 """
 
 from __future__ import annotations
 
+import difflib
+import math
 import os
 import re
 import socket
+import stat
+import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
 )
 
 ENV_PREFIX = "APPMIXER_AUDIT_"
 CONFIG_FILE_ENV = f"{ENV_PREFIX}CONFIG"
 DEFAULT_ES_URL = "http://127.0.0.1:9200"
+
+# APPMIXER_AUDIT_* variables that are not agent settings: the config file's name, and knobs
+# of the build, the development node and the test suite. Anything else must be a setting.
+NON_SETTING_VARIABLES = frozenset(
+    {
+        "CONFIG",
+        "COMPILE",
+        "ES_DISTRIBUTION",
+        "CACHE_DIR",
+        "SAMPLE",
+        "TEST_PORT_OFFSET",
+        "KEEP_TEST_NODE",
+        "KEEP_TEST_DATA",
+    }
+)
+
+MIB = 1024 * 1024
+HOUR = 3600.0
+DAY = 86_400.0
 
 # Elastic's data stream naming: lowercase, no hyphen (it separates type-dataset-namespace).
 _NAMESPACE_RE = re.compile(r"^[a-z0-9_]{1,64}$")
@@ -38,6 +68,27 @@ def _split_csv(value: Any) -> Any:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
     return value
+
+
+def check_url(url: str) -> str:
+    """An ``http(s)://host[:port]`` URL with a port in range; the trailing slash dropped."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises for a port out of range or not a number
+    except ValueError as exc:
+        raise ValueError(f"{url!r} is not a valid URL: {exc}") from None
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError(f"{url!r} is not an http:// or https:// URL with a host")
+    if port == 0:
+        raise ValueError(f"{url!r} has port 0")
+    return url.rstrip("/")
+
+
+def _seconds(default: float, *, low: float, high: float, strict: bool = True) -> Any:
+    """A finite number of seconds within [low, high] (above low when ``strict``)."""
+    if strict:
+        return Field(default=default, gt=low, le=high, allow_inf_nan=False)
+    return Field(default=default, ge=low, le=high, allow_inf_nan=False)
 
 
 class Settings(BaseSettings):
@@ -59,7 +110,7 @@ class Settings(BaseSettings):
     es_password_file: Path | None = None
     es_ca_certs: Path | None = None
     es_verify_certs: bool = True
-    es_request_timeout: float = Field(default=30.0, gt=0)
+    es_request_timeout: float = _seconds(30.0, low=0, high=HOUR)
 
     # --- where documents go
     namespace: str = "default"
@@ -80,21 +131,22 @@ class Settings(BaseSettings):
     host_name: str = Field(default_factory=socket.gethostname, min_length=1)
     envelope_key: str = Field(default="audit", min_length=1)
     fingerprint_bytes: int = Field(default=1024, ge=16, le=1 << 20)
-    rescan_interval: float = Field(default=10.0, gt=0)
-    close_inactive: float = Field(default=300.0, gt=0)
+    rescan_interval: float = _seconds(10.0, low=0, high=HOUR)
+    close_inactive: float = _seconds(300.0, low=0, high=7 * DAY)
+    line_max_bytes: int = Field(default=4 * MIB, ge=1024, le=64 * MIB)
 
     # --- batching and buffering (backpressure)
     batch_max_events: int = Field(default=2000, ge=1, le=100_000)
-    batch_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
-    batch_max_wait: float = Field(default=1.0, gt=0)
-    buffer_max_events: int = Field(default=20_000, ge=1)
-    buffer_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
-    shutdown_grace: float = Field(default=30.0, ge=0)
+    batch_max_bytes: int = Field(default=5 * MIB, ge=1024, le=100 * MIB)
+    batch_max_wait: float = _seconds(1.0, low=0, high=300.0)
+    buffer_max_events: int = Field(default=20_000, ge=1, le=1_000_000)
+    buffer_max_bytes: int = Field(default=64 * MIB, ge=1024, le=4096 * MIB)
+    shutdown_grace: float = _seconds(30.0, low=0, high=HOUR, strict=False)
 
     # --- diff caps and redaction
     diff_max_depth: int = Field(default=32, ge=1, le=256)
-    diff_max_changes: int = Field(default=500, ge=1)
-    diff_max_value_chars: int = Field(default=2048, ge=16)
+    diff_max_changes: int = Field(default=500, ge=1, le=100_000)
+    diff_max_value_chars: int = Field(default=2048, ge=16, le=MIB)
     redact_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     redact_values: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
@@ -116,10 +168,22 @@ class Settings(BaseSettings):
     def _urls(cls, value: list[str]) -> list[str]:
         if not value:
             raise ValueError("needs at least one URL")
-        for url in value:
-            if not re.match(r"^https?://[^/\s]+", url):
-                raise ValueError(f"{url!r} is not an http:// or https:// URL")
-        return [url.rstrip("/") for url in value]
+        return [check_url(url) for url in value]
+
+    @field_validator("kibana_url")
+    @classmethod
+    def _kibana_url(cls, value: str | None) -> str | None:
+        return None if value is None or value == "" else check_url(value)
+
+    @field_validator("redact_keys", "redact_values")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from None
+        return value
 
     @field_validator("kibana_url")
     @classmethod
@@ -162,7 +226,8 @@ class Settings(BaseSettings):
             return None
         host, sep, port = value.rpartition(":")
         if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:9464")
+            raise ValueError("must be HOST:PORT with a port from 1 to 65535, e.g. 127.0.0.1:9464")
+        host = host.removeprefix("[").removesuffix("]")
         return f"{host or '0.0.0.0'}:{port}"  # noqa: S104 (an empty host means all interfaces)
 
     @model_validator(mode="after")
@@ -206,7 +271,7 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         config_file = os.environ.get(CONFIG_FILE_ENV)
         if config_file:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+            sources.append(_FileSource(settings_cls, ConfigFile.read(Path(config_file))))
         return tuple(sources)
 
 
@@ -226,42 +291,144 @@ class ConfigError(Exception):
     """A setting that cannot be used; the message is the single line shown to the operator."""
 
 
+class ConfigFile:
+    """A TOML config file's values and the line each key is on (for error messages)."""
+
+    def __init__(self, path: Path, values: dict[str, Any], lines: dict[str, int]) -> None:
+        self.path = path
+        self.values = values
+        self.lines = lines
+
+    @classmethod
+    def read(cls, path: Path, origin: str = CONFIG_FILE_ENV) -> ConfigFile:
+        """Read and parse ``path``; anything but a readable regular TOML file is an error."""
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} (from {origin}) does not exist") from None
+        except OSError as exc:
+            raise ConfigError(f"config file {path} (from {origin}): {exc.strerror}") from None
+        if stat.S_ISDIR(mode):
+            raise ConfigError(f"config file {path} (from {origin}) is a directory")
+        if not stat.S_ISREG(mode):
+            raise ConfigError(f"config file {path} (from {origin}) is not a regular file")
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except OSError as exc:
+            raise ConfigError(f"config file {path} (from {origin}): {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file {path} is not UTF-8 text") from None
+        try:
+            values = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        lines: dict[str, int] = {}
+        for number, line in enumerate(text.splitlines(), start=1):
+            match = re.match(r"\s*[\"']?([A-Za-z0-9_-]+)[\"']?\s*=", line)
+            if match:
+                lines.setdefault(match.group(1), number)
+        return cls(path, values, lines)
+
+    def where(self, key: str) -> str:
+        line = self.lines.get(key)
+        return f"{self.path}:{line}" if line is not None else str(self.path)
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """The config file's values, as the weakest source."""
+
+    def __init__(self, settings_cls: type[BaseSettings], config: ConfigFile) -> None:
+        super().__init__(settings_cls)
+        self.file = config
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self.file.values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self.file.values)
+
+
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Build settings from flags (``overrides``; ``None`` means not given), env and file."""
     given = {key: value for key, value in overrides.items() if value is not None and value != ()}
+    check_variables(os.environ)
     previous = os.environ.get(CONFIG_FILE_ENV)
+    config: ConfigFile | None = None
+    if config_file is not None:
+        config = ConfigFile.read(config_file, origin="--config")
+    elif previous:
+        config = ConfigFile.read(Path(previous))
     try:
-        if config_file is not None:
-            if not config_file.is_file():
-                raise ConfigError(f"config file {config_file} does not exist")
-            os.environ[CONFIG_FILE_ENV] = str(config_file)
+        if config is not None:
+            os.environ[CONFIG_FILE_ENV] = str(config.path)
         return Settings(**given)
     except ValidationError as exc:
-        raise ConfigError(describe_error(exc)) from None
-    except (OSError, ValueError) as exc:  # unreadable or malformed TOML
-        raise ConfigError(f"cannot read the config file: {exc}") from None
+        raise ConfigError(describe_error(exc, given=given, config=config)) from None
     finally:
-        if config_file is not None:
-            if previous is None:
-                os.environ.pop(CONFIG_FILE_ENV, None)
-            else:
-                os.environ[CONFIG_FILE_ENV] = previous
+        if previous is None:
+            os.environ.pop(CONFIG_FILE_ENV, None)
+        else:
+            os.environ[CONFIG_FILE_ENV] = previous
 
 
-def describe_error(exc: ValidationError) -> str:
-    """One line per bad setting, naming it as the operator would type it."""
+def check_variables(environ: Mapping[str, str]) -> None:
+    """Refuse an ``APPMIXER_AUDIT_*`` variable that names no setting (a typo is not silent)."""
+    known = set(Settings.model_fields)
+    for name in sorted(environ):
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        suffix = name[len(ENV_PREFIX) :].upper()
+        field = suffix.lower()
+        if suffix in NON_SETTING_VARIABLES or field in known:
+            continue
+        if field.endswith("_file") and field.removesuffix("_file") in known:
+            continue  # a secret read from a file (ES_PASSWORD_FILE and the like)
+        close = difflib.get_close_matches(field, known, n=1)
+        hint = f" (did you mean {ENV_PREFIX}{close[0].upper()}?)" if close else ""
+        raise ConfigError(f"environment variable {name} is not a known setting{hint}")
+
+
+_FLAGS = {"paths": "--path", "redact_keys": "--redact-key", "redact_values": "--redact-value"}
+
+
+def flag_name(field: str) -> str:
+    """The command-line flag that sets ``field``."""
+    return _FLAGS.get(field, "--" + field.replace("_", "-"))
+
+
+def describe_error(
+    exc: ValidationError,
+    *,
+    given: Mapping[str, Any] | None = None,
+    config: ConfigFile | None = None,
+) -> str:
+    """One line per bad setting, naming it and where its value came from."""
+    given = given or {}
     lines = []
     for error in exc.errors():
         name = ".".join(str(part) for part in error["loc"])
+        field = str(error["loc"][0]) if error["loc"] else name
         message = error["msg"].removeprefix("Value error, ")
         if not name:  # a rule across settings: its input is all of them, secrets included
             lines.append(f"invalid settings: {message}")
             continue
         if error["type"] == "extra_forbidden":
             message = "is not a known setting"
+        if error["type"] == "finite_number":
+            message = "must be a finite number"
         shown = "[REDACTED]" if _looks_secret(name) else _short(error.get("input"))
-        env_name = ENV_PREFIX + name.upper()
-        lines.append(f"invalid setting {name} ({env_name}={shown}): {message}")
+        env_name = ENV_PREFIX + field.upper()
+        if field in given:
+            source = f"{flag_name(field)} {shown}"
+        elif config is not None and error["type"] == "extra_forbidden":
+            source = config.where(field)
+        elif env_name in os.environ:
+            source = f"{env_name}={shown}"
+        elif config is not None and field in config.values:
+            source = f"{config.where(field)}: {field} = {shown}"
+        else:
+            source = f"default {shown}"
+        lines.append(f"invalid setting {name} ({source}): {message}")
     return "; ".join(lines)
 
 
@@ -270,5 +437,7 @@ def _looks_secret(name: str) -> bool:
 
 
 def _short(value: Any) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."

@@ -95,6 +95,7 @@ class Pipeline:
             fingerprint_bytes=settings.fingerprint_bytes,
             rescan_interval=settings.rescan_interval,
             close_inactive=settings.close_inactive,
+            exclude=(settings.state_dir, settings.dead_letter_dir),
         )
         self.normalizer = Normalizer(NormalizeOptions.from_settings(settings))
         self.buffer: BoundedBuffer[Item] = BoundedBuffer(
@@ -167,15 +168,18 @@ class Pipeline:
         self._reader.join(max(0.0, deadline - time.monotonic()))
         self.buffer.close()
         self._sender.join(max(0.0, deadline - time.monotonic()))
-        drained = not self._sender.is_alive()
-        if not drained:
+        if self._sender.is_alive():
             self.interrupt.set()  # stop retrying; a request in flight may still finish
             self._sender.join(2.0)
         self.close()
+        # Drained means nothing read is left unsettled, not merely that the sender stopped
+        # (a second signal stops it early, with lines still in flight).
+        unsettled = self.finalizer.pending + self.buffer.events
+        drained = not self._sender.is_alive() and unsettled == 0
         log.info(
             "shutdown_finished",
             drained=drained,
-            unsettled=self.finalizer.pending + self.buffer.events,
+            unsettled=unsettled,
             **self.metrics.snapshot().as_dict(),
         )
         return drained
@@ -288,7 +292,10 @@ class Pipeline:
         """Install templates before the first write; retry while Elasticsearch is away."""
         if self._setup is not None:
             self.retrier.call(
-                self._setup, retry_on=(ApiError, TransportError), event="setup_failed"
+                self._setup,
+                retry_on=(ApiError, TransportError),
+                event="setup_failed",
+                es_url=",".join(self.settings.es_url),
             )
         self.health.setup_done()
 

@@ -66,7 +66,10 @@ def parse_time(text: str, *, now: datetime) -> datetime:
     relative = _RELATIVE.match(value.lower())
     if relative:
         amount, unit = int(relative.group(1)), _UNITS[relative.group(2)]
-        return now - timedelta(**{unit: amount})
+        try:
+            return now - timedelta(**{unit: amount})
+        except OverflowError:
+            raise ValueError(f"{text!r} reaches back before the year 1") from None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:

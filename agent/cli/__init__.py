@@ -2,7 +2,8 @@
 
 Each command lives in its own module and is imported only when used, so ``--help`` and the
 hot ``normalize`` path do not pay for the Elasticsearch client. Exit status, for scripts:
-0 success, 1 failure, 2 usage or configuration error, 3 done but some input was rejected.
+0 success, 1 failure, 2 usage or configuration error, 3 done but some input was rejected;
+``run --once`` stopped by a signal before it finished exits 128 + the signal's number.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_REJECTED = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 
 # name -> (module, attribute, one-line help shown by --help without importing the module)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -69,9 +71,25 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> Any:
-    """Console entry point: configuration errors become one line and exit status 2."""
+    """Console entry point: every operator mistake is one line on stderr, never a traceback.
+
+    Usage errors (a bad flag, a value click refuses) and configuration errors exit 2; an
+    interrupt before a command took over its own signals exits 130.
+    """
     try:
-        return cli.main(args=argv, prog_name="appmixer-audit", standalone_mode=True)
+        return cli.main(args=argv, prog_name="appmixer-audit", standalone_mode=False)
     except ConfigError as exc:
         click.echo(f"appmixer-audit: {exc}", err=True)
         sys.exit(EXIT_USAGE)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        where = exc.ctx.command_path if isinstance(exc, click.UsageError) and exc.ctx else None
+        message = " ".join(exc.format_message().split())
+        hint = f" (see {where} --help)" if where else ""
+        click.echo(f"appmixer-audit: {message}{hint}", err=True)
+        # A file named on the command line that cannot be opened is the caller's mistake.
+        sys.exit(EXIT_USAGE if isinstance(exc, click.FileError) else exc.exit_code)
+    except click.Abort:
+        click.echo("appmixer-audit: aborted", err=True)
+        sys.exit(EXIT_INTERRUPTED)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,10 +19,26 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+
+def _node_name(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    if not value or not value.replace("-", "").replace("_", "").isalnum():
+        raise click.BadParameter(f"{value!r} must be letters, digits, - or _")
+    return value
+
+
+_PORT = click.IntRange(1, 65535)
 NODE_OPTIONS = [
-    click.option("--name", default="default", show_default=True, help="Node name (one dir each)."),
-    click.option("--port", default=9200, show_default=True, help="HTTP port."),
-    click.option("--transport-port", default=9300, show_default=True, help="Transport port."),
+    click.option(
+        "--name",
+        default="default",
+        show_default=True,
+        callback=_node_name,
+        help="Node name (one dir each).",
+    ),
+    click.option("--port", default=9200, show_default=True, type=_PORT, help="HTTP port."),
+    click.option(
+        "--transport-port", default=9300, show_default=True, type=_PORT, help="Transport port."
+    ),
 ]
 
 
@@ -29,6 +46,12 @@ def _node_options(func: F) -> F:
     for option in reversed(NODE_OPTIONS):
         func = option(func)
     return func
+
+
+def _heap(value: str) -> str:
+    if not re.fullmatch(r"[1-9][0-9]*[kKmMgG]", value):
+        raise click.BadParameter(f"{value!r} is not a JVM heap size like 512m or 1g")
+    return value
 
 
 def _node(
@@ -59,14 +82,26 @@ def dev_es() -> None:
 
 @dev_es.command()
 @_node_options
-@click.option("--heap", default="1g", show_default=True, help="JVM heap (-Xms/-Xmx).")
+@click.option(
+    "--heap",
+    default="1g",
+    show_default=True,
+    callback=lambda _ctx, _param, value: _heap(value),
+    help="JVM heap (-Xms/-Xmx).",
+)
 @click.option(
     "--distribution",
     type=click.Path(exists=True, path_type=Path),
     envvar="APPMIXER_AUDIT_ES_DISTRIBUTION",
     help="An Elasticsearch integ-test zip or unpacked home to use instead of downloading.",
 )
-@click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for health.")
+@click.option(
+    "--timeout",
+    default=120.0,
+    show_default=True,
+    type=click.FloatRange(0, 3600, min_open=True),
+    help="Seconds to wait for health.",
+)
 @click.option(
     "--security",
     is_flag=True,

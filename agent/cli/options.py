@@ -23,7 +23,7 @@ def config_option(func: F) -> F:
     return click.option(
         "--config",
         "config_file",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=click.Path(path_type=Path),
         help="TOML config file (flags and APPMIXER_AUDIT_* variables override it).",
     )(func)
 

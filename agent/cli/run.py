@@ -1,12 +1,20 @@
 """``appmixer-audit run``: the sidecar (forever) and the backfill (``--once``).
 
-Forever: tail, normalize and ship until SIGTERM or SIGINT; then stop reading, drain within
-``shutdown_grace``, save the checkpoint and exit 0. A second signal stops waiting for the
-drain. Elasticsearch being down is never a reason to exit: the agent retries and waits.
+Before any work: pre-flight checks (``agent.preflight``), the state directory's lock (one
+agent per state dir, ``agent.statelock``), and the metrics address bound; each failure is
+one line and exit 2. Then a warning for each ``--path`` that names a directory or matches
+nothing yet.
+
+Forever: tail, normalize and ship until SIGTERM, SIGINT or SIGHUP; then stop reading, drain
+within ``shutdown_grace``, save the checkpoint and exit 0. A second signal stops waiting for
+the drain. Elasticsearch being down is never a reason to exit: the agent retries and waits.
 
 ``--once``: ship everything present now, wait for every acknowledgement, print a summary
 on stdout and exit 0, or 3 when any line (or change document) went to the dead-letter file.
-A progress line is drawn on stderr only when stderr is a terminal.
+Stopped by a signal before it finished, it drains what it read, says in the summary how
+many lines are left for the next run, and exits 128 + the signal's number (143 for SIGTERM,
+130 for SIGINT, 129 for SIGHUP). A progress line is drawn on stderr only when stderr is a
+terminal.
 """
 
 from __future__ import annotations
@@ -76,32 +84,40 @@ def run(
     sys.exit(_run(settings, once=once, setup=not no_setup))
 
 
-def _run(settings: Settings, *, once: bool, setup: bool) -> int:
-    from agent.files import RegistryError
-    from agent.metrics import Health, Metrics, MetricsServer
-    from agent.pipeline import Pipeline
+class _Refused(Exception):
+    """A start-up check failed: the message is the one line shown, with its exit status."""
 
+    def __init__(self, message: str, status: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _run(settings: Settings, *, once: bool, setup: bool) -> int:
+    from agent.metrics import Health, Metrics
+    from agent.preflight import input_warnings
+
+    try:
+        lock = _preflight(settings)
+    except _Refused as exc:
+        click.echo(f"appmixer-audit: {exc}", err=True)
+        return exc.status
     es = client_for(settings)
     if not _may_write(es, settings):
         es.close()
         return EXIT_FAILURE
     metrics, health = Metrics(), Health(probe=_probe(es))
-    try:
-        pipeline = Pipeline(
-            settings,
-            es,
-            once=once,
-            setup=_installer(es, settings) if setup else None,
-            metrics=metrics,
-            health=health,
-        )
-    except (RegistryError, ValueError) as exc:
-        click.echo(f"appmixer-audit: {exc}", err=True)
-        return EXIT_FAILURE
     server = None
-    if settings.metrics_address:
-        server = MetricsServer(settings.metrics_address, metrics, health)
-        server.start()
+    try:
+        server = _metrics_server(settings, metrics, health)
+        for event, fields in input_warnings(settings.paths):
+            log.warning(event, **fields)
+        pipeline = _pipeline(settings, es, once=once, setup=setup, metrics=metrics, health=health)
+    except _Refused as exc:
+        click.echo(f"appmixer-audit: {exc}", err=True)
+        if server is not None:
+            server.stop()
+        es.close()
+        return exc.status
     signals = _Signals()
     progress = _Progress(enabled=sys.stderr.isatty())
     pipeline.start()
@@ -122,14 +138,72 @@ def _run(settings: Settings, *, once: bool, setup: bool) -> int:
         if server is not None:
             server.stop()
         es.close()
+    status = _finish(pipeline, settings, once=once, signum=signals.signum)
+    lock.release()
+    return status
+
+
+def _preflight(settings: Settings) -> Any:
+    """Checks, then the state dir's lock (before the registry is even read)."""
+    from agent.preflight import PreflightError, check
+    from agent.statelock import StateLock, StateLockError
+
+    lock = StateLock(settings.state_dir)
+    try:
+        check(settings)
+        lock.acquire()
+    except (PreflightError, StateLockError) as exc:
+        raise _Refused(str(exc)) from None
+    return lock
+
+
+def _metrics_server(settings: Settings, metrics: Any, health: Any) -> Any:
+    """The /metrics server, bound and serving, or ``None``; a bind failure is refused."""
+    from agent.metrics import MetricsServer
+
+    if not settings.metrics_address:
+        return None
+    try:
+        server = MetricsServer(settings.metrics_address, metrics, health)
+    except (OSError, OverflowError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise _Refused(
+            f"metrics address {settings.metrics_address} (--metrics-address) cannot be "
+            f"bound: {reason}"
+        ) from None
+    server.start()
+    return server
+
+
+def _pipeline(settings: Settings, es: Any, *, once: bool, setup: bool, **observers: Any) -> Any:
+    from agent.files import RegistryError
+    from agent.pipeline import Pipeline
+
+    installer = _installer(es, settings) if setup else None
+    try:
+        return Pipeline(settings, es, once=once, setup=installer, **observers)
+    except (RegistryError, ValueError) as exc:
+        raise _Refused(str(exc), EXIT_FAILURE) from None
+
+
+def _finish(pipeline: Any, settings: Settings, *, once: bool, signum: int | None) -> int:
+    """Log and print the summary; the exit status says how the run ended."""
+    from agent.leftover import lines_left
+
     summary = pipeline.summary()
+    if signum is not None:
+        own = (settings.state_dir, settings.dead_letter_dir)
+        summary["lines_left"] = lines_left(settings.paths, pipeline.registry.positions(), own)
     log.info("run_finished", **summary)
     if pipeline.failure is not None:
         return EXIT_FAILURE
-    if once:
-        _print_summary(summary, settings, interrupted=signals.stop.is_set())
-        if summary["dead_lettered"] or summary["changes_rejected"]:
-            return EXIT_REJECTED
+    if not once:
+        return EXIT_OK
+    _print_summary(summary, settings)
+    if summary.get("lines_left"):
+        return 128 + int(signum or 0)
+    if summary["dead_lettered"] or summary["changes_rejected"]:
+        return EXIT_REJECTED
     return EXIT_OK
 
 
@@ -203,7 +277,7 @@ def _installer(es: Any, settings: Settings) -> Any:
     return install
 
 
-def _print_summary(summary: dict[str, Any], settings: Settings, *, interrupted: bool) -> None:
+def _print_summary(summary: dict[str, Any], settings: Settings) -> None:
     rows = [
         ("lines read", summary["read"]),
         ("shipped", summary["shipped"]),
@@ -215,8 +289,8 @@ def _print_summary(summary: dict[str, Any], settings: Settings, *, interrupted: 
     ]
     if summary["partial_lines"]:
         rows.append(("partial line bytes (no newline yet)", summary["partial_bytes"]))
-    if interrupted:
-        rows.append(("not finished (interrupted)", summary["in_flight"]))
+    if "lines_left" in summary:
+        rows.append(("interrupted: lines left for the next run", summary["lines_left"]))
     width = max(len(name) for name, _ in rows) + 1
     for name, value in rows:
         click.echo(f"{name + ':':<{width}} {value}")
@@ -225,14 +299,19 @@ def _print_summary(summary: dict[str, Any], settings: Settings, *, interrupted: 
 
 
 class _Signals:
-    """SIGTERM/SIGINT request a graceful stop; a second one stops waiting for the drain."""
+    """SIGTERM, SIGINT and SIGHUP request a graceful stop; a second one stops the drain.
+
+    SIGHUP is a stop too, not a reopen: the agent has no log file of its own to reopen, and
+    a hang-up (a closed terminal, a supervisor's restart) must never kill it undrained.
+    """
+
+    HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
     def __init__(self) -> None:
         self.stop = threading.Event()
+        self.signum: int | None = None
         self.on_second: Any = None
-        self._previous = {
-            sig: signal.signal(sig, self._handle) for sig in (signal.SIGTERM, signal.SIGINT)
-        }
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in self.HANDLED}
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         if self.stop.is_set() and self.on_second is not None:
@@ -240,6 +319,8 @@ class _Signals:
             self.on_second()
             return
         log.info("shutdown_requested", signal=signal.Signals(signum).name)
+        if self.signum is None:
+            self.signum = signum
         self.stop.set()
 
     def restore(self) -> None:

@@ -167,8 +167,14 @@ def search(
     sys.exit(EXIT_OK)
 
 
+def _event_id(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    if not value.strip():
+        raise click.BadParameter("an event id cannot be empty")
+    return value
+
+
 @click.command()
-@click.argument("event_id")
+@click.argument("event_id", callback=_event_id)
 @format_option(
     "table",
     "json",

@@ -5,6 +5,11 @@ a periodic rescan is the safety net for what it cannot see: filesystems without
 notifications, an exhausted watch limit, and directories that do not exist yet (they are
 watched from the first rescan that finds them, and re-watched if deleted and recreated).
 
+The agent's own directories (state and dead letters) are never matched, whatever the globs
+say: reading its own registry and dead-letter files would feed the dead-letter file with
+itself without end. A glob that covers them gets one warning, and their changes do not wake
+the reader.
+
 Discovery only signals; it never touches the tailer's files. The tailer runs the glob itself
 on its reader thread when signalled, so all per-file state stays on one thread.
 """
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -98,27 +104,49 @@ def watch_root(pattern: str) -> tuple[str, bool]:
     return str(parent), False
 
 
+def real_dirs(directories: Sequence[str | Path]) -> list[str]:
+    """Directories as absolute real paths (symlinks resolved), for :func:`inside`."""
+    return [os.path.realpath(Path(d).expanduser().absolute()) for d in directories]
+
+
+def inside(path: str, directories: Sequence[str]) -> bool:
+    """True when ``path`` (resolved) is one of ``directories`` (real paths) or below one."""
+    real = os.path.realpath(path)
+    return any(real == d or real.startswith(d.rstrip(os.sep) + os.sep) for d in directories)
+
+
 class _Handler(FileSystemEventHandler):
-    def __init__(self, on_change: OnChange) -> None:
+    def __init__(self, on_change: OnChange, exclude: Sequence[str]) -> None:
         self._on_change = on_change
+        self._exclude = exclude
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type not in _IGNORED:
-            self._on_change(event.event_type in _STRUCTURAL)
+        if event.event_type in _IGNORED:
+            return
+        if self._exclude and inside(os.fsdecode(event.src_path), self._exclude):
+            return  # the agent's own registry and dead-letter writes
+        self._on_change(event.event_type in _STRUCTURAL)
 
 
 class Discovery:
     """Watches the directories behind the patterns and rescans periodically."""
 
     def __init__(
-        self, patterns: Sequence[str], *, rescan_interval: float, on_change: OnChange
+        self,
+        patterns: Sequence[str],
+        *,
+        rescan_interval: float,
+        on_change: OnChange,
+        exclude: Sequence[str | Path] = (),
     ) -> None:
         if rescan_interval <= 0:
             raise ValueError("rescan_interval must be positive")
         self.patterns = normalize_patterns(patterns)
         self.rescan_interval = rescan_interval
+        self.exclude = real_dirs(exclude)
+        self._warned: set[str] = set()
         self._on_change = on_change
-        self._handler = _Handler(on_change)
+        self._handler = _Handler(on_change, self.exclude)
         self._roots = self._roots_of(self.patterns)
         self._observer: BaseObserver | None = None
         self._watches: dict[str, tuple[ObservedWatch, tuple[int, int]]] = {}
@@ -128,7 +156,22 @@ class Discovery:
         self._lock = threading.Lock()
 
     def scan(self) -> list[str]:
-        return expand(self.patterns)
+        """Matching files, less the agent's own (one warning per own directory covered)."""
+        found = expand(self.patterns)
+        if not self.exclude:
+            return found
+        kept = []
+        for path in found:
+            if not inside(path, self.exclude):
+                kept.append(path)
+                continue
+            directory = next(d for d in self.exclude if inside(path, [d]))
+            if directory not in self._warned:
+                self._warned.add(directory)
+                log.warning("own_files_excluded", directory=directory, example=path,
+                            reason="a --path glob covers the agent's state or dead-letter "
+                            "directory; its files are never read")  # fmt: skip
+        return kept
 
     @property
     def watched(self) -> list[str]:

@@ -53,6 +53,7 @@ class Tailer:
         rescan_interval: float = 10.0,
         close_inactive: float = 300.0,
         read_chunk: int = 1 << 20,
+        exclude: Sequence[str | Path] = (),
     ) -> None:
         if not patterns:
             raise ValueError("at least one path pattern is needed")
@@ -64,7 +65,7 @@ class Tailer:
         self.close_inactive = close_inactive
         self.read_chunk = read_chunk
         self._discovery = Discovery(
-            patterns, rescan_interval=rescan_interval, on_change=self._on_change
+            patterns, rescan_interval=rescan_interval, on_change=self._on_change, exclude=exclude
         )
         self.patterns = self._discovery.patterns
         self._files: dict[tuple[int, int], Source] = {}

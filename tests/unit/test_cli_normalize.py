@@ -121,7 +121,9 @@ class TestNormalizeCommand:
             check=False,
         )
         assert result.returncode == 2
-        assert b"invalid redact_values pattern '('" in result.stderr
+        assert b"invalid setting redact_values (--redact-value ['(']): '(' is not a valid" in (
+            result.stderr
+        )
 
     def test_missing_file(self, tmp_path: Path) -> None:
         """A file that cannot be opened is a clear error, not a traceback."""

@@ -1,0 +1,147 @@
+"""No traceback for any operator mistake: every command, a table of bad inputs, one line each.
+
+Each case runs the real entry point (``agent.cli.main``) in this process and checks stderr
+is exactly one line naming the problem, stdout is empty, and the exit status is the
+documented one (2 for a usage or configuration error). None of these cases reaches a node:
+every one is refused before any connection is made.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent.cli import main
+
+GOOD_URL = ["--es-url", "http://127.0.0.1:9"]
+
+# (command line, extra environment, substring of the one line); every case exits 2.
+CASES: list[tuple[list[str], dict[str, str], str]] = [
+    # URLs
+    (["run", "--path", "/x", "--es-url", "http://127.0.0.1:99999"], {}, "Port out of range"),
+    (["run", "--path", "/x", "--es-url", "http://127.0.0.1:notaport"], {}, "could not be cast"),
+    (["run", "--path", "/x", "--es-url", "http://[::1"], {}, "Invalid IPv6 URL"),
+    (["search", "--es-url", "http://[::1"], {}, "Invalid IPv6 URL"),
+    (["setup", "--es-url", "http://127.0.0.1:99999"], {}, "Port out of range"),
+    (["show", "abc", "--es-url", "localhost:9200"], {}, "not an http:// or https:// URL"),
+    (["setup", "--kibana-url", "kibana"], {}, "invalid setting kibana_url (--kibana-url"),
+    (["setup"], {"APPMIXER_AUDIT_ES_URL": "http://h:70000"}, "(APPMIXER_AUDIT_ES_URL="),
+    # times
+    (["search", *GOOD_URL, "--since", "99999999d"], {}, "reaches back before the year 1"),
+    (["search", *GOOD_URL, "--since", "99999999999999999999w"], {}, "before the year 1"),
+    (["search", *GOOD_URL, "--until", "yesterday"], {}, "is neither ISO 8601"),
+    (["search", *GOOD_URL, "--since", "2026-13-45"], {}, "is neither ISO 8601"),
+    (["setup", *GOOD_URL, "--retention", "forever"], {}, "retention 'forever'"),
+    # ids, sizes, cursors, choices
+    (["show", "", *GOOD_URL], {}, "an event id cannot be empty"),
+    (["show", "   ", *GOOD_URL], {}, "an event id cannot be empty"),
+    (["search", *GOOD_URL, "--size", "0"], {}, "'--size'"),
+    (["search", *GOOD_URL, "--size", "many"], {}, "'--size'"),
+    (["search", *GOOD_URL, "--after", "not-a-cursor"], {}, "'--after'"),
+    (["search", *GOOD_URL, "--type", "explode"], {}, "'--type'"),
+    (["show", "x", *GOOD_URL, "--format", "xml"], {}, "'--format'"),
+    (["simulate", "--events", "-1"], {}, "'--events'"),
+    (["simulate", "--events", "5", "--rate", "0"], {}, "'--rate'"),
+    (["simulate", "--events", "5", "--seed", "x"], {}, "'--seed'"),
+    # ports and addresses
+    (["dev-es", "start", "--port", "99999"], {}, "'--port'"),
+    (["dev-es", "status", "--port", "notaport"], {}, "'--port'"),
+    (["dev-es", "stop", "--transport-port", "0"], {}, "'--transport-port'"),
+    (["dev-es", "stop", "--name", "../etc"], {}, "'--name'"),
+    (["dev-es", "start", "--heap", "lots"], {}, "'--heap'"),
+    (["run", "--path", "/x", "--metrics-address", "9464"], {}, "must be HOST:PORT"),
+    (["run", "--path", "/x", "--metrics-address", "h:99999"], {}, "must be HOST:PORT"),
+    # paths
+    (["run"], {}, "give at least one --path"),
+    (["run", "--path", "", *GOOD_URL], {}, "an empty path pattern matches nothing"),
+    (["run", "--path", "/x", "--state-dir", "/etc/hostname"], {}, "'--state-dir'"),
+    (["run", "--path", "/x", "--config", "/nonexistent.toml"], {}, "does not exist"),
+    (["run", "--path", "/x", "--config", "/"], {}, "is a directory"),
+    (["setup", "--es-ca-certs", "/nonexistent.pem"], {}, "'--es-ca-certs'"),
+    (["normalize", "/nonexistent.ndjson"], {}, "Could not open file"),
+    (["normalize", "/"], {}, "Could not open file"),
+    (["simulate", "--events", "1", "--out", "/nonexistent/dir/f"], {}, "Could not open file"),
+    (["setup"], {"APPMIXER_AUDIT_CONFIG": "/dev/null/x"}, "config file /dev/null/x"),
+    (["setup"], {"APPMIXER_AUDIT_CONFIG": "/dev/zero"}, "is not a regular file"),
+    # regexes
+    (["normalize", "--redact-key", "a("], {}, "is not a valid regular expression"),
+    (["normalize", "--redact-value", "[z-a]"], {}, "is not a valid regular expression"),
+    (["run", "--path", "/x"], {"APPMIXER_AUDIT_REDACT_KEYS": "(?P<"}, "not a valid regular"),
+    # numbers and names
+    (["setup"], {"APPMIXER_AUDIT_ES_REQUEST_TIMEOUT": "inf"}, "must be a finite number"),
+    (["run", "--path", "/x"], {"APPMIXER_AUDIT_BATCH_MAX_WAIT": "1e12"}, "BATCH_MAX_WAIT"),
+    (["search"], {"APPMIXER_AUDIT_NAMESPACE": "Bad Name"}, "invalid setting namespace"),
+    (["search"], {"APPMIXER_AUDIT_NAMESPAC": "x"}, "APPMIXER_AUDIT_NAMESPAC is not a known"),
+    (["show", "x", "--log-level", "loud"], {}, "'--log-level'"),
+    # the command line itself
+    (["nosuch"], {}, "No such command 'nosuch'"),
+    (["run", "--bogus"], {}, "No such option '--bogus'"),
+    (["show"], {}, "Missing argument 'EVENT_ID'"),
+]
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("APPMIXER_AUDIT_"):
+            monkeypatch.delenv(name)
+
+
+class TestBadInputs:
+    @pytest.mark.parametrize(
+        ("argv", "env", "expected"), CASES, ids=[" ".join(c[0])[:60] for c in CASES]
+    )
+    def test_one_line_and_exit_2(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        expected: str,
+        *,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+        tmp_path: Path,
+    ) -> None:
+        """The mistake is refused with exit 2 and one stderr line saying what is wrong."""
+        monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        out, err = capsys.readouterr()
+        lines = err.strip().splitlines()
+        assert exited.value.code == 2, err
+        assert len(lines) == 1, err
+        assert lines[0].startswith("appmixer-audit: ")
+        assert expected in lines[0]
+        assert out == ""
+
+
+class TestRealProcess:
+    def test_console_script_shows_no_traceback(self) -> None:
+        """Through the real interpreter too: one line, exit 2, no 'Traceback'."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("APPMIXER_AUDIT_")}
+        result = subprocess.run(
+            [sys.executable, "-m", "agent", "search", "--since", "99999999d"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+        assert result.returncode == 2
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+    def test_help_still_exits_0(self) -> None:
+        """--help is not an error."""
+        result = subprocess.run(
+            [sys.executable, "-m", "agent", "run", "--help"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0
+        assert "--path" in result.stdout
