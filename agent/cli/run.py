@@ -96,9 +96,11 @@ def _run(settings: Settings, *, once: bool, setup: bool) -> int:
     from agent.metrics import Health, Metrics
     from agent.preflight import input_warnings
 
+    signals = _Signals()  # from here on a signal is a request to stop, never a sudden death
     try:
         lock = _preflight(settings)
     except _Refused as exc:
+        signals.restore()
         click.echo(f"appmixer-audit: {exc}", err=True)
         return exc.status
     es = client_for(settings)
@@ -117,8 +119,8 @@ def _run(settings: Settings, *, once: bool, setup: bool) -> int:
         if server is not None:
             server.stop()
         es.close()
+        signals.restore()
         return exc.status
-    signals = _Signals()
     progress = _Progress(enabled=sys.stderr.isatty())
     pipeline.start()
     try:
