@@ -429,9 +429,10 @@ class TestSighup:
             [str(log_file)], es_url=es_url, namespace=namespace,
             state_dir=tmp_path / "state", once=True,
         )  # fmt: skip
+        wait_for_event(agent, "pipeline_started")
         wait_shipping(es, namespace, agent)
         agent.process.send_signal(signal.SIGHUP)
-        assert agent.wait(60) == 129, agent.tail()
+        assert agent.wait(60) == 129, f"{agent.stdout()}\n{agent.tail()}"
         assert parse_summary(agent.stdout())["interrupted: lines left for the next run"] > 0
 
 
