@@ -381,8 +381,6 @@ def check_variables(environ: Mapping[str, str]) -> None:
         field = suffix.lower()
         if suffix in NON_SETTING_VARIABLES or field in known:
             continue
-        if field.endswith("_file") and field.removesuffix("_file") in known:
-            continue  # a secret read from a file (ES_PASSWORD_FILE and the like)
         close = difflib.get_close_matches(field, known, n=1)
         hint = f" (did you mean {ENV_PREFIX}{close[0].upper()}?)" if close else ""
         raise ConfigError(f"environment variable {name} is not a known setting{hint}")
