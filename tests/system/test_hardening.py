@@ -38,6 +38,15 @@ from tests.system.test_crash import roll_over
 pytestmark = pytest.mark.system
 
 
+# A buffer far smaller than the file: when a signal comes, most lines are still unread (with
+# the default 20,000-line buffer a fast reader holds a whole test file, and the drain then
+# honestly finishes the run).
+SMALL_BUFFER = {
+    "APPMIXER_AUDIT_BATCH_MAX_EVENTS": "500",
+    "APPMIXER_AUDIT_BUFFER_MAX_EVENTS": "1000",
+}
+
+
 def simulated(path: Path, events: int, seed: int) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("ab") as out:
@@ -184,7 +193,7 @@ class TestInterruptedBackfill:
         log_file = simulated(tmp_path / "logs" / "audit.log", total, seed=105)
         common = {
             "es_url": es_url, "namespace": namespace, "state_dir": tmp_path / "state",
-            "once": True, "env": {"APPMIXER_AUDIT_BATCH_MAX_EVENTS": "500"},
+            "once": True, "env": SMALL_BUFFER,
         }  # fmt: skip
         left = []
         for sig, status in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
@@ -427,7 +436,7 @@ class TestSighup:
         log_file = simulated(tmp_path / "logs" / "audit.log", 20_000, seed=113)
         agent = Agent(
             [str(log_file)], es_url=es_url, namespace=namespace,
-            state_dir=tmp_path / "state", once=True,
+            state_dir=tmp_path / "state", once=True, env=SMALL_BUFFER,
         )  # fmt: skip
         wait_for_event(agent, "pipeline_started")
         wait_shipping(es, namespace, agent)
