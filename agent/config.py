@@ -185,15 +185,6 @@ class Settings(BaseSettings):
                 raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from None
         return value
 
-    @field_validator("kibana_url")
-    @classmethod
-    def _kibana_url(cls, value: str | None) -> str | None:
-        if value is None or value == "":
-            return None
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError(f"{value!r} is not an http:// or https:// URL")
-        return value.rstrip("/")
-
     @field_validator("kibana_space")
     @classmethod
     def _kibana_space(cls, value: str) -> str:
