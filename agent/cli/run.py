@@ -106,6 +106,7 @@ def _run(settings: Settings, *, once: bool, setup: bool) -> int:
     es = client_for(settings)
     if not _may_write(es, settings):
         es.close()
+        signals.restore()
         return EXIT_FAILURE
     metrics, health = Metrics(), Health(probe=_probe(es))
     server = None
