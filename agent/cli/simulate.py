@@ -6,7 +6,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 import click
 
@@ -34,10 +34,18 @@ def _start_ms(value: str | None) -> int | None:
         "advance about 1.5 s per event; with --rate they start now and follow the pace, and "
         "each line is flushed as it is written. --out appends to the file (creating it), as "
         "a service appends to its log. --noise adds that fraction of ordinary service log "
-        "lines on top of the N audit events (the normalizer skips them)."
+        "lines on top of the N audit events (the normalizer skips them). --scenario writes "
+        "one day the detection rules are tested on instead: benign (2026-11-23, everyday "
+        "traffic and near misses) or attack (2026-11-24, the same plus one of each attack "
+        "the rules in detection-rules/ detect); it takes --seed and --out only."
     )
 )
-@click.option("--events", "-n", type=click.IntRange(min=0), required=True, help="Audit events.")
+@click.option("--events", "-n", type=click.IntRange(min=0), help="Audit events.")
+@click.option(
+    "--scenario",
+    type=click.Choice(["benign", "attack"]),
+    help="Write one scenario day of the detection rules instead of --events N.",
+)
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -59,7 +67,8 @@ def _start_ms(value: str | None) -> int | None:
 @click.option("--start", help='First event time: ISO 8601, epoch ms, or "now".')
 def simulate(
     *,
-    events: int,
+    events: int | None,
+    scenario: Literal["benign", "attack"] | None,
     out: Path | None,
     seed: int,
     rate: float | None,
@@ -67,8 +76,13 @@ def simulate(
     start: str | None,
 ) -> None:
     """Write realistic Appmixer audit NDJSON."""
+    from devtools.scenarios import write_day
     from devtools.simulate import write_events
 
+    if scenario is None and events is None:
+        raise click.UsageError("give --events N, or --scenario benign|attack")
+    if scenario is not None and (events, rate, noise, start) != (None, None, 0.0, None):
+        raise click.UsageError("--scenario writes a fixed day: it takes --seed and --out only")
     start_ms = _start_ms(start)
     handle: BinaryIO
     try:
@@ -76,7 +90,11 @@ def simulate(
     except OSError as exc:
         raise click.FileError(str(out), hint=exc.strerror) from None
     try:
-        write_events(handle, events, seed, rate=rate, noise=noise, start_ms=start_ms)
+        if scenario is not None:
+            write_day(handle, scenario, seed)
+        else:
+            assert events is not None
+            write_events(handle, events, seed, rate=rate, noise=noise, start_ms=start_ms)
     except (BrokenPipeError, KeyboardInterrupt):
         pass
     finally:

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import orjson
 import pytest
+from click.testing import CliRunner
 
+from agent.cli import cli
 from agent.normalize import Normalized, NormalizeOptions, Normalizer
 from devtools import rules as R
 from devtools.scenarios import ATTACKS, TOKEN_ACTION, iter_day, write_day
@@ -125,6 +127,18 @@ class TestScenarios:
         write_day(first, "attack", 3)
         write_day(second, "attack", 3)
         assert first.getvalue() == second.getvalue()
+
+    def test_simulate_writes_a_day(self) -> None:
+        """``simulate --scenario`` writes the day; mixing it with --events is a usage error."""
+        expected = io.BytesIO()
+        write_day(expected, "benign", 5)
+        result = CliRunner().invoke(cli, ["simulate", "--scenario", "benign", "--seed", "5"])
+        assert result.exit_code == 0
+        assert result.stdout_bytes == expected.getvalue()
+        for args in (["--scenario", "attack", "-n", "3"], []):
+            result = CliRunner().invoke(cli, ["simulate", *args])
+            assert result.exit_code == 2
+            assert "--scenario" in result.output
 
     def test_days_normalize_in_time_order(self) -> None:
         """Every line of both days is an audit event of its own day, in time order."""
