@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 
-from agent.config import Settings
 from devtools.rules import (
     Rule,
     execution_search,
@@ -74,7 +73,7 @@ def shipped(
 ) -> Iterator[str]:
     """Both days shipped by the agent into a namespace of their own; yields its target."""
     namespace = "rules" + datetime.now(UTC).strftime("%H%M%S%f")
-    report = install(es, Settings(es_url=[es_url], namespace=namespace))
+    report = install(es, *targets(namespace))
     assert report.ok, report.lines()
     work = tmp_path_factory.mktemp("rules")
     logs = work / "logs"
