@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from agent.cli import main
 
@@ -85,10 +87,15 @@ CASES: list[tuple[list[str], dict[str, str], str]] = [
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No stray variables in; and the logging set up by a command (bound to this test's
+    captured stderr) does not outlive the test."""
     for name in list(os.environ):
         if name.startswith("APPMIXER_AUDIT_"):
             monkeypatch.delenv(name)
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 class TestBadInputs:
