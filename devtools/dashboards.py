@@ -570,6 +570,7 @@ def objects() -> list[Obj]:
             columns=[
                 "message",
                 "user.email",
+                "@timestamp",  # here, Discover does not put its own time column first
                 "event.id",
                 "appmixer.audit.type",
                 "appmixer.flow.id",
