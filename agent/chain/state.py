@@ -11,7 +11,7 @@ module knows nothing of the file layer):
   the same chain values as the first time, and its replay is a 409, never a fork. If no state
   fits (a registry from before chains, or state lost), a new stream begins at that offset
   (``chain_restarted``): nothing is claimed that cannot be proven.
-- :class:`Ledger` (sender thread) remembers each line's :class:`Entry` until the line's file
+- :class:`Ledger` (sender thread) remembers each line's :class:`Place` until the line's file
   checkpoint passes it, then hands the head at the checkpoint to the registry, which writes it
   atomically with the offset. Events that have a place in the chain but never reach the index
   (refused by Elasticsearch, or not encodable) become :class:`Gap` s, recorded in the registry
@@ -45,7 +45,7 @@ Resume = Callable[[str, str, int], Head | None]
 
 
 @dataclass(frozen=True, slots=True)
-class Entry:
+class Place:
     """A line's place: the head after it, and for an event line, its predecessor's hash."""
 
     head: Head
@@ -67,7 +67,7 @@ class Chains:
         offset: int,
         end: int,
         event: tuple[str, dict[str, Any]] | None,
-    ) -> Entry:
+    ) -> Place:
         """The chain after the line ``[offset, end)``; ``event`` (id, document) is chained."""
         known = self._files.get(key)
         head = known[1] if known is not None and known[0] == offset else None
@@ -75,11 +75,11 @@ class Chains:
             head = self._start(key, content_id, offset)
         if event is None:
             self._files[key] = (end, head)
-            return Entry(head)
+            return Place(head)
         prev = head.hash
         head = step(head, event[0], event[1])
         self._files[key] = (end, head)
-        return Entry(head, prev)
+        return Place(head, prev)
 
     def _start(self, key: str, content_id: str, offset: int) -> Head:
         if offset == 0:
@@ -96,11 +96,11 @@ class Ledger:
     """Entries of lines read but not yet past their file's checkpoint (sender thread only)."""
 
     def __init__(self, *, gaps: bool = True) -> None:
-        self._lines: dict[str, dict[int, Entry]] = {}
+        self._lines: dict[str, dict[int, Place]] = {}
         self._refused: dict[str, dict[int, Gap]] = {}
         self._gaps = gaps  # without a signing key no checkpoint would ever carry them
 
-    def note(self, key: str, end: int, entry: Entry) -> None:
+    def note(self, key: str, end: int, entry: Place) -> None:
         self._lines.setdefault(key, {})[end] = entry
 
     def refused(self, key: str, end: int, reason: str) -> None:

@@ -203,10 +203,11 @@ class _Walk:
                 self.by_prev[rec.prev].append(i)
             if rec.seq is not None:
                 self.by_seq[rec.seq].append(i)
-        self.intact = sorted(
-            (rec.seq, i)
+        # Where the walk can pick up after missing events: by position, intact ones first.
+        self.ahead = sorted(
+            (rec.seq, not rec.intact_at(rec.seq), rec.doc_id, i)
             for i, rec in enumerate(self.recs)
-            if rec.seq is not None and rec.intact_at(rec.seq)
+            if rec.seq is not None and rec.prev is not None
         )
         self.placed: dict[int, int] = {}  # record index -> position
         self.flagged: set[int] = set()
@@ -293,11 +294,11 @@ class _Walk:
 
     def _missing(self, n: int, last_signed: int) -> tuple[int, str] | None:
         """Report the run of missing events from ``n``; where the walk resumes, if anywhere."""
-        start = bisect.bisect_right(self.intact, (n, len(self.recs)))
-        for seq, i in self.intact[start:]:
+        start = bisect.bisect_left(self.ahead, (n + 1,))
+        for seq, damaged, _doc_id, i in self.ahead[start:]:
             rec = self.recs[i]
-            if i in self.placed or rec.prev is None:
-                continue
+            if i in self.placed or rec.prev is None or (damaged and seq > n + 1):
+                continue  # a damaged event is trusted to name its place only right after n
             named = f"; the last of them is event {rec.prev_id}" if seq - n > 1 else ""
             self.result.findings.append(
                 Finding("missing", f"not in the index (named by its successor){named}",

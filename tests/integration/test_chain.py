@@ -4,6 +4,7 @@ then the index tampered with directly through the Elasticsearch API."""
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from click.testing import CliRunner
 from elasticsearch import Elasticsearch
 
 from agent.chain.checkpoint import ChainKey
+from agent.chain.link import Head
 from agent.chain.state import Chains, Signer
 from agent.cli import cli
 from agent.normalize import Normalized, NormalizeOptions, Normalizer, Source
@@ -25,29 +27,41 @@ pytestmark = pytest.mark.integration
 KEY_BYTES = b"0123456789abcdef0123456789abcdef-test"
 
 
-def ship_chained(es: Elasticsearch, es_url: str, namespace: str, state: Path) -> dict[str, Any]:
-    """Normalize, chain per file, ship with the agent's sink, sign the heads; the ids shipped."""
+def ship_chained(
+    es: Elasticsearch, es_url: str, namespace: str, state: Path, parts: int = 1
+) -> dict[str, Any]:
+    """Normalize, chain per file and ship with the agent's sink in ``parts`` rounds, signing
+    the heads after each (round ``i`` signed on 2026-01-0``i+1``); the ids shipped."""
     settings = make_settings(es_url, namespace)
     normalizer = Normalizer(NormalizeOptions(namespace=namespace, host_name="test-host"))
     chains = Chains("test-host", lambda *_: None)
-    shipments, heads = [], {}
-    for name, offset, line in input_lines():
-        data = line.rstrip(b"\n")
-        outcome = normalizer(data, Source(f"/logs/{name}", name, offset, "test-host"))
-        event = (outcome.event_id, outcome.event) if isinstance(outcome, Normalized) else None
-        entry = chains.advance(name, name, offset, offset + len(line), event)
-        heads[name] = entry.head
-        if isinstance(outcome, Normalized):
-            shipments.append(Shipment.of(name, outcome.event_id, outcome.event, outcome.changes))
     sink = BulkSink(es, settings.events_target, settings.changes_target)
-    results = sink.ship(shipments)
-    assert all(isinstance(result.outcome, Delivered) for result in results)
+    days = iter(range(1, parts + 1))
     signer = Signer(
         ChainKey(KEY_BYTES), "test-host", state,
         lambda checkpoint: write_checkpoint(es, settings.checkpoints_target, checkpoint),
+        now=lambda: datetime(2026, 1, next(days), tzinfo=UTC),
     )  # fmt: skip
-    assert signer.checkpoint([(head, None) for head in heads.values()], []) == []
-    return {"settings": settings, "ids": [s.event_id for s in shipments]}
+    lines = input_lines()
+    size = -(-len(lines) // parts)
+    heads: dict[str, Head] = {}
+    ids: list[str] = []
+    for start in range(0, len(lines), size):
+        shipments = []
+        for name, offset, line in lines[start : start + size]:
+            data = line.rstrip(b"\n")
+            outcome = normalizer(data, Source(f"/logs/{name}", name, offset, "test-host"))
+            event = (outcome.event_id, outcome.event) if isinstance(outcome, Normalized) else None
+            heads[name] = chains.advance(name, name, offset, offset + len(line), event).head
+            if isinstance(outcome, Normalized):
+                shipments.append(
+                    Shipment.of(name, outcome.event_id, outcome.event, outcome.changes)
+                )
+        results = sink.ship(shipments)
+        assert all(isinstance(result.outcome, Delivered) for result in results)
+        assert signer.checkpoint([(head, None) for head in heads.values()], []) == []
+        ids.extend(shipment.event_id for shipment in shipments)
+    return {"settings": settings, "ids": ids}
 
 
 def run_verify(es_url: str, namespace: str, key_file: Path) -> tuple[int, str]:
@@ -126,3 +140,29 @@ class TestVerifyOnTheNode:
         assert report.intact
         assert report.checkpoints_unverifiable == 1
         assert report.as_dict()["events_unsigned"] == len(chained["ids"])
+
+    def test_since_reads_from_the_signed_head_on(
+        self, es: Elasticsearch, es_url: str, namespace: str, installed: SetupReport,
+        tmp_path: Path,
+    ) -> None:  # fmt: skip
+        """--since: an edit before the anchor checkpoint is out of scope, the events after it
+        are read by stream and position from the node and verified; without it, it is found."""
+        shipped = ship_chained(es, es_url, namespace, tmp_path, parts=2)
+        settings, ids = shipped["settings"], shipped["ids"]
+        target = settings.events_target
+        early = ids[5]
+        found = es.search(
+            index=target, query={"ids": {"values": [early]}}, seq_no_primary_term=True
+        )
+        (hit,) = found.body["hits"]["hits"]
+        changed = copy.deepcopy(hit["_source"])
+        changed["message"] = "Nothing to see"
+        es.index(index=hit["_index"], id=early, document=changed, refresh=True,
+                 if_seq_no=hit["_seq_no"], if_primary_term=hit["_primary_term"])  # fmt: skip
+        keys = [ChainKey(KEY_BYTES)]
+        since = datetime(2026, 1, 1, 12, tzinfo=UTC)
+        later = verify(es, target, settings.checkpoints_target, keys, since=since)
+        assert later.intact
+        assert 0 < later.as_dict()["events_intact"] < len(ids)
+        whole = verify(es, target, settings.checkpoints_target, keys)
+        assert [(f.kind, f.event_id) for f in whole.all_findings] == [("altered", early)]

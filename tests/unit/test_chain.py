@@ -14,8 +14,8 @@ from agent.chain.checkpoint import ChainKey, Checkpoint, Gap, KeyFileError, Sign
 from agent.chain.link import GENESIS, Head, content_digest, link, step, stream_id
 from agent.chain.state import (
     Chains,
-    Entry,
     Ledger,
+    Place,
     Signer,
     chain_record,
     head_at,
@@ -231,6 +231,15 @@ class TestVerify:
         del docs[4]
         assert kinds(walk(docs, signed([head])).findings) == [("missing", 5, "evt-5")]
 
+    def test_deleted_then_edited_next_to_it(self) -> None:
+        """A deletion right before an edited event: one missing, one altered."""
+        docs, head = chain_of(10)
+        docs[5]["message"] = "edited"
+        del docs[4]
+        assert kinds(walk(docs, signed([head])).findings) == [
+            ("missing", 5, "evt-5"), ("altered", 6, "evt-6"),
+        ]  # fmt: skip
+
     def test_deleted_run_is_one_finding(self) -> None:
         """Several consecutive deletions are one run, the last one named."""
         docs, head = chain_of(10)
@@ -406,7 +415,7 @@ class TestChains:
         second = chains.advance("k", "f" * 32, 20, 30, self.doc(2))
         assert first.head.stream == STREAM
         assert (first.head.seq, first.prev) == (1, GENESIS)
-        assert skipped == Entry(first.head)
+        assert skipped == Place(first.head)
         assert (second.head.seq, second.prev) == (2, first.head.hash)
 
     def test_restart_resumes_from_persisted_state_identically(self) -> None:
@@ -442,7 +451,7 @@ class TestLedger:
         ledger = Ledger()
         heads = [Head(STREAM, n, f"{n:064x}", f"evt-{n}") for n in (1, 2, 3)]
         for n, head in enumerate(heads):
-            ledger.note("k", (n + 1) * 10, Entry(head, GENESIS))
+            ledger.note("k", (n + 1) * 10, Place(head, GENESIS))
         assert ledger.settle("k", 20) == (heads[1], [])
         assert ledger.settle("k", 30) == (heads[2], [])
         assert ledger.settle("k", 10) == (None, [])
@@ -451,8 +460,8 @@ class TestLedger:
         """A refused event is a gap, handed over when the checkpoint passes it."""
         ledger = Ledger()
         head = Head(STREAM, 1, "b" * 64, "evt-1")
-        ledger.note("k", 10, Entry(head, GENESIS))
-        ledger.note("k", 20, Entry(head))  # a skipped line after it
+        ledger.note("k", 10, Place(head, GENESIS))
+        ledger.note("k", 20, Place(head))  # a skipped line after it
         ledger.refused("k", 10, "mapper_parsing_exception: bad")
         ledger.refused("k", 20, "skipped lines have no place")
         _head, gaps = ledger.settle("k", 20)
@@ -463,7 +472,7 @@ class TestLedger:
     def test_no_gaps_without_a_key(self) -> None:
         """Without a signing key, gaps are not kept: no checkpoint would carry them."""
         ledger = Ledger(gaps=False)
-        ledger.note("k", 10, Entry(Head(STREAM, 1, "b" * 64, "evt-1"), GENESIS))
+        ledger.note("k", 10, Place(Head(STREAM, 1, "b" * 64, "evt-1"), GENESIS))
         ledger.refused("k", 10, "x")
         assert ledger.settle("k", 10)[1] == []
 

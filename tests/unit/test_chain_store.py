@@ -9,7 +9,7 @@ import pytest
 
 from agent.chain.checkpoint import ChainKey, Checkpoint, Gap
 from agent.chain.link import GENESIS, Head
-from agent.chain.state import Entry, Ledger, read_local_checkpoints
+from agent.chain.state import Ledger, Place, read_local_checkpoints
 from agent.chain.store import ChainedStore, ChainFile, ChainStateError, Keeper
 
 STREAM = "s" * 32
@@ -66,12 +66,12 @@ class TestChainFile:
         ledger = Ledger()
         store = ChainedStore(registry, chains, ledger, content_of=lambda _key: "f")
         for seq, end in ((1, 10), (2, 20)):
-            ledger.note("k", end, Entry(head(seq), GENESIS))
+            ledger.note("k", end, Place(head(seq), GENESIS))
             store.ack("k", "/l", end)
         store.save()
         assert ChainFile(tmp_path).lookup("f", 20) == head(2)
         registry.fail = True
-        ledger.note("k", 30, Entry(head(3), GENESIS))
+        ledger.note("k", 30, Place(head(3), GENESIS))
         store.ack("k", "/l", 30)
         with pytest.raises(OSError, match="disk full"):
             store.save()
@@ -117,7 +117,7 @@ class TestChainedStore:
         """An acknowledgement records the head at the offset and the gaps it settles."""
         registry, chains, ledger = FakeRegistry(), ChainFile(tmp_path), Ledger()
         store = ChainedStore(registry, chains, ledger, content_of=lambda _key: "f")
-        ledger.note("k", 10, Entry(head(1), GENESIS))
+        ledger.note("k", 10, Place(head(1), GENESIS))
         ledger.refused("k", 10, "mapper_parsing_exception")
         store.ack("k", "/l", 10)
         assert registry.acked == {"k": 10}
@@ -132,9 +132,9 @@ class TestKeeper:
         stored: list[Checkpoint] = []
         keeper = Keeper("pod-a", tmp_path, ChainKey(b"k" * 32), stored.append)
         store = keeper.wrap(FakeRegistry(), lambda _key: "f")
-        keeper.ledger.note("k", 10, Entry(head(1), GENESIS))
+        keeper.ledger.note("k", 10, Place(head(1), GENESIS))
         keeper.ledger.refused("k", 10, "400")
-        keeper.ledger.note("k", 20, Entry(head(2), head(1).hash))
+        keeper.ledger.note("k", 20, Place(head(2), head(1).hash))
         store.ack("k", "/l", 20)
         keeper.sign(force=True)
         (checkpoint,) = stored
@@ -147,7 +147,7 @@ class TestKeeper:
         """No key: no checkpoint, no local copy, no gap kept."""
         stored: list[Checkpoint] = []
         keeper = Keeper("pod-a", tmp_path, None, stored.append)
-        keeper.ledger.note("k", 10, Entry(head(1), GENESIS))
+        keeper.ledger.note("k", 10, Place(head(1), GENESIS))
         keeper.ledger.refused("k", 10, "400")
         keeper.sign(force=True)
         assert stored == []
