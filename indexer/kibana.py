@@ -298,10 +298,8 @@ class Kibana:
         path = import_path(space)
         response = self.request("POST", path, body=body, headers={"content-type": content_type})
         if response.status != 200:
-            raise KibanaError(
-                f"Kibana refused the import ({response.status} {response.reason or ''}"
-                f"): {_message(response)}".replace(" )", ")")
-            )
+            status = " ".join(str(part) for part in (response.status, response.reason) if part)
+            raise KibanaError(f"Kibana refused the import ({status}): {_message(response)}")
         try:
             answer = json.loads(response.data)
         except ValueError:
