@@ -25,7 +25,10 @@ from elasticsearch import Elasticsearch
 
 from devtools.simulate import iter_events
 
-AGENT = [sys.executable, "-m", "agent"]
+_RUNTIME = Path(__file__).resolve().parent.parent / ".venv-runtime" / "bin" / "python"
+# The agent as deployed: runtime dependencies only (make bench creates .venv-runtime).
+AGENT_PYTHON = str(_RUNTIME) if _RUNTIME.exists() else sys.executable
+AGENT = [AGENT_PYTHON, "-m", "agent"]
 DOCS_NAMESPACE = "bdocsnamespace"  # replaced by each rsyslog run's own namespace
 QUIET_ENV = {**os.environ, "APPMIXER_AUDIT_LOG_LEVEL": "warning"}
 

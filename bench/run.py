@@ -86,6 +86,12 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
             "elasticsearch": rigs.node_version(es),
         }
+        report["agent_python"] = phases.AGENT_PYTHON
+        if sys.executable == phases.AGENT_PYTHON:
+            bench.notes.append(
+                "agent: ran in this environment, development tools included "
+                "(make bench creates .venv-runtime, the runtime dependencies only)"
+            )
         report["normalizer"] = _normalizer(bench)
         idle, idle_started = phases.start_idle(bench)
         report["ship"] = _ship(bench, events, rounds)
