@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -166,6 +166,34 @@ class BoundedBuffer(Generic[T]):
             self._bytes += size
             self._not_empty.notify()
             return True
+
+    def put_many(self, entries: Sequence[tuple[T, int]], timeout: float | None = None) -> int:
+        """Append the leading ``entries`` that fit, in order, under one lock; how many went in.
+
+        Waits up to ``timeout`` for room for the first one (the same admission rule as
+        :meth:`put`, so an oversized entry still enters an empty buffer); 0 when it timed out
+        or the buffer is closed. The caller offers the rest again: one lock round per group
+        instead of one per line is what makes the reader's hand-over cheap.
+        """
+        if not entries:
+            return 0
+        with self._not_full:
+            first = entries[0][1]
+            if not self._not_full.wait_for(
+                lambda: self._closed or self._has_room(first), timeout=timeout
+            ):
+                return 0
+            if self._closed:
+                return 0
+            taken = 0
+            for item, size in entries:
+                if taken and not self._has_room(size):
+                    break
+                self._items.append((item, size))
+                self._bytes += size
+                taken += 1
+            self._not_empty.notify()
+            return taken
 
     def get(self, max_items: int, timeout: float | None = None) -> list[tuple[T, int]]:
         """Take up to ``max_items`` from the front, waiting up to ``timeout`` for the first.

@@ -138,6 +138,37 @@ class TestBoundedBuffer:
         assert result == [True]
         assert buffer.get(10, timeout=0) == [(2, 1)]
 
+    def test_put_many_takes_what_fits_in_order(self) -> None:
+        """A group goes in up to the first entry that does not fit; the count says how many."""
+        buffer: BoundedBuffer[str] = BoundedBuffer(3, 1000)
+        assert buffer.put_many([("a", 10), ("b", 10)], timeout=0) == 2
+        assert buffer.put_many([("c", 10), ("d", 10), ("e", 10)], timeout=0) == 1
+        assert (buffer.events, buffer.bytes) == (3, 30)
+        assert buffer.put_many([("d", 10)], timeout=0.02) == 0
+        assert [item for item, _ in buffer.get(10, timeout=0)] == ["a", "b", "c"]
+
+    def test_put_many_stops_at_the_byte_bound(self) -> None:
+        """The byte bound cuts a group too, and an oversized first entry enters an empty buffer."""
+        buffer: BoundedBuffer[int] = BoundedBuffer(100, 100)
+        assert buffer.put_many([(1, 60), (2, 30), (3, 20)], timeout=0) == 2
+        buffer.get(10, timeout=0)
+        assert buffer.put_many([(4, 500), (5, 1)], timeout=0) == 1
+        assert buffer.bytes == 500
+
+    def test_put_many_wakes_a_waiting_getter_and_fails_once_closed(self) -> None:
+        """A getter blocked on an empty buffer gets the group; after close nothing goes in."""
+        buffer: BoundedBuffer[int] = BoundedBuffer(10, 1000)
+        taken: list[list[tuple[int, int]]] = []
+        reader = threading.Thread(target=lambda: taken.append(buffer.get(10, timeout=5)))
+        reader.start()
+        time.sleep(0.05)
+        assert buffer.put_many([(1, 1), (2, 1)], timeout=0) == 2
+        reader.join(timeout=5)
+        assert taken == [[(1, 1), (2, 1)]]
+        buffer.close()
+        assert buffer.put_many([(3, 1)], timeout=0) == 0
+        assert buffer.put_many([], timeout=0) == 0
+
     def test_get_times_out_empty(self) -> None:
         """get returns an empty list after its timeout when nothing arrives."""
         buffer: BoundedBuffer[int] = BoundedBuffer(1, 1000)
