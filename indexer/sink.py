@@ -29,6 +29,7 @@ from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from common.log import get_logger
 from common.retry import Backoff, Retrier
+from indexer.bulkbody import EncodedEvent, bulk_body
 from indexer.dedup import Deduplicator, IncompleteCheck
 from indexer.outcomes import (
     FINAL,
@@ -59,34 +60,6 @@ log = get_logger("indexer.sink")
 
 T = TypeVar("T")
 _FILTER = "errors,items.*.status,items.*.error"
-
-
-class EncodedEvent:
-    """A document serialized ahead of time; ``event.ingested`` is added at send time.
-
-    Buffered events are kept as bytes, not dicts: a nested ECS document costs several times
-    its JSON size as Python objects, and the buffer's byte bound should mean what it says.
-    (The slices below are also right-sized copies of orjson's over-allocated output.)
-    The ``event`` object is kept apart from the rest so the ship time can be spliced in
-    without parsing the JSON again.
-    """
-
-    __slots__ = ("_event", "_rest")
-
-    def __init__(self, document: Mapping[str, Any]) -> None:
-        inner = document.get("event")
-        inner = {k: v for k, v in inner.items() if k != "ingested"} if inner else {}
-        self._event = orjson.dumps(inner)[1:]  # b'"kind":"event",...}' or b'}'
-        self._rest = orjson.dumps({k: v for k, v in document.items() if k != "event"})[1:]
-
-    def __len__(self) -> int:
-        return len(self._event) + len(self._rest) + 40
-
-    def render(self, ingested: bytes) -> bytes:
-        """The document with ``event.ingested`` set; ``ingested`` is a JSON string literal."""
-        event = b'{"event":{"ingested":' + ingested
-        event += b"," + self._event if self._event != b"}" else b"}"
-        return event + (b"," + self._rest if self._rest != b"}" else b"}")
 
 
 @dataclass(slots=True)
@@ -305,7 +278,7 @@ class BulkSink:
 
     def _post(self, docs: Sequence[Doc]) -> Answer:
         """Post one bulk request; the response's items, or why the request failed."""
-        body = _bulk_body(docs, orjson.dumps(self._now_iso()))
+        body = bulk_body(docs, orjson.dumps(self._now_iso()))
         started = time.perf_counter()
         try:
             response = self.es.bulk(operations=body, filter_path=_FILTER)  # type: ignore[arg-type]
@@ -320,14 +293,3 @@ class BulkSink:
 
 def _is_ambiguous(outcome: ItemOutcome) -> bool:
     return isinstance(outcome, Retry) and outcome.ambiguous
-
-
-def _bulk_body(docs: Sequence[Doc], ingested: bytes) -> bytes:
-    """NDJSON: a ``create`` action with ``_id`` and the document, per document."""
-    parts: list[bytes] = []
-    for doc in docs:
-        action = {"create": {"_index": doc.target, "_id": doc.doc_id}}
-        parts.append(orjson.dumps(action))
-        parts.append(doc.body.render(ingested))
-    parts.append(b"")
-    return b"\n".join(parts)

@@ -1,0 +1,78 @@
+"""Bulk request bodies: documents encoded once where the line is read, joined when sent.
+
+Buffered events are kept as bytes, not dicts: a nested ECS document costs several times its
+JSON size as Python objects, and the buffer's byte bound should mean what it says. The one
+field not known when the line is read is ``event.ingested``, the ship time, which must be
+that of the request that delivers the document (a retry an hour later is ingested then).
+So each document is encoded with a placeholder in that field, a JSON string no input can
+produce (it holds a random token of this process), and the body of a whole request is
+joined once and gets the ship time with a single ``replace`` over it: no per-document
+rendering, no intermediate copies.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Mapping
+from typing import Any, Final, Protocol
+
+import orjson
+
+__all__ = ["EncodedEvent", "bulk_body"]
+
+# \u0001 cannot come from a document unescaped, and the token is unknown outside the process.
+_PLACEHOLDER: Final = f"\x01ingested-{secrets.token_hex(12)}"
+_PLACEHOLDER_JSON: Final = orjson.dumps(_PLACEHOLDER)
+
+
+class EncodedEvent:
+    """A document serialized ahead of time, with a placeholder for ``event.ingested``."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, document: Mapping[str, Any]) -> None:
+        inner = document.get("event")
+        event = dict(inner) if inner else {}
+        event["ingested"] = _PLACEHOLDER
+        whole = dict(document)
+        whole["event"] = event
+        self.data: bytes = orjson.dumps(whole)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def render(self, ingested: bytes) -> bytes:
+        """The document with ``event.ingested`` set; ``ingested`` is a JSON string literal."""
+        return self.data.replace(_PLACEHOLDER_JSON, ingested, 1)
+
+
+class _Doc(Protocol):
+    @property
+    def target(self) -> str: ...
+
+    @property
+    def doc_id(self) -> str: ...
+
+    @property
+    def body(self) -> EncodedEvent: ...
+
+
+def bulk_body(docs: Iterable[_Doc], ingested: bytes) -> bytes:
+    """NDJSON: a ``create`` action with ``_id`` and the document, per document.
+
+    ``ingested`` is the ship time as a JSON string literal (``b'"2026-...Z"'``).
+    """
+    actions: dict[str, bytes] = {}
+    parts: list[bytes] = []
+    append = parts.append
+    dumps = orjson.dumps
+    for doc in docs:
+        action = actions.get(doc.target)
+        if action is None:
+            action = actions[doc.target] = b'{"create":{"_index":' + dumps(doc.target) + b',"_id":'
+        append(action + dumps(doc.doc_id) + b"}}")
+        append(doc.body.data)
+    if not parts:
+        return b""
+    parts.append(b"")
+    return b"\n".join(parts).replace(_PLACEHOLDER_JSON, ingested)
