@@ -37,7 +37,8 @@ CONFIG_FILE_ENV = f"{ENV_PREFIX}CONFIG"
 DEFAULT_ES_URL = "http://127.0.0.1:9200"
 
 # APPMIXER_AUDIT_* variables that are not agent settings: the config file's name, and knobs
-# of the build, the development node and the test suite. Anything else must be a setting.
+# of the build, the image tag, the development node and the test suite (CI exports some of
+# them to every process it starts). Anything else must be a setting.
 NON_SETTING_VARIABLES = frozenset(
     {
         "CONFIG",
@@ -48,6 +49,9 @@ NON_SETTING_VARIABLES = frozenset(
         "TEST_PORT_OFFSET",
         "KEEP_TEST_NODE",
         "KEEP_TEST_DATA",
+        "TEST_IMAGE",
+        "ECS_FLAT",
+        "VERSION",
     }
 )
 

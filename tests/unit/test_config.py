@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import ConfigError, Settings, load_settings
+from agent.config import NON_SETTING_VARIABLES, ConfigError, Settings, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -281,7 +281,14 @@ class TestUnknownVariables:
         )
 
     @pytest.mark.parametrize(
-        "name", ["APPMIXER_AUDIT_TEST_PORT_OFFSET", "APPMIXER_AUDIT_ES_PASSWORD_FILE"]
+        "name",
+        [
+            "APPMIXER_AUDIT_TEST_PORT_OFFSET",
+            "APPMIXER_AUDIT_TEST_IMAGE",
+            "APPMIXER_AUDIT_ECS_FLAT",
+            "APPMIXER_AUDIT_VERSION",
+            "APPMIXER_AUDIT_ES_PASSWORD_FILE",
+        ],
     )
     def test_known_non_settings_pass(self, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
         """Variables of the tooling, and settings such as ES_PASSWORD_FILE, are not refused."""
@@ -291,3 +298,26 @@ class TestUnknownVariables:
                 load_settings()  # known, so it is read (and this path is no file)
         else:
             assert load_settings().namespace == "default"
+
+
+class TestEveryVariableTheProjectUses:
+    def test_no_project_variable_is_refused(self) -> None:
+        """Every APPMIXER_AUDIT_* name the repository itself uses (CI, compose, tests) is a
+        setting or a known tooling variable, so exporting it never stops an agent."""
+        root = Path(__file__).resolve().parents[2]
+        found: set[str] = set()
+        for path in root.rglob("*"):
+            if any(part in {".git", ".venv", "node_modules"} for part in path.parts):
+                continue
+            if path.is_file() and path.suffix in {"", ".py", ".yml", ".yaml", ".md", ".toml"}:
+                try:
+                    text = path.read_text(errors="ignore")
+                except OSError:
+                    continue
+                found.update(re.findall(r"APPMIXER_AUDIT_[A-Z][A-Z_]*[A-Z]", text))
+        known = {field.upper() for field in Settings.model_fields} | NON_SETTING_VARIABLES
+        deliberate_typos = {"APPMIXER_AUDIT_NAMESPAC"}  # the tests' own misspelling
+        unknown = {
+            name for name in found - deliberate_typos if name[len("APPMIXER_AUDIT_") :] not in known
+        }
+        assert unknown == set()
