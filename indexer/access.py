@@ -3,8 +3,9 @@
 An API key minted here carries the role's own descriptor from ``mappings/roles/`` (the one
 source of truth), so the key can never do more than the role, whatever its creator may do.
 The write check lets the agent refuse to start with a credential that can only read, in one
-clear line, instead of retrying forever; it says nothing (``None``) when it cannot tell:
-security off, or the node away (the agent then waits and retries as it always does).
+clear line, instead of retrying forever. When it cannot tell (security off, the node away, a
+certificate or a credential refused) it says so (``problem``), and the agent waits and
+retries as it always does: a fixed CA or a new key must not find events lost.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from elastic_transport import TlsError
 from elasticsearch import ApiError, AuthenticationException, Elasticsearch, TransportError
 
 import mappings
@@ -57,17 +59,39 @@ def create_api_key(es: Elasticsearch, role: Role, *, name: str | None = None) ->
     return ApiKey(str(created["id"]), str(created["name"]), str(created["encoded"]))
 
 
-def missing_write_privileges(es: Elasticsearch, targets: list[str]) -> list[str] | None:
-    """The targets this credential may not create documents in; None when it cannot tell."""
+@dataclass(frozen=True)
+class WriteAccess:
+    """What the node said: the targets this credential may not write, or why it could not
+    be asked (``problem``; None also when security is simply off)."""
+
+    lacking: list[str]
+    problem: str | None = None
+
+
+def check_write_access(es: Elasticsearch, targets: list[str]) -> WriteAccess:
+    """Ask the node whether this credential may create documents in every target."""
     try:
         answer = es.security.has_privileges(
             index=[{"names": targets, "privileges": [WRITE_PRIVILEGE]}]
         )
-    except AuthenticationException:
-        return None  # a wrong or revoked credential: the run loop retries and says so
-    except (ApiError, TransportError):
-        return None  # security off, or the node away
-    return lacking(answer.body, targets)
+    except (ApiError, TransportError) as exc:
+        return WriteAccess([], explain(exc))
+    return WriteAccess(lacking(answer.body, targets))
+
+
+def explain(exc: ApiError | TransportError) -> str | None:
+    """One line an operator can act on, for failures a setting can fix; None otherwise."""
+    if isinstance(exc, TlsError):
+        return (
+            f"TLS failed: {exc.message}; check ES_CA_CERTS (the CA that signed the node's "
+            "certificate) and that ES_URL names the host the certificate is for"
+        )
+    if isinstance(exc, AuthenticationException):
+        return (
+            "Elasticsearch refused the credential (401): the API key was revoked, expired or "
+            "mistyped, or the password is wrong; set a valid one (ES_API_KEY_FILE) and restart"
+        )
+    return None  # security off (no such API), the node away: nothing to fix in our settings
 
 
 def lacking(answer: dict[str, Any], targets: list[str]) -> list[str]:

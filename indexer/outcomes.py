@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from elastic_transport import ConnectionTimeout
+from elastic_transport import ConnectionTimeout, TlsError
 from elasticsearch import ApiError, SerializationError, TransportError
 
 D = TypeVar("D")
@@ -127,6 +127,8 @@ def request_failure(exc: ApiError | TransportError) -> RequestFailed:
         return RequestFailed(Retry("timeout", ambiguous=True))
     if isinstance(exc, SerializationError):
         return RequestFailed(Retry("unreadable response", ambiguous=True))
+    if isinstance(exc, TlsError):  # a certificate the CA setting does not vouch for
+        return RequestFailed(Retry("TLS error", ambiguous=True))
     return RequestFailed(Retry("connection error", ambiguous=True))
 
 

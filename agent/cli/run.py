@@ -211,18 +211,24 @@ def _finish(pipeline: Any, settings: Settings, *, once: bool, signum: int | None
 
 
 def _may_write(es: Any, settings: Settings) -> bool:
-    """False, said in one line, when the node answers that this credential cannot write."""
-    from indexer.access import missing_write_privileges
+    """False, said in one line, when the node answers that this credential cannot write.
 
-    lacking = missing_write_privileges(es, [settings.events_target, settings.changes_target])
-    if lacking:
+    A refused certificate or credential is logged once as an error, and the agent goes on
+    retrying: nothing is read past what the node acknowledges, so nothing is lost.
+    """
+    from indexer.access import check_write_access
+
+    access = check_write_access(es, [settings.events_target, settings.changes_target])
+    if access.problem is not None:
+        log.error("elasticsearch_access_failed", reason=access.problem)
+    if access.lacking:
         click.echo(
-            f"appmixer-audit: this credential may not write to {', '.join(lacking)} "
+            f"appmixer-audit: this credential may not write to {', '.join(access.lacking)} "
             "(it lacks create_doc): give the agent a key of the writer role "
             "(setup --create-api-key writer)",
             err=True,
         )
-    return not lacking
+    return not access.lacking
 
 
 def _probe(es: Any) -> Any:

@@ -109,7 +109,8 @@ class TestJsonFiles:
         assert not "logs-appmixer.audit_changes-default".startswith("logs-appmixer.audit-")
 
     def test_roles_grant_only_what_each_needs(self) -> None:
-        """The writer creates and reads (replay-window lookups), never alters; the reader reads."""
+        """The writer creates, reads and refreshes (replay-window lookups), never alters; the
+        reader reads."""
         writer = mappings.load("roles", "appmixer_audit_writer")
         reader = mappings.load("roles", "appmixer_audit_reader")
         for role in (writer, reader):
@@ -123,6 +124,7 @@ class TestJsonFiles:
         assert sorted(writer["indices"][0]["privileges"]) == [
             "auto_configure",
             "create_doc",
+            "maintenance",
             "read",
         ]
         assert sorted(writer["indices"][1]["privileges"]) == ["auto_configure", "create_doc"]

@@ -1,0 +1,142 @@
+"""The agent over HTTPS with the writer's API key: a wrong CA or a revoked key costs nothing.
+
+With either problem the agent logs one clear error, stays up retrying, and acknowledges
+nothing; once the setting is fixed (a restart with the right CA or a new key, as a
+Kubernetes rollout does) every event arrives exactly once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import certifi
+import pytest
+from elasticsearch import Elasticsearch
+
+from devtools.simulate import write_events
+from indexer.access import create_api_key
+from indexer.setup import install
+from tests.esnode import SecureNode
+from tests.system.conftest import (
+    Agent,
+    assert_exactly_once,
+    count,
+    expected_from,
+    targets,
+    unique_namespace,
+    wait_for_count,
+)
+
+pytestmark = pytest.mark.system
+
+
+def write_key(path: Path, key: str) -> Path:
+    path.touch(mode=0o600)
+    path.write_text(key + "\n")
+    return path
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def events_named(agent: Agent, name: str) -> list[dict[str, object]]:
+    return [event for event in agent.events() if event.get("event") == name]
+
+
+@pytest.fixture
+def prepared(secure_admin: Elasticsearch) -> str:
+    """A namespace whose templates an admin installed (the writer key cannot)."""
+    namespace = unique_namespace("tls")
+    events, changes = targets(namespace)
+    assert install(secure_admin, events, changes).ok
+    return namespace
+
+
+class TestWrongCertificateAuthority:
+    def test_error_retry_then_everything_once(
+        self, secure_es: SecureNode, secure_admin: Elasticsearch, prepared: str, tmp_path: Path
+    ) -> None:
+        """With a CA that did not sign the node: one TLS error, retries, nothing shipped and
+        nothing acknowledged; restarted with the right CA, every event lands exactly once."""
+        logs = tmp_path / "logs"
+        logs.mkdir()
+        with (logs / "audit.ndjson").open("wb") as out:
+            write_events(out, 80, seed=21)
+        key = create_api_key(secure_admin, "writer")
+        env = secure_es.env(api_key_file=write_key(tmp_path / "writer.key", key.encoded))
+        wrong = {**env, "APPMIXER_AUDIT_ES_CA_CERTS": certifi.where()}
+        common = {"es_url": secure_es.url, "namespace": prepared, "state_dir": tmp_path / "state"}
+        paths = [str(logs / "*.ndjson")]
+
+        agent = Agent(paths, env=wrong, **common)  # type: ignore[arg-type]
+        wait_until(lambda: len(events_named(agent, "setup_failed")) >= 2, 60, "retries")
+        assert agent.alive(), agent.tail()
+        errors = events_named(agent, "elasticsearch_access_failed")
+        assert len(errors) == 1, agent.tail()
+        assert str(errors[0]["reason"]).startswith("TLS failed: [SSL: CERTIFICATE_VERIFY_FAILED]")
+        assert "ES_CA_CERTS" in str(errors[0]["reason"])
+        assert count(secure_admin, targets(prepared)[0]) == 0
+        assert agent.terminate() == 0
+
+        fixed = Agent(paths, env=env, once=True, **common)  # type: ignore[arg-type]
+        assert fixed.wait(timeout=180) == 0, fixed.tail()
+        assert_exactly_once(
+            secure_admin, prepared, expected_from([logs / "audit.ndjson"], prepared)
+        )
+
+
+class TestRevokedKey:
+    def test_error_retry_then_everything_once(
+        self, secure_es: SecureNode, secure_admin: Elasticsearch, prepared: str, tmp_path: Path
+    ) -> None:
+        """A key revoked mid-run: the agent keeps retrying and loses nothing; restarted, it
+        says in one error that the credential is refused; with a new key, all arrive once."""
+        logs = tmp_path / "logs"
+        logs.mkdir()
+        audit = logs / "audit.ndjson"
+        with audit.open("wb") as out:
+            write_events(out, 40, seed=31)
+        events_target = targets(prepared)[0]
+        first = create_api_key(secure_admin, "writer")
+        key_file = write_key(tmp_path / "writer.key", first.encoded)
+        env = secure_es.env(api_key_file=key_file)
+        common = {"es_url": secure_es.url, "namespace": prepared, "state_dir": tmp_path / "state"}
+        paths = [str(logs / "*.ndjson")]
+
+        agent = Agent(paths, env=env, **common)  # type: ignore[arg-type]
+        assert wait_for_count(secure_admin, events_target, 40, 120, agent) == 40
+        assert events_named(agent, "setup_not_permitted"), agent.tail()
+
+        secure_admin.security.invalidate_api_key(ids=[first.id])
+        with audit.open("ab") as out:
+            write_events(out, 40, seed=32)
+        wait_until(
+            lambda: any("401" in str(e.get("reason")) for e in events_named(agent, "bulk_retry")),
+            90,
+            "a retry refused with 401",
+        )
+        assert agent.alive(), agent.tail()
+        assert count(secure_admin, events_target) == 40
+        assert agent.terminate() == 0
+
+        still_revoked = Agent(paths, env=env, **common)  # type: ignore[arg-type]
+        wait_until(lambda: bool(events_named(still_revoked, "setup_failed")), 60, "a retried start")
+        errors = events_named(still_revoked, "elasticsearch_access_failed")
+        assert len(errors) == 1, still_revoked.tail()
+        assert "refused the credential (401)" in str(errors[0]["reason"])
+        assert still_revoked.alive()
+        assert count(secure_admin, events_target) == 40
+        assert still_revoked.terminate() == 0
+
+        write_key(key_file, create_api_key(secure_admin, "writer").encoded)
+        fixed = Agent(paths, env=env, once=True, **common)  # type: ignore[arg-type]
+        assert fixed.wait(timeout=180) == 0, fixed.tail()
+        assert_exactly_once(secure_admin, prepared, expected_from([audit], prepared))
