@@ -142,9 +142,9 @@ class Settings(BaseSettings):
     # --- batching and buffering (backpressure)
     batch_max_events: int = Field(default=2000, ge=1, le=100_000)
     batch_max_bytes: int = Field(default=5 * MIB, ge=1024, le=100 * MIB)
-    batch_max_wait: float = _seconds(1.0, low=0, high=300.0)
-    buffer_max_events: int = Field(default=20_000, ge=1, le=1_000_000)
-    buffer_max_bytes: int = Field(default=64 * MIB, ge=1024, le=4096 * MIB)
+    batch_max_wait: float = _seconds(0.25, low=0, high=300.0)
+    buffer_max_events: int = Field(default=2000, ge=1, le=1_000_000)
+    buffer_max_bytes: int = Field(default=8 * MIB, ge=1024, le=4096 * MIB)
     shutdown_grace: float = _seconds(30.0, low=0, high=HOUR, strict=False)
 
     # --- diff caps and redaction

@@ -34,7 +34,7 @@ HOST_NAME = "system-test-host"
 FAULT_NODE = node_ports("aa-faults", 9320, 9420)
 CLUSTER_NODES = (node_ports("aa-c1", 9330, 9430), node_ports("aa-c2", 9331, 9431))
 
-# The agent's resident memory bound with the default buffer (20,000 lines / 64 MiB) and
+# The agent's resident memory bound with the default buffer (2,000 lines / 8 MiB) and
 # batch (2,000 events / 5 MiB) settings; docs/agent.md explains the arithmetic.
 RSS_BOUND = 256 * 1024 * 1024
 
