@@ -79,6 +79,13 @@ CASES: list[tuple[list[str], dict[str, str], str]] = [
     (["search"], {"APPMIXER_AUDIT_NAMESPACE": "Bad Name"}, "invalid setting namespace"),
     (["search"], {"APPMIXER_AUDIT_NAMESPAC": "x"}, "APPMIXER_AUDIT_NAMESPAC is not a known"),
     (["show", "x", "--log-level", "loud"], {}, "'--log-level'"),
+    # verify, and setup's own options
+    (["verify", *GOOD_URL, "--since", "99999999d"], {}, "reaches back before the year 1"),
+    (["verify", *GOOD_URL, "--since", "someday"], {}, "is neither ISO 8601"),
+    (["verify", "--es-url", "http://[::1"], {}, "Invalid IPv6 URL"),
+    (["setup", *GOOD_URL, "--create-api-key", "admin"], {}, "'--create-api-key'"),
+    (["setup", "--kibana-url", "http://127.0.0.1:99999"], {}, "Port out of range"),
+    (["setup", "--kibana-space", "Bad Space"], {}, "invalid setting kibana_space"),
     # the command line itself
     (["nosuch"], {}, "No such command 'nosuch'"),
     (["run", "--bogus"], {}, "No such option '--bogus'"),
