@@ -273,7 +273,7 @@ def backlog(bench: Bench, source: Path, pause: Any, resume: Any, hold: float) ->
         usage = child.stop(signal.SIGKILL)
         resume()
     return {
-        "peak_rss_mib": max(peak, usage.peak_rss_mib),
+        "peak_rss_mib": max(peak, usage.peak_rss_mib),  # both VmHWM of the agent itself
         "rss_at_end_mib": samples[-1] if samples else None,
         "held_s": hold,
     }

@@ -1,7 +1,10 @@
 """Measuring instruments for ``bench/run.py``: child processes, the node, the index.
 
-Every figure of a shipper comes from the kernel, not from the shipper: CPU time and peak
-RSS of a finished child from ``wait4``; RSS of a running one from ``/proc/PID/status``; the
+Every figure of a shipper comes from the kernel, not from the shipper: CPU time of a
+finished child from ``wait4``; its peak RSS from ``VmHWM`` in ``/proc/PID/status``, read
+every 50 ms while it runs (``wait4``'s ``ru_maxrss`` is no use here: Linux carries the
+parent's high-water mark into a child across fork and exec, so every child of a large
+harness would report at least the harness's own size); the
 node's CPU time from its own stats (``process.cpu.total_in_millis``); and what is indexed
 from ``_count``. Nothing here asserts anything.
 """
@@ -12,6 +15,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -51,6 +55,15 @@ class Child:
         )
         self.pid = self.process.pid
         self.usage: Usage | None = None
+        self.peak_rss = 0.0
+        self._watching = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, daemon=True)
+        self._watcher.start()
+
+    def _watch(self) -> None:
+        while not self._watching.wait(0.05):
+            _rss, hwm = self.rss_mib()
+            self.peak_rss = max(self.peak_rss, hwm)
 
     def rss_mib(self) -> tuple[float, float]:
         """(current, peak) RSS in MiB while running; (0, 0) once it is gone."""
@@ -77,13 +90,14 @@ class Child:
                 return None
             time.sleep(0.02)
         wall = time.perf_counter() - self.started
+        self._watching.set()
         self.process.returncode = os.waitstatus_to_exitcode(status)
         if self._out is not subprocess.DEVNULL:
             self._out.close()  # type: ignore[union-attr]
         self.usage = Usage(
             wall,
             rusage.ru_utime + rusage.ru_stime,
-            rusage.ru_maxrss / 1024,
+            self.peak_rss,
             self.process.returncode,
         )
         return self.usage

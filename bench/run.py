@@ -11,7 +11,7 @@ On a local node it starts itself (``dev-es``'s code, node ``bench``, ports 9340/
 - file to indexed, N simulated events (100,000; ``--quick`` 20,000) for three shippers in
   alternating order over the rounds: the agent (``run --once``), rsyslog shipping the agent's
   own documents, rsyslog shipping raw lines (``bench/rsyslog_peer.py``); events/s, shipper CPU
-  seconds and peak RSS (``wait4``), node CPU seconds (node stats) per 10,000 events;
+  seconds (``wait4``) and peak RSS (``VmHWM``), node CPU seconds (node stats) per 10,000 events;
 - latency from write to searchable at a steady 1,000 events/s (60 s; ``--quick`` 20 s);
 - peak RSS under a 200,000-line backlog with the node frozen, and RSS of an agent idle for
   60 s on one quiet file; both with default settings.
