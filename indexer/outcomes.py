@@ -93,13 +93,16 @@ class RequestFailed:
 Answer = list[dict[str, Any]] | RequestFailed
 
 
+# The outcomes of every successful item are immutable and alike: shared, not made per item.
+_SUCCESSES: dict[int, ItemOutcome] = {200: Delivered(200), 201: Delivered(201), 409: Duplicate()}
+
+
 def classify_item(item: Mapping[str, Any]) -> ItemOutcome:
     """The outcome of one item of a bulk response (the value under its action name)."""
     status = int(item.get("status", 0))
-    if status in (200, 201):
-        return Delivered(status)
-    if status == 409:
-        return Duplicate()
+    success = _SUCCESSES.get(status)
+    if success is not None:
+        return success
     error_type, reason = error_of(item.get("error"))
     if status >= 500 or status in RETRY_STATUS or status == 0:
         return Retry(f"{status} {error_type}", status)
