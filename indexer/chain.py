@@ -14,7 +14,7 @@ from datetime import datetime
 from itertools import groupby
 from typing import Any
 
-from elasticsearch import ConflictError, Elasticsearch, NotFoundError
+from elasticsearch import AuthorizationException, ConflictError, Elasticsearch, NotFoundError
 
 from agent.chain.checkpoint import ChainKey, Checkpoint
 from agent.chain.verify import Evidence, Finding, Record, Report, assemble, gather
@@ -98,8 +98,11 @@ def _scroll(
     es: Elasticsearch, target: str, query: dict[str, Any], sort: Iterable[Any]
 ) -> Iterator[dict[str, Any]]:
     """Every hit of a query, in ``sort`` order, page by page; a missing target has none."""
-    try:
+    # Best effort: what was written a moment ago becomes visible. A reader may not refresh
+    # (the privilege is maintenance's); the node refreshes every second by itself.
+    with contextlib.suppress(AuthorizationException):
         es.indices.refresh(index=target, ignore_unavailable=True, allow_no_indices=True)
+    try:
         page = es.search(
             index=target,
             query=query,
