@@ -58,13 +58,14 @@ class DeadLetter:
     change_id: str | None = None
     target: str | None = None
     status: int | None = None
+    length: int | None = None  # an over-long line's length; ``line`` holds its first bytes
 
     @classmethod
     def rejected(cls, line: Line, rejection: Rejected) -> DeadLetter:
         """A line the normalizer refused; the stage (decode or normalize) is the rejection's."""
         return cls(
             line.data, line.path, line.offset, rejection.stage, rejection.reason,
-            field=rejection.field,
+            field=rejection.field, length=line.oversized or None,
         )  # fmt: skip
 
     @classmethod
@@ -106,6 +107,7 @@ class DeadLetter:
             "change_id": self.change_id,
             "target": self.target,
             "status": self.status,
+            "length": self.length,
         }
         record.update({key: value for key, value in optional.items() if value is not None})
         return record

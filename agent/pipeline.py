@@ -68,6 +68,15 @@ class Item:
     outcome: bulk.Parcel | Skipped | Rejected
 
 
+def over_long(line: Line, line_max: int) -> Rejected:
+    """A line longer than ``LINE_MAX_BYTES``: dead-lettered with its length and first bytes."""
+    return Rejected(
+        f"line of {line.oversized} bytes is longer than LINE_MAX_BYTES ({line_max}); "
+        f"the dead letter keeps its first {len(line.data)} bytes",
+        stage=Stage.DECODE,
+    )
+
+
 class Pipeline:
     """Tail, normalize, batch, ship, acknowledge; see the module docstring."""
 
@@ -96,6 +105,7 @@ class Pipeline:
             rescan_interval=settings.rescan_interval,
             close_inactive=settings.close_inactive,
             exclude=(settings.state_dir, settings.dead_letter_dir),
+            line_max=settings.line_max_bytes,
         )
         self.normalizer = Normalizer(NormalizeOptions.from_settings(settings))
         self.buffer: BoundedBuffer[Item] = BoundedBuffer(
@@ -236,6 +246,8 @@ class Pipeline:
         self.metrics.set_lag(lag)
 
     def _prepare(self, line: Line) -> Item:
+        if line.oversized:
+            return Item(line, over_long(line, self.settings.line_max_bytes))
         source = Source(line.path, line.key.content_id, line.offset, self.settings.host_name)
         outcome = self.normalizer(line.data, source)
         if not isinstance(outcome, Normalized):

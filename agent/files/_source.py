@@ -3,6 +3,15 @@
 A source is read with ``os.pread`` at explicit offsets on a descriptor held open, so a file
 renamed or deleted after it was opened is still read to its end, and no shared file
 position can drift. Bytes past the last newline stay in ``buf`` until their line completes.
+
+A line may not grow beyond ``line_max`` bytes in memory. Once the unfinished line in ``buf``
+is longer, the source switches to reading *through* it: chunk by chunk, keeping only where
+it started, how far it has been read and its first :data:`HEAD_BYTES` bytes, until its
+newline appears. It is then returned as one :class:`Line` whose ``oversized`` is its length
+and whose ``data`` is only its head, for the dead-letter file; the checkpoint moves past
+it like past any other line. So a giant or sparse file costs ``line_max`` plus one read
+chunk of memory, however long its line, and reading it through is charged to its share of
+the byte budget, so it never starves the other files.
 """
 
 from __future__ import annotations
@@ -17,6 +26,9 @@ from agent.files.identity import FileKey
 KEEP_BUFFERED = 64 * 1024
 # Smallest read: small budgets still read efficiently sized blocks.
 MIN_READ = 64 * 1024
+# Bytes of an over-long line kept for its dead letter.
+HEAD_BYTES = 512
+DEFAULT_LINE_MAX = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +40,16 @@ class Line:
     offset: int
     end: int
     data: bytes
+    oversized: int = 0  # an over-long line: its length; ``data`` holds only its first bytes
+
+
+@dataclass(slots=True)
+class ReadThrough:
+    """An over-long line being read through: where it starts, how far, its first bytes."""
+
+    start: int
+    read_to: int
+    head: bytes
 
 
 class Budget:
@@ -62,6 +84,7 @@ class Source:
     deleted: bool = False
     fresh: bool = False  # restarted after a truncation: registry entries are stale
     carry: list[Line] = field(default_factory=list)  # lines read before a truncation
+    through: ReadThrough | None = None  # an over-long line being read through
 
     @property
     def ident(self) -> tuple[int, int]:
@@ -69,6 +92,8 @@ class Source:
 
     @property
     def read_end(self) -> int:
+        if self.through is not None:
+            return self.through.read_to
         return self.offset + len(self.buf)
 
     def drained(self) -> bool:
@@ -93,6 +118,7 @@ class Source:
         self.key = None
         self.offset = 0
         self.buf = bytearray()
+        self.through = None
         self.seen_end = size
         self.fresh = True
 
@@ -107,11 +133,19 @@ class Source:
             pos = newline + 1
         return lines
 
-    def take(self, count: int, budget: Budget, out: list[Line], read_chunk: int) -> bool:
+    def take(
+        self,
+        count: int,
+        budget: Budget,
+        out: list[Line],
+        read_chunk: int,
+        line_max: int = DEFAULT_LINE_MAX,
+    ) -> bool:
         """Append up to ``count`` complete lines to ``out``; False once nothing more is there.
 
         A line longer than the remaining byte budget is left for the next call, except as the
-        first line of a call, so one huge line can never stall the file.
+        first line of a call, so one huge line can never stall the file. A line longer than
+        ``line_max`` is read through and returned as its head (see the module docstring).
         """
         if not budget.left():
             return not self.drained()
@@ -127,10 +161,20 @@ class Source:
         search = 0
         try:
             while count > 0 and budget.left():
+                if self.through is not None:
+                    finished = self._read_through(budget, out, read_chunk)
+                    if finished is None:
+                        return False
+                    count -= finished
+                    continue
                 newline = self.buf.find(b"\n", search)
                 if newline < 0:
                     self._consume(pos)
                     pos = 0
+                    if len(self.buf) > line_max:
+                        self._start_read_through()
+                        search = 0
+                        continue
                     search = len(self.buf)
                     want = min(read_chunk, max(MIN_READ, budget.bytes + 1))
                     chunk = os.pread(self.fd, want, self.read_end)
@@ -138,6 +182,13 @@ class Source:
                         return False
                     self.buf += chunk
                     self.seen_end = max(self.seen_end, self.read_end)
+                    continue
+                if newline - pos > line_max:
+                    head = bytes(self.buf[pos : pos + HEAD_BYTES])
+                    out.append(self._over_long(self.offset + pos, self.offset + newline + 1, head))
+                    budget.lines -= 1
+                    count -= 1
+                    pos = search = newline + 1
                     continue
                 if out and newline - pos > budget.bytes:
                     return True
@@ -150,6 +201,42 @@ class Source:
             return True
         finally:
             self._consume(pos)
+
+    def _read_through(self, budget: Budget, out: list[Line], read_chunk: int) -> int | None:
+        """Read one chunk of an over-long line: 1 when it ended (and was appended to ``out``),
+        0 when it goes on, None at the end of the file with no newline yet.
+
+        The bytes after the newline become ``buf``, as if the line had been read normally.
+        """
+        through = self.through
+        assert through is not None
+        assert self.fd is not None
+        chunk = os.pread(self.fd, read_chunk, through.read_to)
+        if not chunk:
+            return None
+        budget.bytes -= len(chunk)  # reading through is charged to this file's share
+        newline = chunk.find(b"\n")
+        if newline < 0:
+            through.read_to += len(chunk)
+            self.seen_end = max(self.seen_end, through.read_to)
+            return 0
+        end = through.read_to + newline + 1
+        out.append(self._over_long(through.start, end, through.head))
+        budget.lines -= 1
+        self.through = None
+        self.offset = end
+        self.buf = bytearray(chunk[newline + 1 :])
+        self.seen_end = max(self.seen_end, self.read_end)
+        return 1
+
+    def _start_read_through(self) -> None:
+        """The unfinished line in ``buf`` is too long: keep its head, drop the rest."""
+        self.through = ReadThrough(self.offset, self.read_end, bytes(self.buf[:HEAD_BYTES]))
+        self.buf = bytearray()
+
+    def _over_long(self, start: int, end: int, head: bytes) -> Line:
+        assert self.key is not None
+        return Line(self.key, self.path, start, end, head, oversized=end - 1 - start)
 
     def trim(self) -> None:
         """Drop a large buffer of already complete lines; they are cheap to read again."""

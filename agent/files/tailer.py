@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from agent.files._placement import identify, replaced
-from agent.files._source import Budget, Line, Source
+from agent.files._source import DEFAULT_LINE_MAX, Budget, Line, Source
 from agent.files.discover import Discovery
 from agent.files.identity import FileKey
 from agent.files.registry import Registry
@@ -54,6 +54,7 @@ class Tailer:
         close_inactive: float = 300.0,
         read_chunk: int = 1 << 20,
         exclude: Sequence[str | Path] = (),
+        line_max: int = DEFAULT_LINE_MAX,
     ) -> None:
         if not patterns:
             raise ValueError("at least one path pattern is needed")
@@ -64,6 +65,7 @@ class Tailer:
         self.rescan_interval = rescan_interval
         self.close_inactive = close_inactive
         self.read_chunk = read_chunk
+        self.line_max = line_max
         self._discovery = Discovery(
             patterns, rescan_interval=rescan_interval, on_change=self._on_change, exclude=exclude
         )
@@ -203,7 +205,7 @@ class Tailer:
             if source is None:
                 self._open(path, now)
                 continue
-            if source.path != path:
+            if source.path != path and not _same_file(source.path, ident):
                 log.info("file_rotated", path=source.path, new_path=path, key=_name(source.key))
                 source.path = path
                 if source.key is not None:
@@ -325,7 +327,9 @@ class Tailer:
 
     def _take(self, source: Source, share: int, budget: Budget, out: list[Line]) -> bool:
         try:
-            return source.take(min(share, budget.lines), budget, out, self.read_chunk)
+            return source.take(
+                min(share, budget.lines), budget, out, self.read_chunk, self.line_max
+            )
         except OSError as exc:
             log.warning("file_read_failed", path=source.path, error=str(exc))
             source.close()
@@ -355,6 +359,16 @@ class Tailer:
         if source.fd is None:
             return source.size
         return os.fstat(source.fd).st_size
+
+
+def _same_file(path: str, ident: tuple[int, int]) -> bool:
+    """True when ``path`` still leads to ``ident``: another name found for a tracked file (a
+    symlink to it, a hard link) is an alias, not a rotation, and the file keeps its name."""
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == ident
 
 
 def _name(key: FileKey | None) -> str | None:

@@ -16,18 +16,24 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
+import orjson
 import pytest
 from elasticsearch import ApiError, Elasticsearch
 
 from agent.deadletter import read_dead_letters
 from devtools.simulate import write_events
+from tests.esnode import PORT_OFFSET
 from tests.system.conftest import (
+    RSS_BOUND,
     Agent,
+    RssSampler,
     agent_env,
     assert_exactly_once,
     count,
+    event_id_counts,
     expected_from,
     parse_summary,
     targets,
@@ -479,3 +485,70 @@ class TestHonestShutdownLog:
             failed = wait_for_event(agent, "setup_failed")
             assert agent.terminate() == 0
         assert failed["es_url"] == url
+
+
+GIB = 1024 * 1024 * 1024
+# A port of this checkout's own range for the agent's metrics server.
+METRICS_PORT = 9340 + PORT_OFFSET + 9
+
+
+def healthz(port: int) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
+        return int(answer.status)
+
+
+class TestGiantLine:
+    def test_two_gib_sparse_line_is_read_through_and_dead_lettered(
+        self, es: Elasticsearch, es_url: str, namespace: str, tmp_path: Path
+    ) -> None:
+        """Row 2: a 2 GiB sparse file holding one unfinished line, next to an ordinary file.
+        With default settings the agent stays within the documented memory bound and healthy,
+        the other file ships in full; when the newline and five events are appended, the
+        giant line is one dead letter (offset 0, its length, its first bytes), the five
+        events ship, the checkpoint is past it, and a restart reads nothing again."""
+        logs = tmp_path / "logs"
+        logs.mkdir()
+        giant = logs / "giant.log"
+        start = b'{"id":"giant","action":"Flow Updated","note":"'
+        with giant.open("wb") as handle:
+            handle.write(start)
+            handle.truncate(2 * GIB)  # sparse: no disk used
+        other = simulated(logs / "audit.log", 2000, seed=120)
+        state = tmp_path / "state"
+        common = {"es_url": es_url, "namespace": namespace, "state_dir": state}
+        agent = Agent(
+            [f"{logs}/*.log"], extra=["--metrics-address", f"127.0.0.1:{METRICS_PORT}"],
+            env={"APPMIXER_AUDIT_LOG_LEVEL": "info"}, **common,  # type: ignore[arg-type]
+        )  # fmt: skip
+        sampler = RssSampler(agent, interval=0.2)
+        sampler.start()
+        events, _changes = targets(namespace)
+        wanted = expected_from([other], namespace).event_ids
+        assert wait_for_count(es, events, 2000, 180, agent) == 2000
+        assert healthz(METRICS_PORT) == 200
+        tail = [
+            orjson.dumps({"id": f"after-giant-{n}", "created": "2026-11-27T10:00:00Z",
+                          "action": "Flow Updated", "email": "ops@acme.example"}) + b"\n"
+            for n in range(5)
+        ]  # fmt: skip
+        with giant.open("ab") as out:
+            out.write(b'"}\n' + b"".join(tail))
+        assert wait_for_count(es, events, 2005, 180, agent) == 2005
+        assert healthz(METRICS_PORT) == 200
+        peak = sampler.stop()
+        assert agent.terminate() == 0, agent.tail()
+        print(f"giant line: peak RSS {peak / 2**20:.0f} MiB (bound {RSS_BOUND / 2**20:.0f} MiB)")
+        assert 0 < peak <= RSS_BOUND
+        (letter,) = read_dead_letters(state / "dlq")
+        assert letter["stage"] == "decode"
+        assert (letter["path"], letter["offset"]) == (str(giant), 0)
+        assert letter["length"] == 2 * GIB + 2  # the line without its newline
+        assert letter["line"].encode().startswith(start)
+        assert len(letter["line"]) == 512
+        assert "longer than LINE_MAX_BYTES" in letter["reason"]
+        counts = event_id_counts(es, events)
+        assert set(counts) == wanted | {f"after-giant-{n}" for n in range(5)}
+        assert max(counts.values()) == 1
+        again = Agent([f"{logs}/*.log"], once=True, **common)  # type: ignore[arg-type]
+        assert again.wait(120) == 0, again.tail()
+        assert parse_summary(again.stdout())["lines read"] == 0
