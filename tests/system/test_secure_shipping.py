@@ -2,7 +2,8 @@
 
 With either problem the agent logs one clear error, stays up retrying, and acknowledges
 nothing; once the setting is fixed (a restart with the right CA or a new key, as a
-Kubernetes rollout does) every event arrives exactly once.
+Kubernetes rollout does) every event arrives exactly once. Verification turned off on purpose
+works, with a warning.
 """
 
 from __future__ import annotations
@@ -140,3 +141,33 @@ class TestRevokedKey:
         fixed = Agent(paths, env=env, once=True, **common)  # type: ignore[arg-type]
         assert fixed.wait(timeout=180) == 0, fixed.tail()
         assert_exactly_once(secure_admin, prepared, expected_from([audit], prepared))
+
+
+class TestVerificationOff:
+    def test_ships_and_warns(
+        self, secure_es: SecureNode, secure_admin: Elasticsearch, prepared: str, tmp_path: Path
+    ) -> None:
+        """--no-es-verify-certs reaches a node whatever its certificate, and says so loudly."""
+        logs = tmp_path / "logs"
+        logs.mkdir()
+        with (logs / "audit.ndjson").open("wb") as out:
+            write_events(out, 10, seed=41)
+        key = create_api_key(secure_admin, "writer")
+        env = {
+            **secure_es.env(api_key_file=write_key(tmp_path / "writer.key", key.encoded)),
+            "APPMIXER_AUDIT_ES_CA_CERTS": certifi.where(),
+        }
+        agent = Agent(
+            [str(logs / "*.ndjson")],
+            es_url=secure_es.url,
+            namespace=prepared,
+            state_dir=tmp_path / "state",
+            once=True,
+            extra=["--no-es-verify-certs"],
+            env=env,
+        )
+        assert agent.wait(timeout=120) == 0, agent.tail()
+        warnings = events_named(agent, "tls_verification_disabled")
+        assert len(warnings) == 1
+        assert warnings[0]["level"] == "warning"
+        assert count(secure_admin, targets(prepared)[0]) == 10
