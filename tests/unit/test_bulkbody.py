@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from dataclasses import dataclass
 
 import orjson
@@ -52,6 +53,18 @@ class TestEncodedEvent:
         """The buffer's byte accounting uses the real encoded size."""
         encoded = EncodedEvent({"message": "x" * 1000})
         assert len(encoded) == len(encoded.data) > 1000
+
+    def test_encoded_documents_hold_no_more_memory_than_their_size(self) -> None:
+        """Buffered documents are right-sized copies, not orjson's larger working buffers."""
+        document = {"message": "x" * 2000, "event": {"id": "e"}}
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            kept = [EncodedEvent(document) for _ in range(200)]
+            held = (tracemalloc.get_traced_memory()[0] - before) / len(kept)
+        finally:
+            tracemalloc.stop()
+        assert held < 2 * len(kept[0])
 
 
 class TestBulkBody:
