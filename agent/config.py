@@ -422,7 +422,16 @@ def describe_error(
         else:
             source = f"default {shown}"
         lines.append(f"invalid setting {name} ({source}): {message}")
-    return "; ".join(lines)
+    return without_userinfo("; ".join(lines))
+
+
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def without_userinfo(text: str) -> str:
+    """``https://user:password@host`` shown as ``https://[REDACTED]@host``: an error message
+    may quote a URL, never the credential inside it."""
+    return _USERINFO.sub("[REDACTED]@", text)
 
 
 def _looks_secret(name: str) -> bool:

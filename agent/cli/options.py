@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from agent.config import Settings, load_settings
+from agent.config import Settings, load_settings, without_userinfo
 from common.log import configure_logging, get_logger
 
 if TYPE_CHECKING:
@@ -123,7 +123,9 @@ def elasticsearch_client(
         sys.exit(EXIT_FAILURE)
     except TransportError as exc:
         urls = ", ".join(settings.es_url)
-        click.echo(f"appmixer-audit: cannot reach Elasticsearch at {urls}: {exc}", err=True)
+        reason = exc.message if isinstance(exc.message, str) and exc.message else str(exc)
+        line = f"appmixer-audit: cannot reach Elasticsearch at {urls}: {reason}"
+        click.echo(without_userinfo(line), err=True)
         sys.exit(EXIT_FAILURE)
     finally:
         client.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent.cli.options import client_for
-from agent.config import ConfigError, load_settings
+from agent.config import ConfigError, load_settings, without_userinfo
 from common.log import configure_logging
 
 SECRET = "c2VjcmV0LWlkOnNlY3JldC1rZXktdmFsdWU="
@@ -132,3 +132,32 @@ class TestVerification:
             assert client.transport.node_pool.get().config.verify_certs is False
             client.close()
         assert capsys.readouterr().err.count("tls_verification_disabled") == 2
+
+
+class TestCredentialsInUrls:
+    def test_userinfo_is_masked(self) -> None:
+        """user:password@ in a URL is replaced, the rest of the text stays."""
+        text = "at https://ops:hunter2@es.example:9200/x and http://es2:9200"
+        assert (
+            without_userinfo(text) == "at https://[REDACTED]@es.example:9200/x and http://es2:9200"
+        )
+
+    def test_bad_url_error_hides_the_password(self) -> None:
+        """A rejected ES_URL is quoted in the error without the credential it carries."""
+        with pytest.raises(ConfigError) as error:
+            load_settings(es_url="ftp://ops:hunter2@es.example")
+        assert "hunter2" not in str(error.value)
+        assert "[REDACTED]@es.example" in str(error.value)
+
+    def test_unreachable_node_error_hides_the_password(self) -> None:
+        """`cannot reach Elasticsearch at ...` never prints the URL's password."""
+        result = subprocess.run(
+            [sys.executable, "-m", "agent", "search", "--es-url", "http://ops:hunter2@127.0.0.1:9"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert result.returncode == 1
+        assert "hunter2" not in result.stdout + result.stderr
+        assert "cannot reach Elasticsearch at http://[REDACTED]@127.0.0.1:9" in result.stderr
