@@ -32,6 +32,10 @@ from tests.system.conftest import (
 
 pytestmark = pytest.mark.system
 
+# An agent that cannot deliver would wait out the whole shutdown grace on SIGTERM; what it
+# holds is still on disk (unacknowledged), so these tests need not wait long.
+QUICK_STOP = {"APPMIXER_AUDIT_SHUTDOWN_GRACE": "2"}
+
 
 def write_key(path: Path, key: str) -> Path:
     path.touch(mode=0o600)
@@ -73,7 +77,7 @@ class TestWrongCertificateAuthority:
             write_events(out, 80, seed=21)
         key = create_api_key(secure_admin, "writer")
         env = secure_es.env(api_key_file=write_key(tmp_path / "writer.key", key.encoded))
-        wrong = {**env, "APPMIXER_AUDIT_ES_CA_CERTS": certifi.where()}
+        wrong = {**env, "APPMIXER_AUDIT_ES_CA_CERTS": certifi.where(), **QUICK_STOP}
         common = {"es_url": secure_es.url, "namespace": prepared, "state_dir": tmp_path / "state"}
         paths = [str(logs / "*.ndjson")]
 
@@ -108,7 +112,7 @@ class TestRevokedKey:
         events_target = targets(prepared)[0]
         first = create_api_key(secure_admin, "writer")
         key_file = write_key(tmp_path / "writer.key", first.encoded)
-        env = secure_es.env(api_key_file=key_file)
+        env = {**secure_es.env(api_key_file=key_file), **QUICK_STOP}
         common = {"es_url": secure_es.url, "namespace": prepared, "state_dir": tmp_path / "state"}
         paths = [str(logs / "*.ndjson")]
 
