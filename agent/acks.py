@@ -1,46 +1,65 @@
-"""The ordered finalizer: acknowledgements come back in any order, checkpoints move in order.
+"""Acknowledgements come back in any order; checkpoints move in order, from one place.
 
 Lines are registered in the order they were read. Elasticsearch answers per item, retries
 finish late, dead-letter writes finish early: acknowledgements arrive in any order. A file's
 checkpoint may only move past a line when that line *and every line read before it from the
 same file* has its fate settled, otherwise a crash could skip an undelivered line. So per
-file we keep the registered lines in read order and advance over the longest acknowledged
-prefix (Vector's ordered finalizer).
+file the :class:`OrderedFinalizer` keeps the registered lines in read order and advances
+over the longest acknowledged prefix (Vector's ordered finalizer).
 
-A file identity that starts again at an earlier offset (truncated in place, same first
-line) begins a new sequence: the lines read before the truncation still settle, but they no
-longer move the checkpoint, because their bytes are gone from the file and the checkpoint
-now counts from the new start. :meth:`OrderedFinalizer.detach` does the same when the
-registry was reset before the new sequence's first line arrived. Each registration returns a
-:class:`Ticket`; acknowledging a ticket twice is a bug and raises, because every line has
-exactly one fate.
+Each line carries its file identity's **generation** (:mod:`agent.files.facts`). A newer
+generation (the file was truncated and is read again from 0) begins a new sequence; a line
+of an older generation still settles (it was delivered or dead-lettered) but no longer moves
+the checkpoint, because its bytes are gone from the file and the checkpoint now counts from
+the new start. That is decided by comparing the two numbers, nothing else. Each registration
+returns a :class:`Ticket`; acknowledging a ticket twice is a bug and raises, because every
+line has exactly one fate.
 
-The finalizer is not thread-safe by design: one thread (the sender) owns it.
-:class:`Checkpointer` applies its results to the registry and decides when to write it.
+The :class:`Checkpointer` is the **only writer of the registry**: it applies the tailer's
+facts (opened, reset, copied, moved, gone) in stream order, moves checkpoints as lines
+settle, records the replay window before each request, and decides when to write the file.
+Neither class is thread-safe by design: one thread (the sender) owns them.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
+from agent.files.facts import Copied, Fact, Gone, Moved, Opened, Reset
+from agent.files.identity import FileKey
+from common.log import get_logger
 from common.retry import Retrier
 
 K = TypeVar("K", bound=Hashable)
-K_contra = TypeVar("K_contra", bound=Hashable, contravariant=True)
+
+log = get_logger("agent.acks")
 
 
 class Ticket(Generic[K]):
-    """One registered line: which file, where it ends, whether it is settled."""
+    """One registered line: which file and generation, where it ends, whether it is settled.
 
-    __slots__ = ("done", "end", "key", "offset", "path", "stream")
+    ``stream`` is the sequence it belongs to; None for a line of an older generation, which
+    settles without ever moving a checkpoint.
+    """
 
-    def __init__(self, key: K, path: str, offset: int, end: int, stream: deque[Ticket[K]]) -> None:
+    __slots__ = ("done", "end", "generation", "key", "offset", "path", "stream")
+
+    def __init__(
+        self,
+        key: K,
+        generation: int,
+        path: str,
+        offset: int,
+        end: int,
+        *,
+        stream: deque[Ticket[K]] | None,
+    ) -> None:
         self.key = key
+        self.generation = generation
         self.path = path
         self.offset = offset
         self.end = end
@@ -49,7 +68,10 @@ class Ticket(Generic[K]):
 
     def __repr__(self) -> str:
         state = "done" if self.done else "pending"
-        return f"Ticket({self.key!r}, {self.path!r}, {self.offset}..{self.end}, {state})"
+        return (
+            f"Ticket({self.key!r}#{self.generation}, {self.path!r}, "
+            f"{self.offset}..{self.end}, {state})"
+        )
 
 
 @dataclass(frozen=True)
@@ -66,30 +88,45 @@ class OrderedFinalizer(Generic[K]):
 
     def __init__(self) -> None:
         self._streams: dict[K, deque[Ticket[K]]] = {}
+        self._generations: dict[K, int] = {}
         self._pending = 0
 
-    def register(self, key: K, path: str, offset: int, end: int) -> Ticket[K]:
+    def begin(self, key: K, generation: int) -> bool:
+        """Generation ``generation`` of ``key`` starts; older lines stop counting.
+
+        Returns False (and changes nothing) when ``generation`` is not newer than the
+        current one.
+        """
+        if generation <= self._generations.get(key, -1):
+            return False
+        self._generations[key] = generation
+        self._streams.pop(key, None)
+        return True
+
+    def retire(self, key: K) -> None:
+        """Forget a file's generation once nothing of it is pending (the file is gone)."""
+        if key not in self._streams:
+            self._generations.pop(key, None)
+
+    def register(self, key: K, generation: int, path: str, offset: int, end: int) -> Ticket[K]:
         """Record a line in read order; it holds back its file's checkpoint until acked."""
         if end < offset:
             raise ValueError(f"line ends ({end}) before it starts ({offset})")
+        self._pending += 1
+        self.begin(key, generation)
+        if generation < self._generations[key]:
+            return Ticket(key, generation, path, offset, end, stream=None)  # stale: never moves
         stream = self._streams.get(key)
         if stream is not None and offset < stream[-1].end:
-            self.detach(key)  # the file starts over: a new sequence
+            # Within one generation offsets only grow; should that ever break, the older
+            # lines must not move the checkpoint over the newer ones.
+            log.warning("line_out_of_order", key=str(key), offset=offset, after=stream[-1].end)
             stream = None
         if stream is None:
             stream = self._streams[key] = deque()
-        ticket = Ticket(key, path, offset, end, stream)
+        ticket = Ticket(key, generation, path, offset, end, stream=stream)
         stream.append(ticket)
-        self._pending += 1
         return ticket
-
-    def detach(self, key: K) -> int:
-        """End a file's current sequence: its unsettled lines will no longer move a checkpoint.
-
-        Returns how many lines were detached (they still count as pending until acked).
-        """
-        stream = self._streams.pop(key, None)
-        return 0 if stream is None else sum(1 for ticket in stream if not ticket.done)
 
     def ack(self, ticket: Ticket[K]) -> Checkpoint[K] | None:
         """Settle one line; return the file's new checkpoint if it moved, else ``None``."""
@@ -98,8 +135,8 @@ class OrderedFinalizer(Generic[K]):
         ticket.done = True
         self._pending -= 1
         stream = ticket.stream
-        if self._streams.get(ticket.key) is not stream or not stream[0].done:
-            return None  # detached, or an earlier line is still pending
+        if stream is None or self._streams.get(ticket.key) is not stream or not stream[0].done:
+            return None  # an older generation, or an earlier line is still pending
         last = stream.popleft()
         while stream and stream[0].done:
             last = stream.popleft()
@@ -115,6 +152,10 @@ class OrderedFinalizer(Generic[K]):
             if checkpoint is not None:
                 moved[checkpoint.key] = checkpoint
         return moved
+
+    def generation(self, key: K) -> int | None:
+        """The current generation of ``key``, if any line or fact of it was seen."""
+        return self._generations.get(key)
 
     @property
     def pending(self) -> int:
@@ -135,81 +176,101 @@ class Position(Protocol):
     acked: int
 
 
-class CheckpointStore(Protocol[K_contra]):
+class CheckpointStore(Protocol):
     """What the checkpointer needs from the registry (``agent.files.Registry`` fits)."""
 
-    def get(self, key: K_contra, /) -> Position | None: ...
+    def get(self, key: FileKey, /) -> Position | None: ...
 
-    def ack(self, key: K_contra, path: str, end: int, /) -> None: ...
+    def ack(self, key: FileKey, path: str, end: int, /) -> None: ...
 
-    def mark_sent(self, key: K_contra, path: str, end: int, /) -> None: ...
+    def mark_sent(self, key: FileKey, path: str, end: int, /) -> None: ...
+
+    def reset(self, key: FileKey, path: str, /) -> None: ...
+
+    def move(self, key: FileKey, path: str, /) -> None: ...
+
+    def forget(self, older_than: float) -> int: ...
 
     def save(self) -> None: ...
 
 
-class Checkpointer(Generic[K]):
-    """Moves the registry with the finalizer, and decides when it is written to disk.
+class Checkpointer:
+    """The registry's one writer: facts, settled lines and the replay window, then saves.
 
-    Two kinds of write: after acknowledgements, throttled to one per ``interval`` (a crash
-    then re-reads at most that much, and the replay window keeps it duplicate-free); and
-    before each bulk request, *always*, because the window ``[acked, sent)`` must be on disk
-    before anything in it can reach the index. A failed write of the second kind is retried
-    until it works (nothing is sent meanwhile); of the first kind it waits for the next one.
-
-    When the registry's checkpoint for a file went *back* (the tailer reset it: truncated in
-    place, same first line) the finalizer's older lines for it are detached, so they cannot
-    push the checkpoint past content that is no longer there.
+    Two kinds of write to disk: after acknowledgements, throttled to one per ``interval`` (a
+    crash then re-reads at most that much, and the replay window keeps it duplicate-free);
+    and before each bulk request, *always*, because the window ``[acked, sent)`` must be on
+    disk before anything in it can reach the index. A failed write of the second kind is
+    retried until it works (nothing is sent meanwhile); of the first kind it waits for the
+    next one.
     """
 
     def __init__(
         self,
-        store: CheckpointStore[K],
-        finalizer: OrderedFinalizer[K] | None = None,
+        store: CheckpointStore,
+        finalizer: OrderedFinalizer[FileKey] | None = None,
         *,
         interval: float = 1.0,
         retrier: Retrier | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
-        self.finalizer = finalizer if finalizer is not None else OrderedFinalizer()
+        self.finalizer: OrderedFinalizer[FileKey] = (
+            finalizer if finalizer is not None else OrderedFinalizer()
+        )
         self.interval = interval
         self.retrier = retrier if retrier is not None else Retrier()
         self._clock = clock
-        self._applied: dict[K, int] = {}
         self._last_save = float("-inf")
-        self._lock = threading.Lock()
         self.saves = 0
 
-    def settle(self, tickets: Iterable[Ticket[K]]) -> None:
+    def apply(self, fact: Fact) -> None:
+        """Apply what the tailer saw, at its place in the stream (before later lines)."""
+        if isinstance(fact, Opened):
+            self.finalizer.begin(fact.key, fact.generation)
+        elif isinstance(fact, Reset):
+            known = self.store.get(fact.key) is not None
+            if self.finalizer.begin(fact.key, fact.generation) and known:
+                self.store.reset(fact.key, fact.path)
+        elif isinstance(fact, Copied):
+            if self.finalizer.begin(fact.key, fact.generation):
+                self.store.mark_sent(fact.key, fact.path, fact.sent)
+                self.store.ack(fact.key, fact.path, fact.acked)
+        elif isinstance(fact, Moved):
+            self.store.move(fact.key, fact.path)
+        elif isinstance(fact, Gone):
+            self.finalizer.retire(fact.key)
+
+    def register(
+        self, key: FileKey, generation: int, path: str, offset: int, end: int
+    ) -> Ticket[FileKey]:
+        """Register a line with the finalizer (see :meth:`OrderedFinalizer.register`)."""
+        return self.finalizer.register(key, generation, path, offset, end)
+
+    def settle(self, tickets: Iterable[Ticket[FileKey]]) -> None:
         """Acknowledge lines, move each file's checkpoint, write at most every ``interval``."""
         for key, checkpoint in self.finalizer.ack_all(tickets).items():
-            known = self.store.get(key)
-            if known is not None and known.acked < self._applied.get(key, 0):
-                self.finalizer.detach(key)
-                self._applied[key] = known.acked
-                continue
             self.store.ack(key, checkpoint.path, checkpoint.end)
-            self._applied[key] = checkpoint.end
         self.save()
 
-    def mark_sent(self, ends: Mapping[K, tuple[str, int]]) -> bool:
+    def mark_sent(self, ends: Mapping[FileKey, tuple[str, int]]) -> bool:
         """Record the window durably before a request; False only when interrupted."""
         for key, (path, end) in ends.items():
             self.store.mark_sent(key, path, end)
         return self.save(force=True, required=True)
+
+    def forget(self, older_than: float) -> int:
+        """Drop entries of files long gone from disk (see ``Registry.forget``)."""
+        return self.store.forget(older_than)
 
     def save(self, *, force: bool = False, required: bool = False) -> bool:
         """Write the registry; True when written (or nothing needed writing)."""
         if not force and self._clock() - self._last_save < self.interval:
             return True
         written = self.retrier.call(
-            self._write, retry_on=(OSError,), event="checkpoint_write_failed", once=not required
+            self.store.save, retry_on=(OSError,), event="checkpoint_write_failed", once=not required
         )
         if written:
             self._last_save = self._clock()
             self.saves += 1
         return written
-
-    def _write(self) -> None:
-        with self._lock:
-            self.store.save()

@@ -23,19 +23,14 @@ from agent.normalize.catalog import CATALOG
 DEFAULT_START_MS = 1_795_593_600_000  # 2026-11-25T08:00:00Z: fixed, so output is repeatable
 DEFAULT_GAP_MS = 1500.0
 
-# Relative frequency of each catalog event: flows change and people log in all day long.
-WEIGHTS: dict[str, float] = {
-    "config.updated": 1.0, "config.deleted": 0.3, "acl.rule.created": 0.3,
-    "acl.rule.updated": 0.6, "component.access.assigned": 0.8, "flow.created": 5.0,
-    "flow.updated": 22.0, "flow.started": 10.0, "flow.stopped": 8.0, "flow.deleted": 2.0,
-    "flow.cloned": 2.0, "template.created": 1.0, "template.updated": 2.0,
-    "template.published": 0.8, "template.published_updated": 0.6, "template.deleted": 0.3,
-    "template.test.started": 1.5, "template.test.stopped": 1.2, "template.test.deleted": 0.5,
-    "connector.installed": 0.8, "connector.updated": 0.8, "connector.uninstalled": 0.3,
-    "user.created": 0.8, "user.updated": 1.0, "user.deleted": 0.3, "user.login": 18.0,
-    "user.login_failed": 3.0, "user.password_changed": 0.5,
-}  # fmt: skip
 NAMES = {entry.code: entry.message for entry in CATALOG}
+
+
+def weights() -> dict[str, float]:
+    """Each simulated event's relative frequency, from the generator's one table."""
+    generator = _Generator(random.Random(0))  # noqa: S311 (only the table is read)
+    return dict(zip(generator.codes, generator.weights, strict=True))
+
 
 _TENANTS = ["acme", "globex", "initech", "umbrella"]
 _PEOPLE = ["Maria Novak", "Jan Horak", "Aisha Khan", "Tom Becker", "Li Wei", "Sofia Rossi"]
@@ -164,34 +159,41 @@ class _Generator:
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
         self.world = _World(rng)
-        self.codes = list(WEIGHTS)
-        self.weights = list(WEIGHTS.values())
-        self.bodies: dict[str, Callable[[Record], Record]] = {
-            "flow.created": self._flow_created, "flow.updated": self._flow_updated,
-            "flow.started": lambda actor: self._stage(actor, "running"),
-            "flow.stopped": lambda actor: self._stage(actor, "stopped"),
-            "flow.deleted": self._flow_deleted, "flow.cloned": self._flow_cloned,
-            "template.created": self._template_created,
-            "template.updated": lambda _: self._template_change(None),
-            "template.published": lambda _: self._template_change(True),
-            "template.published_updated": lambda _: self._template_change(True),
-            "template.deleted": self._template_deleted,
-            "template.test.started": self._test_started,
-            "template.test.stopped": lambda _: self._test_end(drop=False),
-            "template.test.deleted": lambda _: self._test_end(drop=True),
-            "connector.installed": lambda _: self._connector(before=False, after=True),
-            "connector.updated": lambda _: self._connector(before=True, after=True),
-            "connector.uninstalled": lambda _: self._connector(before=True, after=False),
-            "config.updated": lambda _: self._config(updated=True),
-            "config.deleted": lambda _: self._config(updated=False),
-            "acl.rule.created": self._acl_rule_created, "acl.rule.updated": self._acl_rule_updated,
-            "component.access.assigned": self._access_assigned,
-            "user.created": self._user_created, "user.updated": self._user_updated,
-            "user.deleted": self._user_deleted,
-            "user.login": lambda actor: {"ip": actor["ip"], "userAgent": self.rng.choice(_AGENTS)},
-            "user.login_failed": self._login_failed,
-            "user.password_changed": self._password_changed,
-        }  # fmt: skip
+        # The catalog once: per event, how often it happens (flows change and people log in
+        # all day long) and how its body is made.
+        table: dict[str, tuple[float, Callable[[Record], Record]]] = {
+            "config.updated": (1.0, lambda _: self._config(updated=True)),
+            "config.deleted": (0.3, lambda _: self._config(updated=False)),
+            "acl.rule.created": (0.3, self._acl_rule_created),
+            "acl.rule.updated": (0.6, self._acl_rule_updated),
+            "component.access.assigned": (0.8, self._access_assigned),
+            "flow.created": (5.0, self._flow_created),
+            "flow.updated": (22.0, self._flow_updated),
+            "flow.started": (10.0, lambda actor: self._stage(actor, "running")),
+            "flow.stopped": (8.0, lambda actor: self._stage(actor, "stopped")),
+            "flow.deleted": (2.0, self._flow_deleted),
+            "flow.cloned": (2.0, self._flow_cloned),
+            "template.created": (1.0, self._template_created),
+            "template.updated": (2.0, lambda _: self._template_change(None)),
+            "template.published": (0.8, lambda _: self._template_change(True)),
+            "template.published_updated": (0.6, lambda _: self._template_change(True)),
+            "template.deleted": (0.3, self._template_deleted),
+            "template.test.started": (1.5, self._test_started),
+            "template.test.stopped": (1.2, lambda _: self._test_end(drop=False)),
+            "template.test.deleted": (0.5, lambda _: self._test_end(drop=True)),
+            "connector.installed": (0.8, lambda _: self._connector(before=False, after=True)),
+            "connector.updated": (0.8, lambda _: self._connector(before=True, after=True)),
+            "connector.uninstalled": (0.3, lambda _: self._connector(before=True, after=False)),
+            "user.created": (0.8, self._user_created),
+            "user.updated": (1.0, self._user_updated),
+            "user.deleted": (0.3, self._user_deleted),
+            "user.login": (18.0, self._login),
+            "user.login_failed": (3.0, self._login_failed),
+            "user.password_changed": (0.5, self._password_changed),
+        }
+        self.codes = list(table)
+        self.weights = [weight for weight, _body in table.values()]
+        self.bodies = {code: body for code, (_weight, body) in table.items()}
 
     def event(self, ms: int) -> Record:
         code = self.rng.choices(self.codes, self.weights)[0]
@@ -360,6 +362,9 @@ class _Generator:
     def _user_deleted(self, actor: Record) -> Record:
         target, body = self._user_target()
         return {**body, "before": {"email": target["email"], "name": target["name"]}}
+
+    def _login(self, actor: Record) -> Record:
+        return {"ip": actor["ip"], "userAgent": self.rng.choice(_AGENTS)}
 
     def _login_failed(self, actor: Record) -> Record:
         reason = self.rng.choice(("invalid password", "unknown user", "account locked"))

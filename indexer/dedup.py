@@ -87,19 +87,20 @@ def _hit_ids(body: Any) -> list[str]:
 class ReplayWindow:
     """Which lines may already be in the index: the only ones worth a lookup before writing.
 
-    Built from the registry at start: per file content (the fingerprint, shared by a file,
+    Built from the registry at start: per file content (the content id, shared by a file,
     its renamed self and its copies), lines before the highest ``sent`` of an entry whose
     ``sent`` exceeds its ``acked`` were possibly sent by the previous run. While running, a
     line is also covered when *another* file identity with the same content was already sent
     past its offset (a ``copytruncate`` copy read again from its original's checkpoint).
-    Keys are the registry's strings, so this stays independent of the file layer.
+    Content ids and keys are plain strings given by the caller, so this stays independent
+    of the file layer (which alone knows how a key is made).
     """
 
-    def __init__(self, positions: Iterable[tuple[str, int, int]] = ()) -> None:
+    def __init__(self, positions: Iterable[tuple[str, str, int, int]] = ()) -> None:
+        """``positions``: (content id, key, acked, sent) per registry entry."""
         self._startup: dict[str, int] = {}
-        for key, acked, sent in positions:
+        for content, _key, acked, sent in positions:
             if sent > acked:
-                content = _content_of(key)
                 self._startup[content] = max(self._startup.get(content, 0), sent)
         self._sent: dict[str, dict[str, int]] = defaultdict(dict)  # content -> key -> end
         self._shared = False  # some content was sent under two file identities (a copy)
@@ -107,11 +108,11 @@ class ReplayWindow:
     def __bool__(self) -> bool:
         return bool(self._startup) or self._shared
 
-    def covers(self, key: str, offset: int) -> bool:
-        """True when the line of ``key`` at ``offset`` may already be in the index."""
+    def covers(self, content: str, key: str, offset: int) -> bool:
+        """True when the line of ``key`` (content ``content``) at ``offset`` may already be
+        in the index."""
         if not self:
             return False  # the common case, on the hot path: no window at all
-        content = _content_of(key)
         if offset < self._startup.get(content, 0):
             return True
         others = self._sent.get(content)
@@ -119,14 +120,9 @@ class ReplayWindow:
             return False
         return any(end > offset for other, end in others.items() if other != key)
 
-    def note_sent(self, key: str, end: int) -> None:
+    def note_sent(self, content: str, key: str, end: int) -> None:
         """Record that lines of ``key`` up to ``end`` are being sent by this run."""
-        ends = self._sent[_content_of(key)]
+        ends = self._sent[content]
         if end > ends.get(key, 0):
             ends[key] = end
             self._shared = self._shared or len(ends) > 1
-
-
-def _content_of(key: str) -> str:
-    """The fingerprint part of a registry key (``device:inode:fingerprint``)."""
-    return key.rpartition(":")[2]

@@ -1,6 +1,9 @@
-"""Test doubles shared by the unit tests: a clock that only moves when told to."""
+"""Test doubles shared by the unit tests: a clock that only moves when told to, and a
+registry kept in memory."""
 
 from __future__ import annotations
+
+from agent.files import FileKey
 
 
 class FakeClock:
@@ -19,3 +22,49 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
         self.now += seconds
+
+
+class Entry:
+    def __init__(self) -> None:
+        self.acked = 0
+        self.sent = 0
+
+
+class MemoryStore:
+    """A registry kept in memory; ``failures`` saves raise OSError before one succeeds."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.entries: dict[FileKey, Entry] = {}
+        self.paths: dict[FileKey, str] = {}
+        self.saved: list[dict[FileKey, tuple[int, int]]] = []
+        self.failures = failures
+        self.forgotten: list[float] = []
+
+    def get(self, key: FileKey) -> Entry | None:
+        return self.entries.get(key)
+
+    def ack(self, key: FileKey, path: str, end: int) -> None:
+        entry = self.entries.setdefault(key, Entry())
+        entry.acked = max(entry.acked, end)
+        entry.sent = max(entry.sent, end)
+
+    def mark_sent(self, key: FileKey, path: str, end: int) -> None:
+        entry = self.entries.setdefault(key, Entry())
+        entry.sent = max(entry.sent, end)
+
+    def reset(self, key: FileKey, path: str) -> None:
+        entry = self.entries.setdefault(key, Entry())
+        entry.acked = entry.sent = 0
+
+    def move(self, key: FileKey, path: str) -> None:
+        self.paths[key] = path
+
+    def forget(self, older_than: float) -> int:
+        self.forgotten.append(older_than)
+        return 0
+
+    def save(self) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise OSError("No space left on device")
+        self.saved.append({k: (e.acked, e.sent) for k, e in self.entries.items()})

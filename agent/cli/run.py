@@ -180,11 +180,11 @@ def _metrics_server(settings: Settings, metrics: Any, health: Any) -> Any:
 
 def _pipeline(settings: Settings, es: Any, *, once: bool, setup: bool, **observers: Any) -> Any:
     from agent.files import RegistryError
-    from agent.pipeline import Pipeline
+    from agent.pipeline import wire
 
     installer = _installer(es, settings) if setup else None
     try:
-        return Pipeline(settings, es, once=once, setup=installer, **observers)
+        return wire(settings, es, once=once, setup=installer, **observers)
     except (RegistryError, ValueError) as exc:
         raise _Refused(str(exc), EXIT_FAILURE) from None
 

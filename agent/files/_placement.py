@@ -3,22 +3,36 @@
 These are the identity rules in one place: resume at a checkpoint only while the file still
 fits it, continue a copy from its original's checkpoint, start anything else at 0, and treat
 a file that shrank or changed its first line as truncated.
+
+The rules read the registry and never write it: each decision is returned as a fact
+(:mod:`agent.files.facts`) that the tailer puts in its stream for the checkpointer to apply.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Protocol
 
 from agent.files._source import Source
+from agent.files.facts import Copied, Fact, Opened, Reset
 from agent.files.identity import FileKey, read_head
-from agent.files.registry import FilePosition, Registry
+from agent.files.registry import FilePosition
 from common.log import get_logger
 
 log = get_logger(__name__)
 
 
-def identify(source: Source, registry: Registry, cap: int) -> None:
-    """Give a file its key once its first line is complete, and pick its start offset.
+class Positions(Protocol):
+    """What the tailer may ask of the registry: reading only (``Registry`` fits)."""
+
+    def get(self, key: FileKey, /) -> FilePosition | None: ...
+
+    def find_fingerprint(self, fingerprint: str, /) -> FilePosition | None: ...
+
+
+def identify(source: Source, positions: Positions, cap: int, generation: int) -> Fact | None:
+    """Give a file its key once its first line is complete, pick its start offset, and say
+    what happened; None while the first line is incomplete.
 
     A file restarted after a truncation (``fresh``) starts at 0 whatever the registry says:
     an entry under the same key describes the content that was cut away.
@@ -26,23 +40,30 @@ def identify(source: Source, registry: Registry, cap: int) -> None:
     assert source.fd is not None
     head = read_head(source.fd, cap)
     if head is None:
-        return
+        return None
     key = FileKey(source.device, source.inode, head.fingerprint)
     source.key = key
+    source.generation = generation
     source.buf = bytearray()
     if source.fresh:
         source.fresh = False
         source.offset = 0
-        if registry.get(key) is not None:
-            registry.reset(key, source.path)
-        return
-    known = registry.get(key)
+        return Reset(key, source.path, generation)
+    known = positions.get(key)
     if known is not None:
-        source.offset = _resume(source, registry, key, known)
-        return
-    copied = registry.find_fingerprint(key.fingerprint)
-    source.offset = _continue_copy(source, registry, key, copied) if copied is not None else 0
-    log.debug("file_identified", path=source.path, key=str(key), offset=source.offset)
+        source.offset = _resume(source, key, known)
+        if source.offset == 0 and known.acked > 0:
+            return Reset(key, source.path, generation)
+        return Opened(key, source.path, generation, source.offset)
+    copied = positions.find_fingerprint(key.fingerprint)
+    if copied is not None:
+        fact = _continue_copy(source, key, copied, generation)
+        if fact is not None:
+            source.offset = fact.acked
+            return fact
+    source.offset = 0
+    log.debug("file_identified", path=source.path, key=str(key), offset=0)
+    return Opened(key, source.path, generation, 0)
 
 
 def replaced(source: Source, shrank: bool, cap: int) -> str | None:
@@ -61,8 +82,8 @@ def replaced(source: Source, shrank: bool, cap: int) -> str | None:
     return None
 
 
-def _resume(source: Source, registry: Registry, key: FileKey, known: FilePosition) -> int:
-    """The checkpoint of a known file, unless the file no longer fits it."""
+def _resume(source: Source, key: FileKey, known: FilePosition) -> int:
+    """The checkpoint of a known file, unless the file no longer fits it (then 0)."""
     acked = known.acked
     if acked > source.size:
         log.info("file_truncated", path=source.path, key=str(key), offset=acked,
@@ -72,25 +93,24 @@ def _resume(source: Source, registry: Registry, key: FileKey, known: FilePositio
     else:
         log.debug("file_resumed", path=source.path, key=str(key), offset=acked)
         return acked
-    registry.reset(key, source.path)
     return 0
 
 
-def _continue_copy(source: Source, registry: Registry, key: FileKey, copied: FilePosition) -> int:
+def _continue_copy(
+    source: Source, key: FileKey, copied: FilePosition, generation: int
+) -> Copied | None:
     """Continue a copy where its original's checkpoint is; the copy inherits that checkpoint.
 
     A copy still shorter than the checkpoint is being written (``copytruncate`` in progress):
-    it is read from the checkpoint once it gets there.
+    it is read from the checkpoint once it gets there. None when the copy does not fit.
     """
     start = copied.acked
     if 0 < start <= source.size and not _line_boundary(source, start):
         log.warning("copy_mismatch", path=source.path, key=str(key), original=copied.key)
-        return 0
-    registry.mark_sent(key, source.path, copied.sent)
-    registry.ack(key, source.path, start)
+        return None
     log.info("file_copy_detected", path=source.path, key=str(key), original=copied.key,
              original_path=copied.path, offset=start)  # fmt: skip
-    return start
+    return Copied(key, source.path, generation, copied.key, start, copied.sent)
 
 
 def _line_boundary(source: Source, offset: int) -> bool:

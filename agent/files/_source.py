@@ -33,7 +33,11 @@ DEFAULT_LINE_MAX = 4 * 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class Line:
-    """One complete line of a file, with where it came from (for checkpoints and ids)."""
+    """One complete line of a file, with where it came from (for checkpoints and ids).
+
+    ``generation`` is the file identity's generation when the line was read
+    (:mod:`agent.files.facts`): an acknowledgement of an older one no longer counts.
+    """
 
     key: FileKey
     path: str
@@ -41,6 +45,7 @@ class Line:
     end: int
     data: bytes
     oversized: int = 0  # an over-long line: its length; ``data`` holds only its first bytes
+    generation: int = 0
 
 
 @dataclass(slots=True)
@@ -78,6 +83,7 @@ class Source:
     changed_at: float
     seen_end: int = 0  # highest offset known to have existed: below it means truncated
     key: FileKey | None = None
+    generation: int = 0  # taken at each identification (agent.files.facts)
     offset: int = 0  # first byte of the next line not yet returned
     buf: bytearray = field(default_factory=bytearray)  # bytes read from `offset` on
     attached: bool = True  # a matched path still leads to this file
@@ -236,7 +242,10 @@ class Source:
 
     def _over_long(self, start: int, end: int, head: bytes) -> Line:
         assert self.key is not None
-        return Line(self.key, self.path, start, end, head, oversized=end - 1 - start)
+        return Line(
+            self.key, self.path, start, end, head,
+            oversized=end - 1 - start, generation=self.generation,
+        )  # fmt: skip
 
     def trim(self) -> None:
         """Drop a large buffer of already complete lines; they are cheap to read again."""
@@ -263,4 +272,5 @@ class Source:
             offset=self.offset + start,
             end=self.offset + newline + 1,
             data=bytes(self.buf[start:stop]),
+            generation=self.generation,
         )

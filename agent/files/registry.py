@@ -7,6 +7,9 @@ file: silently starting over would re-read every log from offset 0.
 
 Positions move forward only; the one way back is :meth:`Registry.reset`, for a file truncated
 in place whose first line (so whose identity) did not change.
+
+One writer: only the checkpointer (``agent.acks.Checkpointer``) calls the methods that change
+it; the tailer only reads (``get``, ``find_fingerprint``) and reports what it sees as facts.
 """
 
 from __future__ import annotations
@@ -51,9 +54,14 @@ class FilePosition:
     sent: int
     updated: float
 
+    @property
+    def content_id(self) -> str:
+        """The content id of the key (equal for a file, its renamed self and its copies)."""
+        return FileKey.parse(self.key).content_id
+
 
 class Registry:
-    """Checkpoints of all files, shared by the reader and the acknowledging pipeline.
+    """Checkpoints of all files: read by the tailer, written by the checkpointer alone.
 
     Methods are thread-safe. Readers get copies of positions, never the live objects.
     """
@@ -83,7 +91,7 @@ class Registry:
         so the largest ``acked`` of any of them is safe for all.
         """
         with self._lock:
-            matches = [e for e in self._entries.values() if _fingerprint(e.key) == fingerprint]
+            matches = [e for e in self._entries.values() if e.content_id == fingerprint]
             if not matches:
                 return None
             best = max(matches, key=lambda e: (e.acked, e.updated))
@@ -233,10 +241,6 @@ class Registry:
 
 def _mkstemp(directory: Path) -> tuple[int, str]:
     return tempfile.mkstemp(dir=directory, prefix=_TEMP_PREFIX, suffix=_TEMP_SUFFIX)
-
-
-def _fingerprint(key: str) -> str:
-    return key.rpartition(":")[2]
 
 
 def _encode(entry: FilePosition) -> dict[str, Any]:

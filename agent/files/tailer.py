@@ -13,6 +13,11 @@ While reading, a file that shrank or whose first line changed was truncated (in 
 ``copytruncate``): it starts again at 0 as the identity its new first line gives it. A file
 renamed or deleted keeps being read through its open descriptor until drained.
 
+The tailer reads the registry and never writes it. What it sees (a file opened, reset,
+copied, moved, gone) it reports as facts (:mod:`agent.files.facts`) in the stream
+:meth:`Tailer.read` returns, in order with the lines; each identification takes a new
+generation, carried by every line read under it.
+
 All file state lives on the reader thread (every public method but ``start``/``stop`` is
 called from there); watchdog and the rescan thread only set events, and a lock makes
 ``stop`` safe against a concurrent ``read``.
@@ -27,14 +32,14 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from agent.files._placement import identify, replaced
+from agent.files._placement import Positions, identify, replaced
 from agent.files._source import DEFAULT_LINE_MAX, Budget, Line, Source
 from agent.files.discover import Discovery
+from agent.files.facts import Fact, Gone, Moved
 from agent.files.identity import FileKey
-from agent.files.registry import Registry
 from common.log import get_logger
 
-__all__ = ["Line", "Tailer"]
+__all__ = ["Line", "Positions", "Tailer"]
 
 log = get_logger(__name__)
 
@@ -47,7 +52,7 @@ class Tailer:
     def __init__(
         self,
         patterns: Sequence[str],
-        registry: Registry,
+        positions: Positions,
         *,
         fingerprint_bytes: int = 1024,
         rescan_interval: float = 10.0,
@@ -60,7 +65,7 @@ class Tailer:
             raise ValueError("at least one path pattern is needed")
         if fingerprint_bytes < 1 or read_chunk < 1 or close_inactive <= 0:
             raise ValueError("fingerprint_bytes, read_chunk and close_inactive must be positive")
-        self.registry = registry
+        self.positions = positions
         self.fingerprint_bytes = fingerprint_bytes
         self.rescan_interval = rescan_interval
         self.close_inactive = close_inactive
@@ -79,6 +84,8 @@ class Tailer:
         self._more = False
         self._turn = 0
         self._open_failed: set[str] = set()
+        self._facts: list[Fact] = []
+        self._generation = 0
         self._started = False
         self._stopped = False
 
@@ -109,16 +116,18 @@ class Tailer:
 
     # --- the reader thread's API
 
-    def read(self, max_lines: int, max_bytes: int) -> list[Line]:
-        """Up to ``max_lines`` complete lines (about ``max_bytes`` of data), round-robin."""
+    def read(self, max_lines: int, max_bytes: int) -> list[Line | Fact]:
+        """Up to ``max_lines`` complete lines (about ``max_bytes`` of data), round-robin,
+        with the facts seen meanwhile in their place (they count against neither bound)."""
         out: list[Line] = []
         if max_lines <= 0 or max_bytes <= 0:
-            return out
+            return []
         with self._lock:
             if self._stopped:
-                return out
+                return []
             now = time.monotonic()
             sources = self._prepare(now)
+            seen, self._facts = self._facts, []
             budget = Budget(max_lines, max_bytes)
             active = [s for s in sources if s.carry or (s.fd is not None and not s.drained())]
             while active and budget.left():
@@ -130,7 +139,8 @@ class Tailer:
             self._more = bool(active)
             for source in sources:
                 self._guard(source, self._after_read, now)
-        return out
+            after, self._facts = self._facts, []
+        return [*seen, *out, *after]
 
     def wait(self, timeout: float) -> None:
         """Sleep until a watched directory reports a change, or ``timeout`` seconds pass."""
@@ -209,7 +219,7 @@ class Tailer:
                 log.info("file_rotated", path=source.path, new_path=path, key=_name(source.key))
                 source.path = path
                 if source.key is not None:
-                    self.registry.move(source.key, path)
+                    self._facts.append(Moved(source.key, path))
             source.attached = True
             if source.fd is None and (st.st_size, st.st_mtime_ns) != (
                 source.size,
@@ -224,6 +234,7 @@ class Tailer:
                 log.info("file_rotated", path=source.path, new_path=None, key=_name(source.key))
             if source.fd is None:
                 del self._files[ident]
+                self._gone(source)
 
     def _open(self, path: str, now: float) -> None:
         try:
@@ -298,7 +309,14 @@ class Tailer:
             self._identify(source)
 
     def _identify(self, source: Source) -> None:
-        identify(source, self.registry, self.fingerprint_bytes)
+        fact = identify(source, self.positions, self.fingerprint_bytes, self._generation + 1)
+        if fact is not None:
+            self._generation += 1
+            self._facts.append(fact)
+
+    def _gone(self, source: Source) -> None:
+        if source.key is not None:
+            self._facts.append(Gone(source.key, source.path))
 
     def _read_out(self, source: Source) -> bool:
         """True when ``source`` has no complete line left that a read would return."""
@@ -354,6 +372,7 @@ class Tailer:
         source.close()
         if source.deleted or not source.attached:
             self._files.pop(source.ident, None)
+            self._gone(source)
 
     def _current_size(self, source: Source) -> int:
         if source.fd is None:

@@ -12,10 +12,9 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from agent.config import Settings
-from agent.pipeline import Pipeline
+from agent.pipeline import wire
 from common.retry import Retrier, RetryPolicy
 from devtools.simulate import write_events
-from indexer.dedup import ReplayWindow
 from indexer.setup import install
 from indexer.sink import BulkSink, Delivered, Duplicate, Refused, Retry, Shipment
 
@@ -205,7 +204,7 @@ class TestReplayAcrossRollover:
             es_url, namespace, tmp_path, paths=[str(log_file)], batch_max_events=50
         )
         install(es, settings.events_target, settings.changes_target)
-        first = Pipeline(settings, es, once=True)
+        first = wire(settings, es, once=True)
         first.start()
         assert first.wait(120)
         first.close()
@@ -220,50 +219,13 @@ class TestReplayAcrossRollover:
         registry_file.write_bytes(orjson.dumps(state))
         for target in (settings.events_target, settings.changes_target):
             es.indices.rollover(alias=target)
-        second = Pipeline(settings, es, once=True)
-        assert second.window
+        second = wire(settings, es, once=True)
+        assert second.settler.window
         second.start()
         assert second.wait(120)
         second.close()
         counts = second.metrics.snapshot()
         assert (counts.read, counts.duplicates, counts.shipped) == (300, 300, 0)
-        assert second.sink.dedup.lookups >= 1
+        assert second.settler.sink.dedup.lookups >= 1  # type: ignore[attr-defined]
         assert count(es, settings.events_target) == events
         assert count(es, settings.changes_target) == changes
-
-
-class TestReplayWindow:
-    """Which lines get the replay check (pure logic; no node needed)."""
-
-    def test_empty_registry_means_no_window(self) -> None:
-        """A first start, or a clean stop (sent == acked), checks nothing."""
-        window = ReplayWindow([("1:2:" + "a" * 32, 100, 100)])
-        assert not window
-        assert not window.covers("1:2:" + "a" * 32, 0)
-
-    def test_window_between_acked_and_sent(self) -> None:
-        """Lines before the last run's sent mark may be indexed; later ones are new."""
-        key = "1:2:" + "a" * 32
-        window = ReplayWindow([(key, 100, 300)])
-        assert window
-        assert window.covers(key, 100)
-        assert window.covers(key, 299)
-        assert not window.covers(key, 300)
-
-    def test_same_content_under_another_identity_is_covered(self) -> None:
-        """A copy (other inode, same first line) inherits the window of its original."""
-        window = ReplayWindow([("1:2:" + "b" * 32, 0, 50)])
-        assert window.covers("1:9:" + "b" * 32, 10)
-        assert not window.covers("1:9:" + "c" * 32, 10)
-
-    def test_copy_read_while_running_is_covered(self) -> None:
-        """Content already sent under one identity is checked when a copy replays it."""
-        window = ReplayWindow()
-        original, copy = "1:2:" + "d" * 32, "1:3:" + "d" * 32
-        window.note_sent(original, 400)
-        assert not window
-        assert not window.covers(original, 10)
-        window.note_sent(copy, 100)
-        assert window.covers(copy, 150)
-        assert not window.covers(copy, 400)
-        assert window.covers(original, 10)  # the copy sent that content too

@@ -1,26 +1,36 @@
-"""The ordered finalizer: checkpoints advance only over a contiguous acknowledged prefix."""
+"""The ordered finalizer and the checkpointer: checkpoints advance only over a contiguous
+acknowledged prefix of the current generation, and only the checkpointer writes them."""
 
 from __future__ import annotations
 
 import random
+import re
 import threading
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.acks import Checkpoint, Checkpointer, OrderedFinalizer
+from agent.acks import Checkpoint, Checkpointer, OrderedFinalizer, Ticket
+from agent.files import Copied, FileKey, Gone, Moved, Opened, Reset
 from common.retry import Retrier, RetryPolicy
-from tests.fakes import FakeClock
+from tests.fakes import FakeClock, MemoryStore
 
 
 def register_lines(
-    finalizer: OrderedFinalizer[str], key: str, lengths: list[int], start: int = 0
-) -> list:
+    finalizer: OrderedFinalizer[Any],
+    key: Any,
+    lengths: list[int],
+    start: int = 0,
+    generation: int = 1,
+) -> list[Ticket[Any]]:
     tickets = []
     offset = start
     for length in lengths:
-        tickets.append(finalizer.register(key, f"/logs/{key}", offset, offset + length))
+        path = f"/logs/{key}"
+        tickets.append(finalizer.register(key, generation, path, offset, offset + length))
         offset += length
     return tickets
 
@@ -62,26 +72,56 @@ class TestOrderedFinalizer:
         with pytest.raises(ValueError, match="twice"):
             finalizer.ack(a)
 
-    def test_restart_at_earlier_offset_starts_a_new_sequence(self) -> None:
+    def test_a_newer_generation_starts_a_new_sequence(self) -> None:
         """After a truncation the checkpoint counts from the new start; old lines still settle."""
         finalizer: OrderedFinalizer[str] = OrderedFinalizer()
-        old = register_lines(finalizer, "f", [10, 10], start=100)
-        new = register_lines(finalizer, "f", [4], start=0)
+        old = register_lines(finalizer, "f", [10, 10], start=100, generation=1)
+        new = register_lines(finalizer, "f", [4], start=0, generation=2)
         assert finalizer.ack(new[0]) == Checkpoint("f", "/logs/f", 4)
         assert finalizer.ack(old[1]) is None
         assert finalizer.ack(old[0]) is None
         assert finalizer.pending == 0
 
-    def test_detach_stops_old_lines_moving_the_checkpoint(self) -> None:
-        """Once detached (the registry was reset), earlier lines settle without a checkpoint."""
+    def test_stale_acks_are_dropped_by_comparison(self) -> None:
+        """Once a newer generation began, acks of older lines never move the checkpoint,
+        wherever their offsets lie."""
         finalizer: OrderedFinalizer[str] = OrderedFinalizer()
-        old = register_lines(finalizer, "f", [10, 10])
-        assert finalizer.detach("f") == 2
+        old = register_lines(finalizer, "f", [10, 10], generation=3)
+        assert finalizer.begin("f", 4)
         assert finalizer.ack(old[0]) is None
-        (new,) = register_lines(finalizer, "f", [3], start=20)
+        (new,) = register_lines(finalizer, "f", [3], start=20, generation=4)
         assert finalizer.ack(old[1]) is None
         assert finalizer.ack(new) == Checkpoint("f", "/logs/f", 23)
         assert finalizer.pending == 0
+
+    def test_a_line_of_an_older_generation_registered_late_is_stale(self) -> None:
+        """Lines read before a truncation but registered after it settle without moving."""
+        finalizer: OrderedFinalizer[str] = OrderedFinalizer()
+        finalizer.begin("f", 2)
+        (late,) = register_lines(finalizer, "f", [5], start=50, generation=1)
+        assert late.stream is None
+        assert finalizer.ack(late) is None
+        assert finalizer.pending == 0
+        assert finalizer.generation("f") == 2
+
+    def test_an_older_generation_does_not_begin(self) -> None:
+        """Generations only grow: beginning an older or equal one changes nothing."""
+        finalizer: OrderedFinalizer[str] = OrderedFinalizer()
+        assert finalizer.begin("f", 5)
+        (a,) = register_lines(finalizer, "f", [5], generation=5)
+        assert not finalizer.begin("f", 5)
+        assert not finalizer.begin("f", 4)
+        assert finalizer.ack(a) == Checkpoint("f", "/logs/f", 5)
+
+    def test_retire_forgets_a_gone_file_once_settled(self) -> None:
+        """A gone file's generation is kept while lines are pending, then dropped."""
+        finalizer: OrderedFinalizer[str] = OrderedFinalizer()
+        (a,) = register_lines(finalizer, "f", [5], generation=7)
+        finalizer.retire("f")
+        assert finalizer.generation("f") == 7
+        finalizer.ack(a)
+        finalizer.retire("f")
+        assert finalizer.generation("f") is None
 
     def test_ack_all_reports_the_furthest_checkpoint_per_file(self) -> None:
         """Settling many lines at once yields one checkpoint per file that moved."""
@@ -95,7 +135,7 @@ class TestOrderedFinalizer:
     def test_line_ending_before_it_starts_is_refused(self) -> None:
         """A negative-length line is a caller bug and raises at registration."""
         with pytest.raises(ValueError, match="before it starts"):
-            OrderedFinalizer().register("f", "/x", 10, 5)
+            OrderedFinalizer().register("f", 1, "/x", 10, 5)
 
     @given(
         lengths=st.lists(st.integers(1, 50), min_size=1, max_size=60),
@@ -124,40 +164,9 @@ class TestOrderedFinalizer:
         assert finalizer.pending == len(tickets) - len(acked)
 
 
-class Entry:
-    def __init__(self) -> None:
-        self.acked = 0
-        self.sent = 0
-
-
-class MemoryStore:
-    """A registry kept in memory; ``failures`` saves raise OSError before one succeeds."""
-
-    def __init__(self, failures: int = 0) -> None:
-        self.entries: dict[str, Entry] = {}
-        self.saved: list[dict[str, tuple[int, int]]] = []
-        self.failures = failures
-
-    def get(self, key: str) -> Entry | None:
-        return self.entries.get(key)
-
-    def ack(self, key: str, path: str, end: int) -> None:
-        entry = self.entries.setdefault(key, Entry())
-        entry.acked = max(entry.acked, end)
-        entry.sent = max(entry.sent, end)
-
-    def mark_sent(self, key: str, path: str, end: int) -> None:
-        entry = self.entries.setdefault(key, Entry())
-        entry.sent = max(entry.sent, end)
-
-    def save(self) -> None:
-        if self.failures:
-            self.failures -= 1
-            raise OSError("No space left on device")
-        self.saved.append({k: (e.acked, e.sent) for k, e in self.entries.items()})
-
-
 FAST = RetryPolicy(base=0.001, cap=0.002, floor=0.001)
+F = FileKey(1, 2, "a" * 32)
+COPY = FileKey(1, 3, "a" * 32)
 
 
 class TestCheckpointer:
@@ -165,59 +174,118 @@ class TestCheckpointer:
         """Checkpoints reach the store at once; writes to disk happen at most per interval."""
         clock = FakeClock()
         store = MemoryStore()
-        checkpoints: Checkpointer[str] = Checkpointer(store, interval=1.0, clock=clock)
-        a, b = register_lines(checkpoints.finalizer, "f", [10, 10])
+        checkpoints = Checkpointer(store, interval=1.0, clock=clock)
+        a, b = register_lines(checkpoints.finalizer, F, [10, 10])
         checkpoints.settle([a])
-        assert store.saved == [{"f": (10, 10)}]
+        assert store.saved == [{F: (10, 10)}]
         checkpoints.settle([b])
-        assert store.entries["f"].acked == 20
+        assert store.entries[F].acked == 20
         assert len(store.saved) == 1  # within the interval: not written yet
         clock.now = 1.5
         checkpoints.save()
-        assert store.saved[-1] == {"f": (20, 20)}
+        assert store.saved[-1] == {F: (20, 20)}
 
     def test_window_is_written_before_sending(self) -> None:
         """mark_sent always writes, whatever the interval, so the window is on disk first."""
         store = MemoryStore()
-        checkpoints: Checkpointer[str] = Checkpointer(store, interval=60.0, clock=FakeClock())
+        checkpoints = Checkpointer(store, interval=60.0, clock=FakeClock())
         checkpoints.save()
-        assert checkpoints.mark_sent({"f": ("/logs/f", 500)})
-        assert store.saved[-1] == {"f": (0, 500)}
+        assert checkpoints.mark_sent({F: ("/logs/f", 500)})
+        assert store.saved[-1] == {F: (0, 500)}
 
     def test_required_write_retries_until_it_works(self) -> None:
         """A failing write of the window is retried (nothing may be sent before it lands)."""
+        clock = FakeClock()
         store = MemoryStore(failures=3)
-        checkpoints: Checkpointer[str] = Checkpointer(store, retrier=Retrier(FAST))
-        assert checkpoints.mark_sent({"f": ("/logs/f", 5)})
-        assert store.saved == [{"f": (0, 5)}]
+        retrier = Retrier(FAST, clock=clock, sleep=clock.sleep)
+        checkpoints = Checkpointer(store, retrier=retrier, clock=clock)
+        assert checkpoints.mark_sent({F: ("/logs/f", 5)})
+        assert store.saved == [{F: (0, 5)}]
+        assert len(clock.slept) == 3
 
     def test_required_write_gives_up_only_when_interrupted(self) -> None:
         """At shutdown the interrupt ends the retries; the caller then sends nothing."""
         store = MemoryStore(failures=1000)
         interrupt = threading.Event()
         interrupt.set()
-        checkpoints: Checkpointer[str] = Checkpointer(store, retrier=Retrier(FAST, interrupt))
-        assert not checkpoints.mark_sent({"f": ("/logs/f", 5)})
+        checkpoints = Checkpointer(store, retrier=Retrier(FAST, interrupt))
+        assert not checkpoints.mark_sent({F: ("/logs/f", 5)})
 
     def test_throttled_write_failure_waits_for_the_next_one(self) -> None:
         """A failed periodic write is not retried in a loop; the next save catches up."""
+        clock = FakeClock()
         store = MemoryStore(failures=1)
-        checkpoints: Checkpointer[str] = Checkpointer(store, interval=0.0, retrier=Retrier(FAST))
-        (a,) = register_lines(checkpoints.finalizer, "f", [7])
+        retrier = Retrier(FAST, clock=clock, sleep=clock.sleep)
+        checkpoints = Checkpointer(store, interval=0.0, retrier=retrier, clock=clock)
+        (a,) = register_lines(checkpoints.finalizer, F, [7])
         checkpoints.settle([a])
         assert store.saved == []
+        assert clock.slept == []
         checkpoints.save()
-        assert store.saved == [{"f": (7, 7)}]
+        assert store.saved == [{F: (7, 7)}]
 
-    def test_reset_in_the_store_detaches_older_lines(self) -> None:
-        """When the store's checkpoint went back (a truncated file), old lines stop counting."""
+
+class TestFacts:
+    def test_reset_moves_the_checkpoint_back_and_drops_older_acks(self) -> None:
+        """A reset fact puts the checkpoint at 0; lines read before it no longer move it."""
         store = MemoryStore()
-        checkpoints: Checkpointer[str] = Checkpointer(store, clock=FakeClock())
-        a, b, c = register_lines(checkpoints.finalizer, "f", [10, 10, 10])
+        checkpoints = Checkpointer(store, clock=FakeClock())
+        checkpoints.apply(Opened(F, "/logs/f", 1, 0))
+        a, b, c = register_lines(checkpoints.finalizer, F, [10, 10, 10], generation=1)
         checkpoints.settle([a])
-        store.entries["f"].acked = 0  # the tailer reset this file
+        assert store.entries[F].acked == 10
+        checkpoints.apply(Reset(F, "/logs/f", 2))
+        assert (store.entries[F].acked, store.entries[F].sent) == (0, 0)
         checkpoints.settle([b])
-        assert store.entries["f"].acked == 0
-        (fresh,) = register_lines(checkpoints.finalizer, "f", [4], start=30)
+        assert store.entries[F].acked == 0
+        (fresh,) = register_lines(checkpoints.finalizer, F, [4], start=0, generation=2)
         checkpoints.settle([c, fresh])
-        assert store.entries["f"].acked == 34
+        assert store.entries[F].acked == 4
+
+    def test_reset_of_an_unknown_file_writes_nothing(self) -> None:
+        """A reset for a file the registry never saw creates no entry."""
+        store = MemoryStore()
+        Checkpointer(store).apply(Reset(F, "/logs/f", 1))
+        assert store.entries == {}
+
+    def test_copy_inherits_acked_and_window(self) -> None:
+        """A copy starts with its original's checkpoint and replay window."""
+        store = MemoryStore()
+        checkpoints = Checkpointer(store)
+        checkpoints.apply(Copied(COPY, "/logs/f.1", 1, str(F), 40, 55))
+        assert (store.entries[COPY].acked, store.entries[COPY].sent) == (40, 55)
+        (line,) = register_lines(checkpoints.finalizer, COPY, [5], start=40)
+        checkpoints.settle([line])
+        assert store.entries[COPY].acked == 45
+
+    def test_a_stale_copy_fact_changes_nothing(self) -> None:
+        """A fact of an older generation than the one already begun is ignored."""
+        store = MemoryStore()
+        checkpoints = Checkpointer(store)
+        checkpoints.apply(Opened(COPY, "/logs/f.1", 5, 0))
+        checkpoints.apply(Copied(COPY, "/logs/f.1", 4, str(F), 40, 55))
+        assert COPY not in store.entries
+
+    def test_move_renames_and_gone_retires(self) -> None:
+        """A move updates the path; a gone file's generation is forgotten once settled."""
+        store = MemoryStore()
+        checkpoints = Checkpointer(store)
+        checkpoints.apply(Opened(F, "/logs/f", 3, 0))
+        checkpoints.apply(Moved(F, "/logs/f.1"))
+        assert store.paths[F] == "/logs/f.1"
+        checkpoints.apply(Gone(F, "/logs/f.1"))
+        assert checkpoints.finalizer.generation(F) is None
+
+    def test_only_the_checkpointer_writes_the_registry(self) -> None:
+        """No module but agent.acks calls a registry method that changes it."""
+        writers = {"ack", "mark_sent", "reset", "move", "forget"}
+        root = Path(__file__).resolve().parents[2]
+        offenders = []
+        for path in [*(root / "agent").rglob("*.py"), *(root / "indexer").rglob("*.py")]:
+            if path.name in {"acks.py", "registry.py"}:
+                continue
+            text = path.read_text()
+            for name in writers:
+                if re.search(rf"(registry|store|positions)\.{name}\(", text):
+                    offenders.append(f"{path.relative_to(root)}: {name}")
+        assert offenders == []

@@ -124,7 +124,7 @@ class TestDeadLetterOfOverLongLine:
 
         from agent.deadletter import DeadLetter
         from agent.files import FileKey, Line
-        from agent.pipeline import over_long
+        from agent.reader import over_long
 
         head = b"\x00\xff" + b"a" * (HEAD_BYTES - 2)
         line = Line(FileKey(1, 2, "0" * 32), "/logs/a.log", 10, 10 + 9001, head, oversized=9000)

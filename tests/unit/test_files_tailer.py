@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.files import FileKey, Line, Registry, Tailer
+from agent.acks import Checkpointer
+from agent.files import Copied, Fact, FileKey, Gone, Line, Moved, Opened, Registry, Reset, Tailer
 from agent.files.identity import key_at
 
-MakeTailer = Callable[..., Tailer]
+MakeTailer = Callable[..., "Tailing"]
 
 needs_proc = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
 
@@ -91,16 +94,39 @@ def registry(tmp_path: Path) -> Registry:
     return Registry(tmp_path / "state")
 
 
+class Tailing(Tailer):
+    """The tailer as the pipeline uses it: its facts go to a checkpointer (the registry's
+    one writer) in stream order, and ``read`` returns the lines; facts are kept to inspect."""
+
+    def __init__(self, patterns: list[str], registry: Registry, **options: Any) -> None:
+        super().__init__(patterns, registry, **options)
+        self.checkpoints = Checkpointer(registry)
+        self.facts: list[Fact] = []
+
+    def read(self, max_lines: int, max_bytes: int) -> list[Line]:  # type: ignore[override]
+        lines: list[Line] = []
+        for entry in self.read_stream(max_lines, max_bytes):
+            if isinstance(entry, Line):
+                lines.append(entry)
+            else:
+                self.facts.append(entry)
+                self.checkpoints.apply(entry)
+        return lines
+
+    def read_stream(self, max_lines: int, max_bytes: int) -> list[Line | Fact]:
+        return super().read(max_lines, max_bytes)
+
+
 @pytest.fixture
 def make_tailer(registry: Registry) -> Iterator[MakeTailer]:
     """Build tailers (fast rescans unless told otherwise); all are stopped afterwards."""
     made: list[Tailer] = []
 
-    def make(*patterns: Path | str, start: bool = False, **options: object) -> Tailer:
+    def make(*patterns: Path | str, start: bool = False, **options: object) -> Tailing:
         chosen = options.pop("registry", registry)
         assert isinstance(chosen, Registry)
         settings: dict[str, object] = {"rescan_interval": 0.05, **options}
-        tailer = Tailer([str(p) for p in patterns], chosen, **settings)  # type: ignore[arg-type]
+        tailer = Tailing([str(p) for p in patterns], chosen, **settings)
         made.append(tailer)
         if start:
             tailer.start()
@@ -122,8 +148,8 @@ class TestReading:
         lines = drain(make_tailer(path))
         key = key_at(str(path), 1024)
         assert lines == [
-            Line(key=key, path=str(path), offset=0, end=8, data=b'{"a":1}'),  # type: ignore[arg-type]
-            Line(key=key, path=str(path), offset=8, end=17, data=b'{"b":22}'),  # type: ignore[arg-type]
+            Line(key, str(path), offset=0, end=8, data=b'{"a":1}', generation=1),  # type: ignore[arg-type]
+            Line(key, str(path), offset=8, end=17, data=b'{"b":22}', generation=1),  # type: ignore[arg-type]
         ]
 
     def test_crlf_and_blank_lines(self, tmp_path: Path, make_tailer: MakeTailer) -> None:
@@ -253,7 +279,9 @@ class TestLineSplitting:
         with tempfile.TemporaryDirectory() as directory:
             path = Path(directory) / "audit.log"
             path.write_bytes(b"")
-            tailer = Tailer([str(path)], Registry(Path(directory) / "state"), read_chunk=read_chunk)
+            tailer = Tailing(
+                [str(path)], Registry(Path(directory) / "state"), read_chunk=read_chunk
+            )
             got: list[Line] = []
             written = 0
             for bound in bounds:
@@ -393,3 +421,124 @@ class TestApi:
         """A tailer without any pattern is a configuration error."""
         with pytest.raises(ValueError, match="pattern"):
             Tailer([], registry)
+
+
+class ReadOnly:
+    """The registry with its writing methods out of reach: what the tailer gets to see."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.get = registry.get
+        self.find_fingerprint = registry.find_fingerprint
+
+
+class TestFacts:
+    def test_a_new_file_is_opened_before_its_lines(
+        self, tmp_path: Path, make_tailer: MakeTailer
+    ) -> None:
+        """The stream says "opened at 0" first; its lines carry that generation."""
+        path = tmp_path / "audit.log"
+        path.write_bytes(b"a\nb\n")
+        tailer = make_tailer(path)
+        stream = tailer.read_stream(100, 1 << 20)
+        key = key_at(str(path), 1024)
+        assert key is not None
+        assert stream[0] == Opened(key, str(path), 1, 0)
+        assert [(e.data, e.generation) for e in stream[1:] if isinstance(e, Line)] == [
+            (b"a", 1),
+            (b"b", 1),
+        ]
+
+    def test_resume_is_opened_at_the_checkpoint(
+        self, tmp_path: Path, registry: Registry, make_tailer: MakeTailer
+    ) -> None:
+        """A known file is opened at its acked offset."""
+        path = tmp_path / "audit.log"
+        path.write_bytes(b"one\ntwo\n")
+        key = key_at(str(path), 1024)
+        assert key is not None
+        registry.ack(key, str(path), 4)
+        stream = make_tailer(path).read_stream(100, 1 << 20)
+        assert stream[0] == Opened(key, str(path), 1, 4)
+
+    def test_truncation_in_place_is_a_reset_with_a_newer_generation(
+        self, tmp_path: Path, make_tailer: MakeTailer
+    ) -> None:
+        """Same first line after a truncation: a reset fact, then lines of the new generation."""
+        path = tmp_path / "audit.log"
+        path.write_bytes(b"header\nA-long-line\n")
+        tailer = make_tailer(path)
+        first = drain(tailer)
+        with path.open("r+b") as handle:
+            handle.truncate(0)
+        append(path, b"header\nC\n")
+        again = drain(tailer)
+        resets = [fact for fact in tailer.facts if isinstance(fact, Reset)]
+        assert [(r.key, r.generation) for r in resets] == [(first[0].key, 2)]
+        assert {line.generation for line in first} == {1}
+        assert {line.generation for line in again} == {2}
+
+    def test_rename_is_a_move(self, tmp_path: Path, make_tailer: MakeTailer) -> None:
+        """A file renamed within the patterns is reported under its new name."""
+        path = tmp_path / "audit.log"
+        path.write_bytes(b"a\n")
+        tailer = make_tailer(tmp_path / "audit.log*")
+        (line,) = drain(tailer)
+        path.rename(tmp_path / "audit.log.1")
+        eventually(lambda: any(isinstance(f, Moved) for f in tailer.facts), tailer)
+        assert Moved(line.key, str(tmp_path / "audit.log.1")) in tailer.facts
+
+    def test_copy_inherits_the_checkpoint(
+        self, tmp_path: Path, registry: Registry, make_tailer: MakeTailer
+    ) -> None:
+        """A copy of a known file continues at the original's acked offset and window."""
+        log = tmp_path / "audit.log"
+        log.write_bytes(b"1\n2\n3\n")
+        shipped = drain(make_tailer(log))
+        registry.mark_sent(shipped[0].key, str(log), 6)
+        registry.ack(shipped[0].key, str(log), 4)
+        copy = tmp_path / "audit.log.1"
+        shutil.copyfile(log, copy)
+        tailer = make_tailer(copy)
+        assert data(drain(tailer)) == [b"3"]
+        (copied,) = [fact for fact in tailer.facts if isinstance(fact, Copied)]
+        assert (copied.original, copied.acked, copied.sent) == (str(shipped[0].key), 4, 6)
+
+    @needs_proc
+    def test_deleted_and_drained_is_gone(self, tmp_path: Path, make_tailer: MakeTailer) -> None:
+        """A deleted file, once read to its end and closed, is reported gone."""
+        path = tmp_path / "audit.log"
+        path.write_bytes(b"a\n")
+        tailer = make_tailer(path, start=True)
+        (line,) = collect(tailer, 1)
+        path.unlink()
+        eventually(lambda: any(isinstance(f, Gone) for f in tailer.facts), tailer)
+        assert Gone(line.key, str(path)) in tailer.facts
+
+    def test_the_tailer_never_writes_the_registry(self, tmp_path: Path) -> None:
+        """Given only the reading half of the registry, a copy, a truncation and a rename
+        still work: every change is a fact in the stream, none is written."""
+        state = tmp_path / "state"
+        log = tmp_path / "audit.log"
+        log.write_bytes(b"header\nA\n")
+        registry = Registry(state)
+        key = key_at(str(log), 1024)
+        assert key is not None
+        registry.ack(key, str(log), 9)
+        registry.save()
+        saved = registry.path.read_bytes()
+        shutil.copyfile(log, tmp_path / "audit.log.1")
+        tailer = Tailer([str(tmp_path / "audit.log*")], ReadOnly(registry), rescan_interval=0.05)
+        stream = tailer.read(100, 1 << 20)
+        with log.open("r+b") as handle:
+            handle.truncate(0)
+        append(log, b"header\n")
+        deadline = time.monotonic() + 5
+        while not any(isinstance(e, Reset) for e in stream) and time.monotonic() < deadline:
+            stream += tailer.read(100, 1 << 20)
+            tailer.wait(0.02)
+        tailer.stop()
+        kinds = {type(entry) for entry in stream}
+        assert {Opened, Copied, Reset} <= kinds
+        assert registry.path.read_bytes() == saved
+        assert registry.get(key) is not None
+        assert registry.get(key).acked == 9  # type: ignore[union-attr]

@@ -9,8 +9,8 @@ import orjson
 import pytest
 
 from agent.normalize import Normalized, NormalizeOptions, Normalizer, Rejected, Skipped
-from agent.normalize.models import AuditRecord
 from devtools.simulate import iter_events
+from tests.unit.document_models import AuditRecord
 
 BASE: dict[str, Any] = {"action": "Flow Updated", "created": "2026-11-25T09:00:00Z"}
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "appmixer-audit.sample.ndjson"

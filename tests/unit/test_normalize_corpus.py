@@ -6,8 +6,8 @@ import orjson
 import pytest
 
 from agent.normalize import Normalized, NormalizeOptions, Normalizer, Rejected, Skipped, Source
-from agent.normalize.models import ChangeDocument, EventDocument
 from tests.unit.corpus.hostile import OK, REJECT, SKIP, Case, cases
+from tests.unit.document_models import ChangeDocument, EventDocument
 
 CASES = cases()
 NORMALIZER = Normalizer(NormalizeOptions(host_name="corpus", diff_max_depth=256))

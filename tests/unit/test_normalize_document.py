@@ -14,9 +14,9 @@ from agent import __version__
 from agent.config import load_settings
 from agent.normalize import Normalized, NormalizeOptions, Normalizer, Rejected, Skipped, Source
 from agent.normalize.document import ECS_VERSION
-from agent.normalize.models import ChangeDocument, EventDocument, field_names
 from common.stage import Stage
 from devtools.simulate import iter_events
+from tests.unit.document_models import ChangeDocument, EventDocument, field_names
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "appmixer-audit.sample.ndjson"
 SOURCE = Source(path="/var/log/appmixer/audit.log", file_id="2049:131:abcd", offset=0, host="pod-a")

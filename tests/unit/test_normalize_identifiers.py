@@ -9,7 +9,7 @@ import pytest
 
 from agent.normalize import Normalized, NormalizeOptions, Normalizer
 from agent.normalize.identifiers import MAX_DEPTH, MAX_IDS, related_ids, shaped_like_id
-from agent.normalize.models import EventDocument
+from tests.unit.document_models import EventDocument
 
 SOURCE_FLOW = "9c4673d7-a550-45a2-91c1-ad057fac0385"
 NEW_FLOW = "0b1f6a4e-2f9d-4c3e-9e0a-7d2c5b8a1f33"

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from agent.cli import cli
 from agent.normalize import Normalized, NormalizeOptions, Normalizer, Skipped
 from agent.normalize.catalog import CATALOG
-from devtools.simulate import DEFAULT_START_MS, WEIGHTS, iter_events, write_events
+from devtools.simulate import DEFAULT_START_MS, iter_events, weights, write_events
 
 
 def _lines(n: int, seed: int, **options: object) -> bytes:
@@ -32,7 +32,7 @@ class TestIterEvents:
             assert isinstance(outcome, Normalized), outcome
             assert outcome.event["appmixer"]["audit"]["catalog"] is True
             seen[outcome.event["event"]["action"]] += 1
-        assert set(seen) == {entry.code for entry in CATALOG} == set(WEIGHTS)
+        assert set(seen) == {entry.code for entry in CATALOG} == set(weights())
         assert seen.most_common(1)[0][0] == "flow.updated"
 
     def test_variety_of_spellings(self) -> None:

@@ -1,6 +1,7 @@
-"""Pydantic models: the input record and the output documents, as a typed contract.
+"""Pydantic models of the input record and the output documents: the tests' contract.
 
-The normalizer's hot path does not build these (validating every event through pydantic
+They live with the tests because only the tests use them. The normalizer's hot path does
+not build these (validating every event through pydantic
 costs more than the rest of the work together); it resolves the same alias tables and calls
 the same parsers. The models are the specification that tests hold the fast path to: every
 emitted document validates against ``EventDocument`` or ``ChangeDocument`` (unknown fields

@@ -1,0 +1,25 @@
+"""What the reader hands the settler through the buffer: lines with their fate, and facts.
+
+The reader normalizes and encodes each line on its own thread and buffers an :class:`Item`;
+the tailer's facts about files (:mod:`agent.files.facts`) travel in the same buffer, in
+order, so the settler applies them exactly between the lines they came between.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agent.files import Fact, Line
+from agent.normalize import Rejected, Skipped
+from indexer.sink import Parcel
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """A line and what it became; events are encoded (bytes are compact, dicts are not)."""
+
+    line: Line
+    outcome: Parcel | Skipped | Rejected
+
+
+Entry = Item | Fact

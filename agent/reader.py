@@ -1,0 +1,129 @@
+"""The reader thread: lines from the tailer, normalized and encoded, into the bounded buffer.
+
+Normalizing is pure and fast, so it stays on this thread, and so does encoding the documents
+to bytes (bytes are what the buffer's byte bound should count). When the buffer is full
+(events *or* bytes) ``put`` blocks: reading pauses and the file on disk holds the backlog,
+so memory stays flat however far behind Elasticsearch is. The tailer's facts go into the
+buffer in their place among the lines; nothing here touches the registry.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import orjson
+
+from agent.batch import BoundedBuffer
+from agent.files import Line, Tailer
+from agent.items import Entry, Item
+from agent.metrics import Health, Metrics
+from agent.normalize import Normalized, Normalizer, Rejected, Source
+from common.stage import Stage
+from indexer.sink import Parcel
+
+READ_MAX_LINES = 1000
+READ_MAX_BYTES = 1 << 20
+GAUGE_INTERVAL = 2.0
+ITEM_OVERHEAD = 512  # bytes of Python objects per buffered line beyond its data (measured)
+FACT_SIZE = 256  # what a fact is counted as in the buffer's byte bound
+
+
+class Reader:
+    """Reads until stopped (or, with ``once``, until every file is read to its end)."""
+
+    def __init__(
+        self,
+        tailer: Tailer,
+        normalizer: Normalizer,
+        buffer: BoundedBuffer[Entry],
+        *,
+        host_name: str,
+        line_max: int,
+        metrics: Metrics,
+        health: Health,
+        once: bool = False,
+    ) -> None:
+        self.tailer = tailer
+        self.normalizer = normalizer
+        self.buffer = buffer
+        self.host_name = host_name
+        self.line_max = line_max
+        self.metrics = metrics
+        self.health = health
+        self.once = once
+        self.stopping = threading.Event()
+        self.behind = 0  # bytes not yet read, over all files
+        self.partial: dict[str, int] = {}  # per path, bytes of an unfinished last line
+
+    def run(self) -> None:
+        """The loop; closes the buffer when it ends, so the settler drains and finishes."""
+        last_gauges = 0.0
+        try:
+            while not self.stopping.is_set():
+                self.health.beat("reader")
+                now = time.monotonic()
+                if now - last_gauges >= GAUGE_INTERVAL:
+                    last_gauges = now
+                    self._observe_files()
+                entries = self.tailer.read(READ_MAX_LINES, READ_MAX_BYTES)
+                if not entries:
+                    if self.once and self.tailer.idle():
+                        break
+                    self.tailer.wait(0.5)
+                    continue
+                for entry in entries:  # stopping leaves the rest to be read again next time
+                    if self.stopping.is_set() or not self._put(entry):
+                        return
+        finally:
+            self._observe_files()
+            self.partial = self.tailer.pending_partial()
+            self.health.finished("reader")
+            self.buffer.close()
+
+    def prepare(self, line: Line) -> Item:
+        """Normalize and encode one line; an over-long line or an unencodable document is a
+        rejection."""
+        if line.oversized:
+            return Item(line, over_long(line, self.line_max))
+        source = Source(line.path, line.key.content_id, line.offset, self.host_name)
+        outcome = self.normalizer(line.data, source)
+        if not isinstance(outcome, Normalized):
+            return Item(line, outcome)
+        try:
+            parcel = Parcel.of(outcome.event_id, outcome.event, outcome.changes)
+        except (TypeError, orjson.JSONEncodeError) as exc:
+            return Item(line, Rejected(f"cannot encode the document: {exc}"))
+        return Item(line, parcel)
+
+    def _put(self, read: Line | Entry) -> bool:
+        """Buffer one line (prepared) or fact, waiting while full; False when stopping."""
+        if isinstance(read, Line):
+            item = self.prepare(read)
+            size = len(read.data) + ITEM_OVERHEAD
+            if isinstance(item.outcome, Parcel):
+                size += len(item.outcome)
+            entry: Entry = item
+        else:
+            entry, size = read, FACT_SIZE
+        while not self.buffer.put(entry, size, timeout=0.5):
+            self.health.beat("reader")
+            if self.stopping.is_set() or self.buffer.closed:
+                return False
+        if isinstance(entry, Item):
+            self.metrics.read()
+        return True
+
+    def _observe_files(self) -> None:
+        lag = self.tailer.lag()
+        self.behind = sum(lag.values())
+        self.metrics.set_lag(lag)
+
+
+def over_long(line: Line, line_max: int) -> Rejected:
+    """A line longer than ``LINE_MAX_BYTES``: dead-lettered with its length and first bytes."""
+    return Rejected(
+        f"line of {line.oversized} bytes is longer than LINE_MAX_BYTES ({line_max}); "
+        f"the dead letter keeps its first {len(line.data)} bytes",
+        stage=Stage.DECODE,
+    )

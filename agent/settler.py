@@ -1,0 +1,217 @@
+"""The settler: every buffered line gets its one fate, and checkpoints follow, in order.
+
+It takes what the reader buffered, in batches (count, bytes, time), and for each batch:
+
+1. applies the tailer's facts and registers every line with the checkpointer, in stream
+   order, so each fact lands exactly between the lines it came between;
+2. settles skipped lines at once, and rejected ones once their dead letters are durable;
+3. records the replay window (``mark_sent``, written to disk) *before* the bulk request;
+4. ships the events; each shipment carries its :class:`Claim` (the line and the ticket that
+   settles it), so an answer finds its line without any lookup;
+5. dead-letters what Elasticsearch refused, then settles every event whose fate is final.
+
+Its collaborators are injected (the sink, the dead-letter file, the checkpointer, the retry
+loop), so it is tested with fakes and a fake clock, without threads or a node. It owns the
+finalizer's state and is used from one thread only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from agent.acks import Checkpointer, Ticket
+from agent.batch import Batch, Batcher, BatchLimits, BoundedBuffer
+from agent.deadletter import DeadLetter
+from agent.files import FileKey, Line
+from agent.items import Entry, Item
+from agent.metrics import Metrics
+from agent.normalize import Rejected, Skipped
+from common.log import get_logger
+from common.retry import Retrier
+from common.stage import Stage
+from indexer.dedup import ReplayWindow
+from indexer.outcomes import Delivered, Duplicate, Refused
+from indexer.sink import EventResult, Shipment
+
+log = get_logger("agent.settler")
+
+FORGET_INTERVAL = 600.0  # how often registry entries of long-gone files are looked at
+FORGET_AFTER = 86_400.0  # a file gone from disk and untouched this long is forgotten
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What travels with a shipment: its line, and the ticket that settles it."""
+
+    line: Line
+    ticket: Ticket[FileKey]
+
+
+class Sink(Protocol):
+    """Delivers shipments, one result per shipment in order (``indexer.sink.BulkSink``)."""
+
+    def ship(self, shipments: Sequence[Shipment[Claim]]) -> list[EventResult[Claim]]: ...
+
+
+class DeadLetters(Protocol):
+    """Appends dead letters durably or raises ``OSError`` (``agent.deadletter``)."""
+
+    def write(self, letters: Sequence[DeadLetter]) -> None: ...
+
+
+class Settler:
+    """Settles batches of buffered lines; see the module docstring."""
+
+    def __init__(
+        self,
+        sink: Sink,
+        dead_letters: DeadLetters,
+        checkpoints: Checkpointer,
+        *,
+        window: ReplayWindow,
+        retrier: Retrier,
+        metrics: Metrics,
+        events_target: str,
+        changes_target: str,
+    ) -> None:
+        self.sink = sink
+        self.dead_letters = dead_letters
+        self.checkpoints = checkpoints
+        self.window = window
+        self.retrier = retrier
+        self.metrics = metrics
+        self.events_target = events_target
+        self.changes_target = changes_target
+
+    def settle(self, entries: Sequence[Entry]) -> int:
+        """Settle one batch: facts and skips at once, rejections and events once durable.
+
+        Returns how many events were in it (for the batch log).
+        """
+        settled: list[Ticket[FileKey]] = []
+        letters: list[tuple[Ticket[FileKey], DeadLetter]] = []
+        shipments: list[Shipment[Claim]] = []
+        for entry in entries:
+            if not isinstance(entry, Item):
+                self.checkpoints.apply(entry)
+                continue
+            line, outcome = entry.line, entry.outcome
+            ticket = self.checkpoints.register(
+                line.key, line.generation, line.path, line.offset, line.end
+            )
+            if isinstance(outcome, Skipped):
+                settled.append(ticket)
+            elif isinstance(outcome, Rejected):
+                letters.append((ticket, DeadLetter.rejected(line, outcome)))
+            else:
+                verify = bool(self.window) and self.window.covers(
+                    line.key.content_id, str(line.key), line.offset
+                )
+                shipments.append(Shipment(Claim(line, ticket), outcome, verify))
+        self.metrics.skip(len(settled))
+        records = [letter for _, letter in letters]
+        if records and self._write_dead_letters(records):
+            for letter in records:
+                self.metrics.dead_letter(str(letter.stage))
+            settled.extend(ticket for ticket, _ in letters)
+        self.checkpoints.settle(settled)
+        if shipments and self._mark_sent(shipments):
+            self.checkpoints.settle(self._ship(shipments))
+        return len(shipments)
+
+    def run(
+        self,
+        buffer: BoundedBuffer[Entry],
+        limits: BatchLimits,
+        *,
+        heartbeat: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """The sender loop: batches from the buffer until it is closed and drained, or until
+        the interrupt (the shutdown grace ran out); periodic checkpoint writes in between."""
+        batcher: Batcher[Entry] = Batcher(limits, clock)
+        forgotten_at = float("-inf")
+        while not self.retrier.interrupt.is_set():
+            heartbeat()
+            deadline = batcher.deadline()
+            wait = 0.5 if deadline is None else min(0.5, max(0.0, deadline - clock()))
+            taken = buffer.get(batcher.room(), timeout=wait)
+            for entry, size in taken:
+                self._settle_batch(batcher.add(entry, size))
+            if not taken and buffer.closed:
+                self._settle_batch(batcher.flush("drain"))
+                break
+            self._settle_batch(batcher.poll())
+            self.checkpoints.save()  # throttled: at most every checkpoint interval
+            if clock() - forgotten_at >= FORGET_INTERVAL:
+                forgotten_at = clock()
+                self.checkpoints.forget(older_than=FORGET_AFTER)
+
+    def _settle_batch(self, batch: Batch[Entry] | None) -> None:
+        if batch is None:
+            return
+        started = time.perf_counter()
+        events = self.settle(batch.items)
+        log.debug(
+            "batch_processed",
+            lines=len(batch),
+            events=events,
+            bytes=batch.size,
+            closed_by=batch.reason,
+            seconds=round(time.perf_counter() - started, 4),
+        )
+
+    def _write_dead_letters(self, letters: list[DeadLetter]) -> bool:
+        """Durable before acknowledged; retried until written, False only when interrupted."""
+        return self.retrier.call(
+            lambda: self.dead_letters.write(letters),
+            retry_on=(OSError,),
+            event="dead_letter_write_failed",
+        )
+
+    def _mark_sent(self, shipments: list[Shipment[Claim]]) -> bool:
+        """Record the replay window durably before the request can reach the index."""
+        ends: dict[FileKey, tuple[str, int]] = {}
+        for line in (shipment.tag.line for shipment in shipments):
+            ends[line.key] = (line.path, max(line.end, ends.get(line.key, ("", 0))[1]))
+        for key, (_path, end) in ends.items():
+            self.window.note_sent(key.content_id, str(key), end)
+        return self.checkpoints.mark_sent(ends)
+
+    def _ship(self, shipments: list[Shipment[Claim]]) -> list[Ticket[FileKey]]:
+        """Ship events; return the tickets of every event whose fate is now settled.
+
+        An event refused by Elasticsearch is a dead-lettered line. A refused change document
+        is dead-lettered with its event's line while the line itself counts as shipped.
+        """
+        done: list[Ticket[FileKey]] = []
+        letters: list[DeadLetter] = []
+        shipped = duplicates = changes = refused = 0
+        for result in self.sink.ship(shipments):
+            if not result.acknowledged:
+                continue  # interrupted at shutdown: read again next time
+            claim, event_id = result.shipment.tag, result.shipment.event_id
+            if isinstance(result.outcome, Refused):
+                letters.append(DeadLetter.refused(
+                    claim.line, result.outcome, event_id=event_id, target=self.events_target,
+                ))  # fmt: skip
+            for change_id, why in result.rejected_changes:
+                letters.append(DeadLetter.refused(
+                    claim.line, why, event_id=event_id, change_id=change_id,
+                    target=self.changes_target,
+                ))  # fmt: skip
+            refused += isinstance(result.outcome, Refused)
+            duplicates += isinstance(result.outcome, Duplicate)
+            shipped += isinstance(result.outcome, Delivered)
+            changes += result.changes_delivered
+            done.append(claim.ticket)
+        if letters and not self._write_dead_letters(letters):
+            return []  # interrupted before the letters were durable: settle nothing
+        self.metrics.shipped(shipped, changes)
+        self.metrics.duplicate(duplicates)
+        self.metrics.dead_letter(str(Stage.INDEX), refused)
+        self.metrics.change_rejected(len(letters) - refused)
+        return done
