@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import structlog
 
 from agent.cli.options import client_for
 from agent.config import ConfigError, load_settings, without_userinfo
@@ -125,12 +126,16 @@ class TestVerification:
 
     def test_turning_it_off_warns_every_time(self, capsys: pytest.CaptureFixture[str]) -> None:
         """--no-es-verify-certs works, and each client built that way logs a warning."""
+        saved = structlog.get_config()  # the captured stderr closes after this test
         configure_logging("info", json=True)
-        settings = load_settings(es_url="https://es.example:9200", es_verify_certs=False)
-        for _ in range(2):
-            client = client_for(settings)
-            assert client.transport.node_pool.get().config.verify_certs is False
-            client.close()
+        try:
+            settings = load_settings(es_url="https://es.example:9200", es_verify_certs=False)
+            for _ in range(2):
+                client = client_for(settings)
+                assert client.transport.node_pool.get().config.verify_certs is False
+                client.close()
+        finally:
+            structlog.configure(**saved)
         assert capsys.readouterr().err.count("tls_verification_disabled") == 2
 
 
