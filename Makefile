@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-all bench-compiled clean-node ecs-schema image compose-env
+.PHONY: demo test lint bench bench-all bench-compiled clean-node ecs-schema image compose-env test-testcontainers
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,10 @@ bench-compiled: $(STAMP)
 ## The sidecar image, appmixer-audit:<version>, with docker or podman; prints its reference last.
 image:
 	@deploy/image.sh
+
+## The integration suite on an Elasticsearch container from testcontainers, through podman.
+test-testcontainers: $(STAMP)
+	tests/container/testcontainers.sh -q
 
 clean-node: $(STAMP)
 	$(BIN)/appmixer-audit dev-es stop

@@ -50,6 +50,7 @@ NON_SETTING_VARIABLES = frozenset(
         "KEEP_TEST_NODE",
         "KEEP_TEST_DATA",
         "TEST_IMAGE",
+        "ES_IMAGE",
         "ECS_FLAT",
         "VERSION",
     }

@@ -11,8 +11,6 @@ dev node started with ``security=True``, beside the plain one on ports of its ow
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -81,30 +79,69 @@ def url_from_env(env: Mapping[str, str]) -> str | None:
     return None
 
 
+# The image the testcontainers path runs: Elastic's, unless a locally built one is named
+# (tests/container/es-image.sh makes one where no registry serves Elastic's image).
+ES_IMAGE_ENV = "APPMIXER_AUDIT_ES_IMAGE"
+# What the dev node sets too, so tests behave the same on either kind of node.
+CONTAINER_SETTINGS = {
+    "ES_JAVA_OPTS": f"-Xms{TEST_NODE_HEAP} -Xmx{TEST_NODE_HEAP}",
+    "action.destructive_requires_name": "false",
+    "cluster.routing.allocation.disk.threshold_enabled": "false",
+}
+
+
 def docker_answers() -> bool:
-    if shutil.which("docker") is None:
+    """A Docker engine answers where docker-py looks (``DOCKER_HOST``, else the default
+    socket); podman's Docker-compatible socket (``podman system service``) counts."""
+    try:
+        import docker
+        from docker.errors import DockerException
+    except ImportError:
         return False
     try:
-        result = subprocess.run(
-            ["docker", "info", "--format", "{{.ServerVersion}}"],
-            capture_output=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
+        client = docker.from_env(timeout=10)
+    except DockerException:
         return False
-    return result.returncode == 0 and bool(result.stdout.strip())
+    try:
+        return bool(client.ping())
+    except (DockerException, OSError, ValueError):
+        return False
+    finally:
+        client.close()
+
+
+def container_image() -> str:
+    from devtools.devnode import ES_VERSION
+
+    given = os.environ.get(ES_IMAGE_ENV, "").strip()
+    return given or f"docker.elastic.co/elasticsearch/elasticsearch:{ES_VERSION}"
 
 
 @contextmanager
 def _container() -> Iterator[str]:
-    from testcontainers.elasticsearch import ElasticSearchContainer
+    """A single-node Elasticsearch container for the session, removed at its end.
 
-    from devtools.devnode import ES_VERSION
+    The fixture removes the container itself rather than leaving it to testcontainers'
+    reaper (Ryuk), which must be disabled (``TESTCONTAINERS_RYUK_DISABLED=true``) where its
+    image cannot be pulled. The image tag must carry the version: testcontainers reads the
+    major version from it to choose its settings.
+    """
+    from testcontainers.community.elasticsearch import ElasticSearchContainer
+    from testcontainers.core.wait_strategies import HttpWaitStrategy
 
-    image = f"docker.elastic.co/elasticsearch/elasticsearch:{ES_VERSION}"
-    with ElasticSearchContainer(image, mem_limit="2g") as container:
-        yield container.get_url()
+    container = ElasticSearchContainer(container_image(), mem_limit="2g")
+    # Cluster health rather than "/": the integ-test distribution has no handler for "/".
+    # A node starts in about 30 s on a quiet machine, several times that on a busy one.
+    ready = HttpWaitStrategy(container.port, "/_cluster/health").with_startup_timeout(600)
+    container.waiting_for(ready)
+    for key, value in CONTAINER_SETTINGS.items():
+        container.with_env(key, value)
+    try:
+        container.start()
+        host = container.get_container_host_ip()
+        yield f"http://{host}:{container.get_exposed_port(container.port)}"
+    finally:
+        container.stop()
 
 
 @contextmanager

@@ -7,12 +7,11 @@ first) and skips the build.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 
 import pytest
 
-from tests.container.tools import REPO, missing, podman, podman_env, podman_works
+from tests.container.tools import REPO, image_from, missing, podman, podman_works
 
 
 @pytest.fixture(scope="session")
@@ -30,14 +29,4 @@ def image(podman_ready: None) -> Iterator[str]:
             pytest.fail(f"APPMIXER_AUDIT_TEST_IMAGE={given} is not an image podman has")
         yield given
         return
-    result = subprocess.run(
-        [str(REPO / "deploy" / "image.sh")],
-        capture_output=True,
-        text=True,
-        env={**podman_env(), "ENGINE": "podman"},
-        check=False,
-        timeout=1800,
-    )
-    if result.returncode != 0:
-        pytest.fail(f"deploy/image.sh failed: {result.stderr.strip()[-1500:]}")
-    yield result.stdout.strip().splitlines()[-1]
+    yield image_from(REPO / "deploy" / "image.sh", ENGINE="podman")

@@ -255,16 +255,22 @@ class TestKubernetes:
         assert context["allowPrivilegeEscalation"] is False
         assert context["capabilities"]["drop"] == ["ALL"]
 
-    def test_api_key_from_a_secret(self) -> None:
-        """The key comes from the Secret shipped beside the Deployment, under a real setting."""
-        agent = _agent_container(_deployment())
-        env = {e["name"]: e for e in agent["env"]}
+    def test_api_key_from_a_secret_file(self) -> None:
+        """The key is read from the Secret shipped beside the Deployment, mounted as a file."""
+        deployment = _deployment()
+        agent = _agent_container(deployment)
+        env = {e["name"]: e.get("value") for e in agent["env"]}
         assert set(env) <= _setting_names()
-        ref = env["APPMIXER_AUDIT_ES_API_KEY"]["valueFrom"]["secretKeyRef"]
+        key_file = Path(env["APPMIXER_AUDIT_ES_API_KEY_FILE"])
+        (mount,) = [m for m in agent["volumeMounts"] if m["mountPath"] == str(key_file.parent)]
+        assert mount["readOnly"] is True
+        volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+        source = volumes[mount["name"]]["secret"]
         secret = yaml.safe_load((KUBERNETES / "secret.yaml").read_text())
         assert secret["kind"] == "Secret"
-        assert ref["name"] == secret["metadata"]["name"]
-        assert ref["key"] in secret["stringData"]
+        assert source["secretName"] == secret["metadata"]["name"]
+        assert key_file.name in secret["stringData"]
+        assert source["defaultMode"] & 0o007 == 0  # not world-readable
 
     def test_resources_cover_the_measured_peak(self) -> None:
         """Requests cover the measured idle RSS (54 MiB); the limit the backfill peak (172 MiB)."""

@@ -102,6 +102,21 @@ def podman(
     return result
 
 
+def image_from(script: Path, **env: str) -> str:
+    """Run an image-building script (podman environment); its last output line names the image."""
+    result = subprocess.run(
+        [str(script)],
+        capture_output=True,
+        text=True,
+        env={**podman_env(), **env},
+        check=False,
+        timeout=1800,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"{script.name} failed: {result.stderr.strip()[-1500:]}")
+    return result.stdout.strip().splitlines()[-1]
+
+
 def run_tool(command: Sequence[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         list(command), capture_output=True, text=True, check=False, timeout=300, **kwargs
