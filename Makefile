@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-all bench-compiled clean-node ecs-schema image compose-env test-testcontainers
+.PHONY: demo test lint bench bench-all bench-compiled clean-node ecs-schema image compose-env test-testcontainers es-plugin
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -80,6 +80,10 @@ image:
 ## The integration suite on an Elasticsearch container from testcontainers, through podman.
 test-testcontainers: $(STAMP)
 	tests/container/testcontainers.sh -q
+
+## The analysis plugin a secured dev node needs (built once with Maven, cached outside the repo).
+es-plugin: $(STAMP)
+	$(BIN)/appmixer-audit dev-es build-plugin
 
 clean-node: $(STAMP)
 	$(BIN)/appmixer-audit dev-es stop

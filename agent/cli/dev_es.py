@@ -137,6 +137,20 @@ def start(
     click.echo(url)
 
 
+@dev_es.command("build-plugin")
+def build_plugin() -> None:
+    """Build (once, with Maven) the analysis plugin --security installs; print its zip."""
+    from devtools.devnode import DevNodeError, cache_dir, find_java
+    from devtools.secure import SecureSetupError
+    from devtools.secure import build_plugin as build
+
+    try:
+        click.echo(build(cache_dir(), find_java()))
+    except (DevNodeError, SecureSetupError) as exc:
+        click.echo(f"appmixer-audit: {exc}", err=True)
+        sys.exit(EXIT_FAILURE)
+
+
 @dev_es.command()
 @_node_options
 def stop(name: str, port: int, transport_port: int) -> None:
