@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agent.chain.state import Place
 from agent.files import Fact, Line
 from agent.normalize import Rejected, Skipped
 from indexer.sink import Parcel
@@ -20,6 +21,7 @@ class Item:
 
     line: Line
     outcome: Parcel | Skipped | Rejected
+    chain: Place  # its place in its stream's hash chain
 
 
 Entry = Item | Fact

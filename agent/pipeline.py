@@ -26,6 +26,8 @@ from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from agent.acks import Checkpointer
 from agent.batch import BatchLimits, BoundedBuffer
+from agent.chain.checkpoint import ChainKey
+from agent.chain.store import Keeper
 from agent.config import Settings
 from agent.deadletter import DeadLetterFile
 from agent.files import Registry, Tailer
@@ -36,6 +38,7 @@ from agent.reader import Reader
 from agent.settler import Settler
 from common.log import get_logger
 from common.retry import Retrier, RetryPolicy
+from indexer.chain import write_checkpoint
 from indexer.dedup import ReplayWindow
 from indexer.sink import BulkSink
 
@@ -73,13 +76,24 @@ def wire(
     )
     metrics.track_buffer(buffer)
     retrier = Retrier(policy, threading.Event(), heartbeat=lambda: health.beat("sender"))
-    checkpoints = Checkpointer(registry, interval=CHECKPOINT_INTERVAL, retrier=retrier)
+    keeper = Keeper(
+        settings.host_name,
+        settings.state_dir,
+        ChainKey.from_file(settings.chain_key_file) if settings.chain_key_file else None,
+        lambda checkpoint: write_checkpoint(
+            es.options(request_timeout=10, max_retries=0), settings.checkpoints_target, checkpoint
+        ),
+        interval=settings.chain_checkpoint_interval,
+    )
+    store = keeper.wrap(registry, lambda key: key.content_id)
+    checkpoints = Checkpointer(store, interval=CHECKPOINT_INTERVAL, retrier=retrier)
     dead_letters = DeadLetterFile(settings.dead_letter_dir)
     window = ReplayWindow((p.content_id, p.key, p.acked, p.sent) for p in registry.positions())
     reader = Reader(
         tailer,
         Normalizer(NormalizeOptions.from_settings(settings)),
         buffer,
+        chains=keeper.chains,
         host_name=settings.host_name,
         line_max=settings.line_max_bytes,
         metrics=metrics,
@@ -93,6 +107,7 @@ def wire(
         sink,
         dead_letters,
         checkpoints,
+        keeper=keeper,
         window=window,
         retrier=retrier,
         metrics=metrics,
@@ -209,6 +224,7 @@ class Pipeline:
         """Write the final checkpoint and release files (idempotent)."""
         self.reader.tailer.stop()
         self.settler.checkpoints.save(force=True)
+        self.settler.keeper.sign(force=True)  # the heads just saved, signed before stopping
         self.dead_letters.close()
 
     def summary(self) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import time
 import orjson
 
 from agent.batch import BoundedBuffer
+from agent.chain.state import Chains
 from agent.files import Line, Tailer
 from agent.items import Entry, Item
 from agent.metrics import Health, Metrics
@@ -38,6 +39,7 @@ class Reader:
         normalizer: Normalizer,
         buffer: BoundedBuffer[Entry],
         *,
+        chains: Chains,
         host_name: str,
         line_max: int,
         metrics: Metrics,
@@ -47,6 +49,7 @@ class Reader:
         self.tailer = tailer
         self.normalizer = normalizer
         self.buffer = buffer
+        self.chains = chains
         self.host_name = host_name
         self.line_max = line_max
         self.metrics = metrics
@@ -82,19 +85,24 @@ class Reader:
             self.buffer.close()
 
     def prepare(self, line: Line) -> Item:
-        """Normalize and encode one line; an over-long line or an unencodable document is a
-        rejection."""
+        """Normalize, chain (in read order) and encode one line. An over-long line or an
+        unencodable document is a rejection; the latter, an event, is a declared gap in its
+        chain."""
+        key, content = str(line.key), line.key.content_id
         if line.oversized:
-            return Item(line, over_long(line, self.line_max))
+            place = self.chains.advance(key, content, line.offset, line.end, None)
+            return Item(line, over_long(line, self.line_max), place)
         source = Source(line.path, line.key.content_id, line.offset, self.host_name)
         outcome = self.normalizer(line.data, source)
+        event = (outcome.event_id, outcome.event) if isinstance(outcome, Normalized) else None
+        chain = self.chains.advance(key, content, line.offset, line.end, event)
         if not isinstance(outcome, Normalized):
-            return Item(line, outcome)
+            return Item(line, outcome, chain)
         try:
             parcel = Parcel.of(outcome.event_id, outcome.event, outcome.changes)
         except (TypeError, orjson.JSONEncodeError) as exc:
-            return Item(line, Rejected(f"cannot encode the document: {exc}"))
-        return Item(line, parcel)
+            return Item(line, Rejected(f"cannot encode the document: {exc}"), chain)
+        return Item(line, parcel, chain)
 
     def _put(self, read: Line | Entry) -> bool:
         """Buffer one line (prepared) or fact, waiting while full; False when stopping."""

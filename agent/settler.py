@@ -24,6 +24,7 @@ from typing import Protocol
 
 from agent.acks import Checkpointer, Ticket
 from agent.batch import Batch, Batcher, BatchLimits, BoundedBuffer
+from agent.chain.store import Keeper
 from agent.deadletter import DeadLetter
 from agent.files import FileKey, Line
 from agent.items import Entry, Item
@@ -71,6 +72,7 @@ class Settler:
         dead_letters: DeadLetters,
         checkpoints: Checkpointer,
         *,
+        keeper: Keeper,
         window: ReplayWindow,
         retrier: Retrier,
         metrics: Metrics,
@@ -80,6 +82,7 @@ class Settler:
         self.sink = sink
         self.dead_letters = dead_letters
         self.checkpoints = checkpoints
+        self.keeper = keeper  # the hash chains: each line's place, gaps, signed checkpoints
         self.window = window
         self.retrier = retrier
         self.metrics = metrics
@@ -102,9 +105,11 @@ class Settler:
             ticket = self.checkpoints.register(
                 line.key, line.generation, line.path, line.offset, line.end
             )
+            self.keeper.ledger.note(str(line.key), line.end, entry.chain)
             if isinstance(outcome, Skipped):
                 settled.append(ticket)
             elif isinstance(outcome, Rejected):
+                self.keeper.ledger.refused(str(line.key), line.end, outcome.reason)
                 letters.append((ticket, DeadLetter.rejected(line, outcome)))
             else:
                 verify = bool(self.window) and self.window.covers(
@@ -146,6 +151,7 @@ class Settler:
                 break
             self._settle_batch(batcher.poll())
             self.checkpoints.save()  # throttled: at most every checkpoint interval
+            self.keeper.sign()  # when CHAIN_CHECKPOINT_INTERVAL has passed
             if clock() - forgotten_at >= FORGET_INTERVAL:
                 forgotten_at = clock()
                 self.checkpoints.forget(older_than=FORGET_AFTER)
@@ -195,6 +201,8 @@ class Settler:
                 continue  # interrupted at shutdown: read again next time
             claim, event_id = result.shipment.tag, result.shipment.event_id
             if isinstance(result.outcome, Refused):
+                line = claim.line
+                self.keeper.ledger.refused(str(line.key), line.end, result.outcome.describe())
                 letters.append(DeadLetter.refused(
                     claim.line, result.outcome, event_id=event_id, target=self.events_target,
                 ))  # fmt: skip

@@ -172,6 +172,12 @@ class CheckpointStore(Protocol[K_contra]):
 
     def mark_sent(self, key: K_contra, path: str, end: int, /) -> None: ...
 
+    def reset(self, key: K_contra, path: str, /) -> None: ...
+
+    def move(self, key: K_contra, path: str, /) -> None: ...
+
+    def forget(self, older_than: float) -> int: ...
+
     def save(self) -> None: ...
 
 
@@ -204,6 +210,15 @@ class ChainedStore(Generic[K]):
 
     def mark_sent(self, key: K, path: str, end: int, /) -> None:
         self.inner.mark_sent(key, path, end)
+
+    def reset(self, key: K, path: str, /) -> None:
+        self.inner.reset(key, path)
+
+    def move(self, key: K, path: str, /) -> None:
+        self.inner.move(key, path)
+
+    def forget(self, older_than: float) -> int:
+        return self.inner.forget(older_than)
 
     def save(self) -> None:
         self.chains.save()

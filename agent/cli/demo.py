@@ -1,13 +1,17 @@
 """``appmixer-audit demo``: the one-command tour on the embedded default.
 
 Starts (or reuses) the local dev node, installs the templates, writes simulated Appmixer
-audit logs, ships them with ``run --once`` and prints the newest events as the seed's table.
+audit logs, ships them with ``run --once`` (their hash chains signed with a demo key made
+on the first run), checks them with ``verify`` and prints the newest events as the seed's
+table.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -53,6 +57,11 @@ def demo(events: int, seed: int, workdir: Path, namespace: str) -> None:
     # The same seed gives the same events: a rerun rewrites the file instead of appending a
     # second copy, and the agent recognises content it has already shipped.
     log_file.unlink(missing_ok=True)
+    key_file = workdir / "chain.key"
+    if not key_file.exists():
+        key_file.write_text(os.urandom(32).hex() + "\n")
+        key_file.chmod(0o600)
+    started = datetime.now(UTC).isoformat()
 
     steps: list[tuple[str, list[str]]] = [
         ("installing index templates", [*me, "setup", *common]),
@@ -75,11 +84,16 @@ def demo(events: int, seed: int, workdir: Path, namespace: str) -> None:
                 *common,
             ],
         ),
+        (
+            "verifying the hash chains against the signed checkpoints",
+            [*me, "verify", "--key-file", str(key_file), "--since", started, *common],
+        ),
         ("the ten newest events", [*me, "search", "--size", "10", *common]),
     ]
+    env = {**os.environ, "APPMIXER_AUDIT_CHAIN_KEY_FILE": str(key_file)}
     for title, command in steps:
         _step(title)
-        result = subprocess.run(command, check=False)
+        result = subprocess.run(command, check=False, env=env)
         if result.returncode not in (0, 3):
             click.echo(f"appmixer-audit: demo step failed: {title}", err=True)
             sys.exit(EXIT_FAILURE)

@@ -151,6 +151,7 @@ class TestVerifyOnTheNode:
         settings, ids = shipped["settings"], shipped["ids"]
         target = settings.events_target
         early = ids[5]
+        es.indices.refresh(index=target)
         found = es.search(
             index=target, query={"ids": {"values": [early]}}, seq_no_primary_term=True
         )

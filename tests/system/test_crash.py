@@ -7,6 +7,7 @@ import random
 import threading
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 import orjson
 import pytest
@@ -31,11 +32,12 @@ RATE = 1500.0  # lines a second: the writer runs about 20 s, across all the kill
 class Writer(threading.Thread):
     """Appends simulated events at a steady rate; renames the file once, half-way."""
 
-    def __init__(self, path: Path, events: int, seed: int) -> None:
+    def __init__(self, path: Path, events: int, seed: int, rate: float = RATE) -> None:
         super().__init__(name="writer", daemon=True)
         self.path = path
         self.events = events
         self.seed = seed
+        self.rate = rate
         self.rotated_at: float | None = None
         self.error: BaseException | None = None
 
@@ -50,19 +52,24 @@ class Writer(threading.Thread):
         out = self.path.open("ab")
         try:
             for index, record in enumerate(iter_events(self.events, self.seed)):
-                if index == self.events // 2:
-                    out.close()
-                    self.path.rename(self.path.with_name(self.path.name + ".1"))
-                    self.rotated_at = time.monotonic()
-                    out = self.path.open("ab")
+                out = self.rotate(index, out)
                 out.write(orjson.dumps(record) + b"\n")
                 if index % 50 == 0:
                     out.flush()
-                    delay = started + index / RATE - time.monotonic()
+                    delay = started + index / self.rate - time.monotonic()
                     if delay > 0:
                         time.sleep(delay)
         finally:
             out.close()
+
+    def rotate(self, index: int, out: BinaryIO) -> BinaryIO:
+        """Before line ``index``: rename the file half-way; the handle to write on next."""
+        if index != self.events // 2:
+            return out
+        out.close()
+        self.path.rename(self.path.with_name(self.path.name + ".1"))
+        self.rotated_at = time.monotonic()
+        return self.path.open("ab")
 
 
 def roll_over(es: Elasticsearch, namespace: str) -> None:

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from agent.acks import Checkpointer
+from agent.chain.link import Head
+from agent.chain.state import Place
+from agent.chain.store import Keeper
 from agent.deadletter import DeadLetter
 from agent.files import FileKey, Line, Opened, Reset
 from agent.items import Entry, Item
@@ -19,6 +23,9 @@ from indexer.dedup import ReplayWindow
 from indexer.outcomes import Delivered, Duplicate, ItemOutcome, Refused, Retry
 from indexer.sink import EventResult, Parcel, Shipment
 from tests.fakes import FakeClock, MemoryStore
+
+PLACE = Place(Head.genesis("test-stream"))  # the chain is the ledger's business, not tested here
+NO_STATE = Path("/nonexistent/appmixer-audit-chain-state")  # never written: no key, no save
 
 KEY = FileKey(7, 11, "c" * 32)
 PATH = "/logs/audit.log"
@@ -99,6 +106,7 @@ class Rig:
             self.sink,
             self.dead_letters,
             self.checkpoints,
+            keeper=Keeper("test-host", NO_STATE, None, lambda _checkpoint: None),
             window=window if window is not None else ReplayWindow(),
             retrier=self.retrier,
             metrics=self.metrics,
@@ -124,15 +132,15 @@ def line(n: int, *, generation: int = 1, start: int | None = None, size: int = 1
 
 def event(n: int, changes: int = 0, **kw: int) -> Item:
     parcel = Parcel.of(f"ev-{n}", {"n": n}, [(f"ev-{n}-c{c}", {"c": c}) for c in range(changes)])
-    return Item(line(n, **kw), parcel)
+    return Item(line(n, **kw), parcel, PLACE)
 
 
 def skipped(n: int) -> Item:
-    return Item(line(n), Skipped("empty line"))
+    return Item(line(n), Skipped("empty line"), PLACE)
 
 
 def rejected(n: int, stage: Stage = Stage.NORMALIZE) -> Item:
-    return Item(line(n), Rejected("field 'created': not a date", "created", stage))
+    return Item(line(n), Rejected("field 'created': not a date", "created", stage), PLACE)
 
 
 def by_event(outcomes: dict[str, ItemOutcome]) -> Answer:
