@@ -62,6 +62,7 @@ class Keys:
     shipped: Agent
     backing_index: str
     sample: dict[str, Any]  # one stored event: _id, _source, _seq_no, _primary_term
+    chain_key: Path  # the agent signed its chain checkpoints with it
 
 
 @pytest.fixture(scope="module")
@@ -76,13 +77,18 @@ def keys(
     logs.mkdir()
     with (logs / "audit.ndjson").open("wb") as out:
         write_events(out, EVENTS, seed=12)
+    chain_key = folder / "chain.key"
+    chain_key.write_text(os.urandom(32).hex() + "\n")
     agent = Agent(
         [str(logs / "*.ndjson")],
         es_url=secure_es.url,
         namespace=namespace,
         state_dir=folder / "state",
         once=True,
-        env=secure_es.env(api_key_file=writer_file),
+        env={
+            **secure_es.env(api_key_file=writer_file),
+            "APPMIXER_AUDIT_CHAIN_KEY_FILE": str(chain_key),
+        },
     )
     assert agent.wait(timeout=180) == 0, agent.tail()
     target = f"logs-appmixer.audit-{namespace}"
@@ -105,6 +111,7 @@ def keys(
         agent,
         hit["_index"],
         {key: hit[key] for key in ("_id", "_source", "_seq_no", "_primary_term")},
+        chain_key,
     )
     yield found
     found.writer.close()
@@ -238,3 +245,27 @@ class TestReaderKey:
         assert len(lines) == 1, result.stderr
         assert lines[0].startswith("appmixer-audit: this credential may not write to ")
         assert "writer role" in lines[0]
+
+
+class TestChainCheckpoints:
+    def test_reader_verifies_what_the_writer_signed(
+        self, keys: Keys, secure_es: SecureNode
+    ) -> None:
+        """The writer key stored the signed checkpoint; the reader key runs verify: intact,
+        every event vouched for by a checkpoint read from the secured node."""
+        env = secure_es.env(api_key_file=keys.reader_file)
+        args = ["--namespace", keys.namespace, "--key-file", str(keys.chain_key)]
+        result = cli("verify", *args, env=env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"intact; 1 streams, {EVENTS} events verified, 0 newer" in result.stdout
+        assert "0 checkpoints valid" not in result.stdout
+
+    def test_writer_cannot_delete_a_checkpoint(
+        self, keys: Keys, secure_admin: Elasticsearch
+    ) -> None:
+        """A stored checkpoint cannot be deleted with the writer key."""
+        target = f"appmixer-audit.checkpoints-{keys.namespace}"
+        secure_admin.indices.refresh(index=target)
+        hit = secure_admin.search(index=target, size=1)["hits"]["hits"][0]
+        with pytest.raises(AuthorizationException):
+            keys.writer.delete(index=hit["_index"], id=hit["_id"])
