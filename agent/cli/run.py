@@ -104,14 +104,13 @@ def _run(settings: Settings, *, once: bool, setup: bool) -> int:
         click.echo(f"appmixer-audit: {exc}", err=True)
         return exc.status
     es = client_for(settings)
-    if not _may_write(es, settings):
-        es.close()
-        signals.restore()
-        return EXIT_FAILURE
     metrics, health = Metrics(), Health(probe=_probe(es))
     server = None
     try:
+        # Bound before the node is asked anything: /metrics answers even while a frozen
+        # node keeps the write check waiting.
         server = _metrics_server(settings, metrics, health)
+        _require_write(es, settings)
         for event, fields in input_warnings(settings.paths):
             log.warning(event, **fields)
         pipeline = _pipeline(settings, es, once=once, setup=setup, metrics=metrics, health=health)
@@ -210,8 +209,8 @@ def _finish(pipeline: Any, settings: Settings, *, once: bool, signum: int | None
     return EXIT_OK
 
 
-def _may_write(es: Any, settings: Settings) -> bool:
-    """False, said in one line, when the node answers that this credential cannot write.
+def _require_write(es: Any, settings: Settings) -> None:
+    """Refused, in one line, when the node answers that this credential cannot write.
 
     A refused certificate or credential is logged once as an error, and the agent goes on
     retrying: nothing is read past what the node acknowledges, so nothing is lost.
@@ -222,13 +221,12 @@ def _may_write(es: Any, settings: Settings) -> bool:
     if access.problem is not None:
         log.error("elasticsearch_access_failed", reason=access.problem)
     if access.lacking:
-        click.echo(
-            f"appmixer-audit: this credential may not write to {', '.join(access.lacking)} "
+        raise _Refused(
+            f"this credential may not write to {', '.join(access.lacking)} "
             "(it lacks create_doc): give the agent a key of the writer role "
             "(setup --create-api-key writer)",
-            err=True,
+            EXIT_FAILURE,
         )
-    return not access.lacking
 
 
 def _probe(es: Any) -> Any:
