@@ -81,7 +81,10 @@ class TestBacklogMemory:
             while time.monotonic() < deadline:  # until reading has paused for 10 s
                 time.sleep(1)
                 assert agent.alive(), agent.tail()
-                status, text = fetch(base + "/metrics")
+                try:
+                    status, text = fetch(base + "/metrics")
+                except urllib.error.URLError:
+                    continue  # not listening yet: the agent is still starting
                 if status != 200:
                     continue
                 read = metric(text, "appmixer_audit_lines_read_total")
