@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 
 import orjson
 
@@ -75,9 +76,8 @@ class Reader:
                         break
                     self.tailer.wait(0.5)
                     continue
-                for entry in entries:  # stopping leaves the rest to be read again next time
-                    if self.stopping.is_set() or not self._put(entry):
-                        return
+                if not self._put_all(entries):  # what was not buffered is read again next time
+                    return
         finally:
             self._observe_files()
             self.partial = self.tailer.pending_partial()
@@ -104,22 +104,35 @@ class Reader:
             return Item(line, Rejected(f"cannot encode the document: {exc}"), chain)
         return Item(line, parcel, chain)
 
-    def _put(self, read: Line | Entry) -> bool:
-        """Buffer one line (prepared) or fact, waiting while full; False when stopping."""
+    def _sized(self, read: Line | Entry) -> tuple[Entry, int]:
+        """A line prepared (or a fact as it is), with what it counts for in the byte bound."""
         if isinstance(read, Line):
             item = self.prepare(read)
             size = len(read.data) + ITEM_OVERHEAD
             if isinstance(item.outcome, Parcel):
                 size += len(item.outcome)
-            entry: Entry = item
-        else:
-            entry, size = read, FACT_SIZE
-        while not self.buffer.put(entry, size, timeout=0.5):
-            self.health.beat("reader")
-            if self.stopping.is_set() or self.buffer.closed:
+            return item, size
+        return read, FACT_SIZE
+
+    def _put_all(self, reads: Sequence[Line | Entry]) -> bool:
+        """Prepare what one read returned and buffer it in order, waiting while the buffer is
+        full; False when stopping. Groups go in under one lock round each (``put_many``), not
+        one per line."""
+        pending = [self._sized(read) for read in reads]
+        start = 0
+        while start < len(pending):
+            if self.stopping.is_set():
                 return False
-        if isinstance(entry, Item):
-            self.metrics.read()
+            taken = self.buffer.put_many(pending[start:], timeout=0.5)
+            if not taken:
+                self.health.beat("reader")
+                if self.buffer.closed:
+                    return False
+                continue
+            lines = sum(1 for entry, _ in pending[start : start + taken] if isinstance(entry, Item))
+            if lines:
+                self.metrics.read(lines)
+            start += taken
         return True
 
     def _observe_files(self) -> None:
