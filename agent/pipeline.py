@@ -62,29 +62,13 @@ def wire(
     metrics = metrics if metrics is not None else Metrics()
     health = health if health is not None else Health()
     registry = Registry(settings.state_dir, fingerprint_bytes=settings.fingerprint_bytes)
-    tailer = Tailer(
-        settings.paths,
-        registry,
-        fingerprint_bytes=settings.fingerprint_bytes,
-        rescan_interval=settings.rescan_interval,
-        close_inactive=settings.close_inactive,
-        exclude=(settings.state_dir, settings.dead_letter_dir),
-        line_max=settings.line_max_bytes,
-    )
+    tailer = _tailer(settings, registry)
     buffer: BoundedBuffer[Entry] = BoundedBuffer(
         settings.buffer_max_events, settings.buffer_max_bytes
     )
     metrics.track_buffer(buffer)
     retrier = Retrier(policy, threading.Event(), heartbeat=lambda: health.beat("sender"))
-    keeper = Keeper(
-        settings.host_name,
-        settings.state_dir,
-        ChainKey.from_file(settings.chain_key_file) if settings.chain_key_file else None,
-        lambda checkpoint: write_checkpoint(
-            es.options(request_timeout=10, max_retries=0), settings.checkpoints_target, checkpoint
-        ),
-        interval=settings.chain_checkpoint_interval,
-    )
+    keeper = _keeper(settings, es)
     store = keeper.wrap(registry, lambda key: key.content_id)
     checkpoints = Checkpointer(store, interval=CHECKPOINT_INTERVAL, retrier=retrier)
     dead_letters = DeadLetterFile(settings.dead_letter_dir)
@@ -126,6 +110,32 @@ def wire(
         setup=setup,
         setup_target=",".join(settings.es_url),
         shutdown_grace=settings.shutdown_grace,
+    )
+
+
+def _tailer(settings: Settings, registry: Registry) -> Tailer:
+    """The tailer over the configured paths; it reads ``registry`` and never writes it."""
+    return Tailer(
+        settings.paths,
+        registry,
+        fingerprint_bytes=settings.fingerprint_bytes,
+        rescan_interval=settings.rescan_interval,
+        close_inactive=settings.close_inactive,
+        exclude=(settings.state_dir, settings.dead_letter_dir),
+        line_max=settings.line_max_bytes,
+    )
+
+
+def _keeper(settings: Settings, es: Elasticsearch) -> Keeper:
+    """The hash chains' keeper, signing checkpoints when a key file is configured."""
+    return Keeper(
+        settings.host_name,
+        settings.state_dir,
+        ChainKey.from_file(settings.chain_key_file) if settings.chain_key_file else None,
+        lambda checkpoint: write_checkpoint(
+            es.options(request_timeout=10, max_retries=0), settings.checkpoints_target, checkpoint
+        ),
+        interval=settings.chain_checkpoint_interval,
     )
 
 
