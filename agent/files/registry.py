@@ -15,8 +15,6 @@ it; the tailer only reads (``get``, ``find_fingerprint``) and reports what it se
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -26,6 +24,7 @@ from typing import Any
 import orjson
 
 from agent.files.identity import FileKey, key_at
+from common.atomic import write_atomically
 from common.log import get_logger
 
 FORMAT_VERSION = 1
@@ -179,23 +178,7 @@ class Registry:
                 raise
 
     def _write(self, data: bytes) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        fd, temp = _mkstemp(self.state_dir)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            Path(temp).replace(self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                Path(temp).unlink()
-            raise
-        dir_fd = os.open(self.state_dir, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomically(self.path, data)
 
     def _load(self) -> None:
         try:
@@ -237,10 +220,6 @@ class Registry:
     def _touch(self, entry: FilePosition) -> None:
         entry.updated = time.time()
         self._dirty = True
-
-
-def _mkstemp(directory: Path) -> tuple[int, str]:
-    return tempfile.mkstemp(dir=directory, prefix=_TEMP_PREFIX, suffix=_TEMP_SUFFIX)
 
 
 def _encode(entry: FilePosition) -> dict[str, Any]:
