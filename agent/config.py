@@ -234,8 +234,7 @@ class Settings(BaseSettings):
                 continue
             if getattr(self, name) is not None:
                 raise ValueError(f"set {name} or {name}_file, not both")
-            label = f"{name}_file ({ENV_PREFIX}{name.upper()}_FILE)"
-            setattr(self, name, SecretStr(read_secret_file(path, label)))
+            setattr(self, name, SecretStr(secret_from_file(name, path)))
         return self
 
     @property
@@ -269,6 +268,11 @@ class Settings(BaseSettings):
         if config_file:
             sources.append(_FileSource(settings_cls, ConfigFile.read(Path(config_file))))
         return tuple(sources)
+
+
+def secret_from_file(name: str, path: Path) -> str:
+    """The secret ``name`` (e.g. ``es_api_key``) as the file given by ``name_file`` holds it now."""
+    return read_secret_file(path, f"{name}_file ({ENV_PREFIX}{name.upper()}_FILE)")
 
 
 def read_secret_file(path: Path, setting: str) -> str:

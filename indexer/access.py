@@ -89,7 +89,8 @@ def explain(exc: ApiError | TransportError) -> str | None:
     if isinstance(exc, AuthenticationException):
         return (
             "Elasticsearch refused the credential (401): the API key was revoked, expired or "
-            "mistyped, or the password is wrong; set a valid one (ES_API_KEY_FILE) and restart"
+            "mistyped, or the password is wrong; write a valid one to ES_API_KEY_FILE "
+            "(ES_PASSWORD_FILE), which a running agent picks up, or set it and restart"
         )
     return None  # security off (no such API), the node away: nothing to fix in our settings
 

@@ -14,11 +14,15 @@ as NDJSON bytes is sent as it is, not copied twice into a new buffer.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import orjson
+from elastic_transport import Transport
 from elasticsearch import Elasticsearch
 from elasticsearch.serializer import (
     CompatibilityModeJsonSerializer,
@@ -26,6 +30,10 @@ from elasticsearch.serializer import (
     JsonSerializer,
     NdjsonSerializer,
 )
+
+from common.log import get_logger
+
+log = get_logger("indexer.client")
 
 
 class _FastJson(JsonSerializer):
@@ -73,7 +81,7 @@ def build_client(
     ca_certs: Path | None = None,
     timeout: float = 30.0,
     retries: int = 0,
-) -> Elasticsearch:
+) -> RenewableElasticsearch:
     """A client for ``urls``; an API key wins over a username and password."""
     kwargs: dict[str, object] = {
         "request_timeout": timeout,
@@ -94,4 +102,147 @@ def build_client(
             kwargs["ca_certs"] = str(ca_certs)
         if not verify_certs:
             kwargs["ssl_show_warn"] = False
-    return Elasticsearch(list(urls), **kwargs)  # type: ignore[arg-type]
+    return RenewableElasticsearch(list(urls), **kwargs)  # type: ignore[arg-type]
+
+
+class RenewableElasticsearch(Elasticsearch):
+    """A client that picks up a replaced API key, password or CA file while it runs.
+
+    A revoked key or a wrong CA is fixed by replacing a file (a Kubernetes secret update, a
+    renewed CA bundle); the agent must then resume on its own, not wait for a restart. Before
+    each request the client asks its :class:`CredentialWatch` whether a watched file changed;
+    if so it switches to the connection built from the new files. Copies made by
+    :meth:`options` share the watch, so every user of the agent's connection moves over.
+    """
+
+    _watch: CredentialWatch | None = None
+    _generation = 0
+
+    def perform_request(self, method: str, path: str, **kwargs: Any) -> Any:
+        if self._watch is not None:
+            self._watch.renew(self)
+        return super().perform_request(method, path, **kwargs)
+
+    def options(self, **kwargs: Any) -> Self:
+        client = super().options(**kwargs)
+        # A copy with credentials of its own is no longer the watched connection.
+        if not {"api_key", "basic_auth", "bearer_auth"} & kwargs.keys():
+            client._watch, client._generation = self._watch, self._generation
+        return client
+
+    def close(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
+        super().close()
+
+
+class CredentialWatch:
+    """Rebuilds the connection when one of ``files`` changes on disk.
+
+    A change is new content at a path, however it came (rewritten in place, renamed over, or
+    the symlink swap Kubernetes uses to update a mounted secret); a file touched but unchanged
+    is no change. The files are small and read at most once per ``interval`` seconds. A
+    replacement that cannot be used (empty, not a certificate) is reported once, and the
+    previous connection is kept until a usable one arrives.
+
+    A connection being replaced may still carry a request on another thread, so it is closed
+    one renewal later, not at once.
+    """
+
+    def __init__(
+        self,
+        files: Sequence[Path],
+        rebuild: Callable[[], Elasticsearch],
+        *,
+        current: Elasticsearch,
+        interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.files = list(files)
+        self._rebuild = rebuild
+        self._interval = interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._seen = self._signatures()
+        self._next_look = clock() + interval
+        self.generation = 0
+        self._transport = current.transport
+        self._authorization = _authorization(current)
+        self._retired: list[Transport] = []
+
+    def renew(self, client: RenewableElasticsearch) -> None:
+        """Bring ``client`` onto the newest connection, building one if a file changed."""
+        if self._clock() >= self._next_look:
+            self._look()
+        if client._generation != self.generation:
+            with self._lock:
+                client._transport = self._transport
+                if self._authorization is None:
+                    client._headers.pop("authorization", None)
+                else:
+                    client._headers["authorization"] = self._authorization
+                client._generation = self.generation
+
+    def close(self) -> None:
+        with self._lock:
+            retired, self._retired = self._retired, []
+        for transport in retired:
+            transport.close()
+
+    def _look(self) -> None:
+        with self._lock:
+            now = self._clock()
+            if now < self._next_look:
+                return  # another thread looked meanwhile
+            self._next_look = now + self._interval
+            signatures = self._signatures()
+            if signatures == self._seen:
+                return
+            changed = [
+                str(path)
+                for path, old, new in zip(self.files, self._seen, signatures, strict=True)
+                if old != new
+            ]
+            self._seen = signatures
+            try:
+                fresh = self._rebuild()
+            except (OSError, ValueError) as exc:
+                log.error("es_credentials_unusable", files=changed, reason=_reason(exc))
+                return
+            self._retired.append(self._transport)
+            while len(self._retired) > 1:
+                self._retired.pop(0).close()
+            self._transport = fresh.transport
+            self._authorization = _authorization(fresh)
+            self.generation += 1
+        log.info("es_credentials_reloaded", files=changed)
+
+    def _signatures(self) -> list[bytes | None]:
+        """A digest of each file's content (``None`` while it cannot be read)."""
+        signatures: list[bytes | None] = []
+        for path in self.files:
+            try:
+                signatures.append(hashlib.sha256(path.read_bytes()).digest())
+            except OSError:
+                signatures.append(None)
+        return signatures
+
+
+def watch_credentials(
+    client: Elasticsearch, files: Sequence[Path], rebuild: Callable[[], Elasticsearch]
+) -> None:
+    """Have ``client`` (built by :func:`build_client`) follow changes to ``files``."""
+    if isinstance(client, RenewableElasticsearch) and files:
+        client._watch = CredentialWatch(files, rebuild, current=client)
+
+
+def _authorization(client: Elasticsearch) -> str | None:
+    value = client._headers.get("authorization")
+    return str(value) if value is not None else None
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a rebuild failed, without the content of any secret (messages name files only)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from pydantic import SecretStr
 
-from agent.config import Settings, load_settings, without_userinfo
+from agent.config import Settings, load_settings, secret_from_file, without_userinfo
 from common.log import configure_logging, get_logger
 
 if TYPE_CHECKING:
@@ -84,8 +85,13 @@ def build_settings(config_file: Path | None = None, **flags: Any) -> Settings:
 
 
 def client_for(settings: Settings, *, retries: int = 0) -> Elasticsearch:
-    """The Elasticsearch client the settings describe (the indexer never sees ``Settings``)."""
-    from indexer.client import build_client
+    """The Elasticsearch client the settings describe (the indexer never sees ``Settings``).
+
+    The API key, password and CA files are read again whenever one of them changes, so a
+    rotated key or a renewed CA reaches a running agent without a restart.
+    """
+    from agent.preflight import PreflightError, readable_ca
+    from indexer.client import build_client, watch_credentials
 
     if not settings.es_verify_certs and any(url.startswith("https://") for url in settings.es_url):
         get_logger("config").warning(
@@ -93,16 +99,44 @@ def client_for(settings: Settings, *, retries: int = 0) -> Elasticsearch:
             reason="es_verify_certs is false: the node's certificate is not checked, so "
             "anyone on the path can read and alter what is shipped",
         )
-    return build_client(
-        settings.es_url,
-        api_key=settings.es_api_key.get_secret_value() if settings.es_api_key else None,
-        username=settings.es_username,
-        password=settings.es_password.get_secret_value() if settings.es_password else None,
-        verify_certs=settings.es_verify_certs,
-        ca_certs=settings.es_ca_certs,
-        timeout=settings.es_request_timeout,
-        retries=retries,
+
+    def build(api_key: str | None, password: str | None) -> Elasticsearch:
+        return build_client(
+            settings.es_url,
+            api_key=api_key,
+            username=settings.es_username,
+            password=password,
+            verify_certs=settings.es_verify_certs,
+            ca_certs=settings.es_ca_certs,
+            timeout=settings.es_request_timeout,
+            retries=retries,
+        )
+
+    def rebuild() -> Elasticsearch:
+        if settings.es_ca_certs is not None:
+            try:
+                readable_ca(settings.es_ca_certs)  # a bad bundle would fail only per request
+            except PreflightError as exc:
+                raise ValueError(str(exc)) from None
+        return build(
+            _reread(settings.es_api_key_file, "es_api_key", settings.es_api_key),
+            _reread(settings.es_password_file, "es_password", settings.es_password),
+        )
+
+    client = build(
+        settings.es_api_key.get_secret_value() if settings.es_api_key else None,
+        settings.es_password.get_secret_value() if settings.es_password else None,
     )
+    watched = [settings.es_api_key_file, settings.es_password_file, settings.es_ca_certs]
+    watch_credentials(client, [path for path in watched if path is not None], rebuild)
+    return client
+
+
+def _reread(path: Path | None, name: str, current: SecretStr | None) -> str | None:
+    """The secret as its file holds it now, or the value given directly."""
+    if path is not None:
+        return secret_from_file(name, path)
+    return current.get_secret_value() if current is not None else None
 
 
 @contextmanager

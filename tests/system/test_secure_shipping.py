@@ -1,9 +1,10 @@
 """The agent over HTTPS with the writer's API key: a wrong CA or a revoked key costs nothing.
 
 With either problem the agent logs one clear error, stays up retrying, and acknowledges
-nothing; once the setting is fixed (a restart with the right CA or a new key, as a
-Kubernetes rollout does) every event arrives exactly once. Verification turned off on purpose
-works, with a warning.
+nothing; once the file is fixed (the right CA bundle, a new key written where the old one
+was, as a Kubernetes secret update does) the same running agent picks it up and every event
+arrives exactly once, with no restart. Verification turned off on purpose works, with a
+warning.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import certifi
 import pytest
@@ -52,6 +54,20 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def agent_in(
+    folder: Path, secure_es: SecureNode, namespace: str, env: dict[str, str], **options: Any
+) -> Agent:
+    """An agent tailing ``folder/logs/*.ndjson`` with its state in ``folder/state``."""
+    return Agent(
+        [str(folder / "logs" / "*.ndjson")],
+        es_url=secure_es.url,
+        namespace=namespace,
+        state_dir=folder / "state",
+        env=env,
+        **options,
+    )
+
+
 def events_named(agent: Agent, name: str) -> list[dict[str, object]]:
     return [event for event in agent.events() if event.get("event") == name]
 
@@ -70,18 +86,22 @@ class TestWrongCertificateAuthority:
         self, secure_es: SecureNode, secure_admin: Elasticsearch, prepared: str, tmp_path: Path
     ) -> None:
         """With a CA that did not sign the node: one TLS error, retries, nothing shipped and
-        nothing acknowledged; restarted with the right CA, every event lands exactly once."""
+        nothing acknowledged; the right CA written to the same file, the running agent
+        resumes and every event lands exactly once."""
         logs = tmp_path / "logs"
         logs.mkdir()
-        with (logs / "audit.ndjson").open("wb") as out:
+        audit = logs / "audit.ndjson"
+        with audit.open("wb") as out:
             write_events(out, 80, seed=21)
         key = create_api_key(secure_admin, "writer")
-        env = secure_es.env(api_key_file=write_key(tmp_path / "writer.key", key.encoded))
-        wrong = {**env, "APPMIXER_AUDIT_ES_CA_CERTS": certifi.where(), **QUICK_STOP}
-        common = {"es_url": secure_es.url, "namespace": prepared, "state_dir": tmp_path / "state"}
-        paths = [str(logs / "*.ndjson")]
-
-        agent = Agent(paths, env=wrong, **common)  # type: ignore[arg-type]
+        ca_file = tmp_path / "ca.pem"
+        ca_file.write_bytes(Path(certifi.where()).read_bytes())
+        env = {
+            **secure_es.env(api_key_file=write_key(tmp_path / "writer.key", key.encoded)),
+            "APPMIXER_AUDIT_ES_CA_CERTS": str(ca_file),
+            **QUICK_STOP,
+        }
+        agent = agent_in(tmp_path, secure_es, prepared, env)
         wait_until(lambda: len(events_named(agent, "setup_failed")) >= 2, 60, "retries")
         assert agent.alive(), agent.tail()
         errors = events_named(agent, "elasticsearch_access_failed")
@@ -89,21 +109,28 @@ class TestWrongCertificateAuthority:
         assert str(errors[0]["reason"]).startswith("TLS failed: [SSL: CERTIFICATE_VERIFY_FAILED]")
         assert "ES_CA_CERTS" in str(errors[0]["reason"])
         assert count(secure_admin, targets(prepared)[0]) == 0
-        assert agent.terminate() == 0
 
-        fixed = Agent(paths, env=env, once=True, **common)  # type: ignore[arg-type]
-        assert fixed.wait(timeout=180) == 0, fixed.tail()
-        assert_exactly_once(
-            secure_admin, prepared, expected_from([logs / "audit.ndjson"], prepared)
-        )
+        ca_file.write_bytes(secure_es.ca_certs.read_bytes())
+        assert wait_for_count(secure_admin, targets(prepared)[0], 80, 120, agent) == 80
+        with audit.open("ab") as out:
+            write_events(out, 20, seed=22)
+        assert wait_for_count(secure_admin, targets(prepared)[0], 100, 120, agent) == 100
+        # The files are looked at on the first request a second or more after the last look.
+        wait_until(lambda: bool(events_named(agent, "es_credentials_reloaded")), 30, "reload")
+        reloads = events_named(agent, "es_credentials_reloaded")
+        assert [event["files"] for event in reloads] == [[str(ca_file)]]
+        assert agent.alive(), agent.tail()
+        assert agent.terminate() == 0
+        assert_exactly_once(secure_admin, prepared, expected_from([audit], prepared))
 
 
 class TestRevokedKey:
     def test_error_retry_then_everything_once(
         self, secure_es: SecureNode, secure_admin: Elasticsearch, prepared: str, tmp_path: Path
     ) -> None:
-        """A key revoked mid-run: the agent keeps retrying and loses nothing; restarted, it
-        says in one error that the credential is refused; with a new key, all arrive once."""
+        """A key revoked mid-run: the agent keeps retrying and loses nothing; a new key
+        written to the key file, the same agent resumes. Started with a revoked key it says in
+        one error that the credential is refused, and resumes the same way."""
         logs = tmp_path / "logs"
         logs.mkdir()
         audit = logs / "audit.ndjson"
@@ -113,10 +140,8 @@ class TestRevokedKey:
         first = create_api_key(secure_admin, "writer")
         key_file = write_key(tmp_path / "writer.key", first.encoded)
         env = {**secure_es.env(api_key_file=key_file), **QUICK_STOP}
-        common = {"es_url": secure_es.url, "namespace": prepared, "state_dir": tmp_path / "state"}
-        paths = [str(logs / "*.ndjson")]
 
-        agent = Agent(paths, env=env, **common)  # type: ignore[arg-type]
+        agent = agent_in(tmp_path, secure_es, prepared, env)
         assert wait_for_count(secure_admin, events_target, 40, 120, agent) == 40
         assert events_named(agent, "setup_not_permitted"), agent.tail()
 
@@ -130,20 +155,33 @@ class TestRevokedKey:
         )
         assert agent.alive(), agent.tail()
         assert count(secure_admin, events_target) == 40
-        assert agent.terminate() == 0
 
-        still_revoked = Agent(paths, env=env, **common)  # type: ignore[arg-type]
+        second = create_api_key(secure_admin, "writer")
+        write_key(key_file, second.encoded)
+        assert wait_for_count(secure_admin, events_target, 80, 120, agent) == 80
+        assert [e["files"] for e in events_named(agent, "es_credentials_reloaded")] == [
+            [str(key_file)]
+        ]
+        assert agent.terminate() == 0
+        assert_exactly_once(secure_admin, prepared, expected_from([audit], prepared))
+        said = agent.stderr_path.read_text()
+        assert first.encoded not in said
+        assert second.encoded not in said
+
+        secure_admin.security.invalidate_api_key(ids=[second.id])
+        with audit.open("ab") as out:
+            write_events(out, 30, seed=33)
+        still_revoked = agent_in(tmp_path, secure_es, prepared, env)
         wait_until(lambda: bool(events_named(still_revoked, "setup_failed")), 60, "a retried start")
         errors = events_named(still_revoked, "elasticsearch_access_failed")
         assert len(errors) == 1, still_revoked.tail()
         assert "refused the credential (401)" in str(errors[0]["reason"])
         assert still_revoked.alive()
-        assert count(secure_admin, events_target) == 40
-        assert still_revoked.terminate() == 0
+        assert count(secure_admin, events_target) == 80
 
         write_key(key_file, create_api_key(secure_admin, "writer").encoded)
-        fixed = Agent(paths, env=env, once=True, **common)  # type: ignore[arg-type]
-        assert fixed.wait(timeout=180) == 0, fixed.tail()
+        assert wait_for_count(secure_admin, events_target, 110, 120, still_revoked) == 110
+        assert still_revoked.terminate() == 0
         assert_exactly_once(secure_admin, prepared, expected_from([audit], prepared))
 
 
@@ -161,14 +199,8 @@ class TestVerificationOff:
             **secure_es.env(api_key_file=write_key(tmp_path / "writer.key", key.encoded)),
             "APPMIXER_AUDIT_ES_CA_CERTS": certifi.where(),
         }
-        agent = Agent(
-            [str(logs / "*.ndjson")],
-            es_url=secure_es.url,
-            namespace=prepared,
-            state_dir=tmp_path / "state",
-            once=True,
-            extra=["--no-es-verify-certs"],
-            env=env,
+        agent = agent_in(
+            tmp_path, secure_es, prepared, env, once=True, extra=["--no-es-verify-certs"]
         )
         assert agent.wait(timeout=120) == 0, agent.tail()
         warnings = events_named(agent, "tls_verification_disabled")
