@@ -38,6 +38,7 @@ from agent.reader import Reader
 from agent.settler import Settler
 from common.log import get_logger
 from common.retry import Retrier, RetryPolicy
+from indexer.access import AccessReport
 from indexer.chain import write_checkpoint
 from indexer.dedup import ReplayWindow
 from indexer.sink import BulkSink
@@ -56,6 +57,7 @@ def wire(
     metrics: Metrics | None = None,
     health: Health | None = None,
     policy: RetryPolicy | None = None,
+    access: AccessReport | None = None,
 ) -> Pipeline:
     """Build the reader and the settler from the settings, sharing one buffer and one
     interrupt; raises ``RegistryError`` for an unreadable registry."""
@@ -85,7 +87,12 @@ def wire(
         once=once,
     )
     sink = BulkSink(
-        es, settings.events_target, settings.changes_target, retrier=retrier, observer=metrics
+        es,
+        settings.events_target,
+        settings.changes_target,
+        retrier=retrier,
+        observer=metrics,
+        access=access,
     )
     settler = Settler(
         sink,

@@ -18,6 +18,9 @@ from elastic_transport import TlsError
 from elasticsearch import ApiError, AuthenticationException, Elasticsearch, TransportError
 
 import mappings
+from common.log import get_logger
+
+log = get_logger("indexer.access")
 
 Role = Literal["writer", "reader"]
 ROLE_NAMES: dict[Role, str] = {
@@ -93,6 +96,34 @@ def explain(exc: ApiError | TransportError) -> str | None:
             "(ES_PASSWORD_FILE), which a running agent picks up, or set it and restart"
         )
     return None  # security off (no such API), the node away: nothing to fix in our settings
+
+
+class AccessReport:
+    """Says once, as an error, that the node refuses our certificate or credential.
+
+    Retries go on being logged as warnings, attempt by attempt; this is the one line that
+    says what to fix. It is said again only when the problem changes, and its end (the node
+    answers again) is one info line, so an operator sees both when a key was revoked and
+    when the new one took effect.
+    """
+
+    def __init__(self) -> None:
+        self.problem: str | None = None
+
+    def failed(self, exc: ApiError | TransportError) -> None:
+        """A request failed: report it if a setting can fix it and it is news."""
+        self.report(explain(exc))
+
+    def report(self, problem: str | None) -> None:
+        if problem is not None and problem != self.problem:
+            log.error("elasticsearch_access_failed", reason=problem)
+            self.problem = problem
+
+    def answered(self) -> None:
+        """A request went through: a reported problem is over."""
+        if self.problem is not None:
+            log.info("elasticsearch_access_restored")
+            self.problem = None
 
 
 def lacking(answer: dict[str, Any], targets: list[str]) -> list[str]:

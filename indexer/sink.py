@@ -29,6 +29,7 @@ from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from common.log import get_logger
 from common.retry import Backoff, Retrier
+from indexer.access import AccessReport
 from indexer.bulkbody import EncodedEvent, bulk_body
 from indexer.dedup import Deduplicator, IncompleteCheck
 from indexer.outcomes import (
@@ -162,6 +163,7 @@ class BulkSink:
         retrier: Retrier | None = None,
         observer: SinkObserver | None = None,
         now_iso: Callable[[], str] = _utc_now_iso,
+        access: AccessReport | None = None,
     ) -> None:
         self.es = es
         self.events_target = events_target
@@ -170,6 +172,7 @@ class BulkSink:
         self.observer = observer
         self._now_iso = now_iso
         self.dedup = Deduplicator(es)
+        self.access = access if access is not None else AccessReport()
 
     # ------------------------------------------------------------------ events
 
@@ -253,6 +256,7 @@ class BulkSink:
         except IncompleteCheck as exc:
             problem = Retry(str(exc))
         except (ApiError, TransportError) as exc:
+            self.access.failed(exc)
             problem = request_failure(exc).retry
         self.retrier.pause(
             backoff, "replay_check_failed", hint=problem.after, reason=problem.reason
@@ -283,10 +287,12 @@ class BulkSink:
         try:
             response = self.es.bulk(operations=body, filter_path=_FILTER)  # type: ignore[arg-type]
         except (ApiError, TransportError) as exc:
+            self.access.failed(exc)
             return request_failure(exc)
         finally:
             if self.observer is not None:
                 self.observer.observe_bulk(time.perf_counter() - started)
+        self.access.answered()
         items = response.body.get("items", [])
         return items if isinstance(items, list) else []
 

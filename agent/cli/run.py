@@ -95,6 +95,7 @@ class _Refused(Exception):
 def _run(settings: Settings, *, once: bool, setup: bool) -> int:
     from agent.metrics import Health, Metrics
     from agent.preflight import input_warnings
+    from indexer.access import AccessReport
 
     signals = _Signals()  # from here on a signal is a request to stop, never a sudden death
     try:
@@ -110,10 +111,13 @@ def _run(settings: Settings, *, once: bool, setup: bool) -> int:
         # Bound before the node is asked anything: /metrics answers even while a frozen
         # node keeps the write check waiting.
         server = _metrics_server(settings, metrics, health)
-        _require_write(es, settings)
+        access = AccessReport()
+        _require_write(es, settings, access)
         for event, fields in input_warnings(settings.paths):
             log.warning(event, **fields)
-        pipeline = _pipeline(settings, es, once=once, setup=setup, metrics=metrics, health=health)
+        pipeline = _pipeline(
+            settings, es, once=once, setup=setup, metrics=metrics, health=health, access=access
+        )
     except _Refused as exc:
         click.echo(f"appmixer-audit: {exc}", err=True)
         if server is not None:
@@ -209,7 +213,7 @@ def _finish(pipeline: Any, settings: Settings, *, once: bool, signum: int | None
     return EXIT_OK
 
 
-def _require_write(es: Any, settings: Settings) -> None:
+def _require_write(es: Any, settings: Settings, access: Any) -> None:
     """Refused, in one line, when the node answers that this credential cannot write.
 
     A refused certificate or credential is logged once as an error, and the agent goes on
@@ -217,12 +221,11 @@ def _require_write(es: Any, settings: Settings) -> None:
     """
     from indexer.access import check_write_access
 
-    access = check_write_access(es, [settings.events_target, settings.changes_target])
-    if access.problem is not None:
-        log.error("elasticsearch_access_failed", reason=access.problem)
-    if access.lacking:
+    answer = check_write_access(es, [settings.events_target, settings.changes_target])
+    access.report(answer.problem)
+    if answer.lacking:
         raise _Refused(
-            f"this credential may not write to {', '.join(access.lacking)} "
+            f"this credential may not write to {', '.join(answer.lacking)} "
             "(it lacks create_doc): give the agent a key of the writer role "
             "(setup --create-api-key writer)",
             EXIT_FAILURE,

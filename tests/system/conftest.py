@@ -7,6 +7,7 @@ same Normalizer the agent uses, over the exact bytes on disk.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -225,10 +226,28 @@ class Agent:
         self.process.wait(timeout=30)
 
     def terminate(self, timeout: float = 60) -> int:
-        """SIGTERM and wait for the graceful exit."""
+        """SIGTERM and wait for the graceful exit.
+
+        The signal is sent once the agent handles it: its handlers are in place before it
+        logs anything, and a SIGTERM while the interpreter is still starting would end it
+        the default way (no drain), which is not what these tests are about."""
+        deadline = time.monotonic() + timeout
+        while self.alive() and not self.stderr_path.stat().st_size:
+            if time.monotonic() > deadline:
+                raise AssertionError("the agent logged nothing: it never got started")
+            time.sleep(0.05)
         if self.alive():
             self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout=timeout)
+
+    def open_paths(self) -> set[Path]:
+        """The files the agent has open now."""
+        fds = Path(f"/proc/{self.pid}/fd")
+        found = set()
+        for fd in fds.iterdir() if fds.is_dir() else ():
+            with contextlib.suppress(OSError):
+                found.add(fd.readlink())
+        return found
 
     def wait(self, timeout: float) -> int:
         return self.process.wait(timeout=timeout)

@@ -186,7 +186,13 @@ class TestRotation:
         scenario.snapshot(scenario.log, "a")
         scenario.start("audit.log", env={"APPMIXER_AUDIT_CLOSE_INACTIVE": "1"})
         scenario.wait_shipped(200)
-        time.sleep(2.5)  # idle: the agent closes the file, so the unlink frees the inode now
+        # Idle, the agent closes the file, so the unlink frees the inode at once.
+        agent = scenario.agent
+        assert agent is not None
+        deadline = time.monotonic() + 30
+        while scenario.log in agent.open_paths():
+            assert time.monotonic() < deadline, "the agent kept the idle file open"
+            time.sleep(0.2)
         old_inode = scenario.log.stat().st_ino
         scenario.log.unlink()
         reuse_inode(scenario.logs, old_inode, scenario.log, lines(250, 18))
@@ -197,11 +203,14 @@ class TestRotation:
 
 def reuse_inode(directory: Path, inode: int, target: Path, data: bytes) -> None:
     """Create ``target`` on the freed ``inode``: filesystems hand out the lowest free one,
-    so empty placeholders take the lower free inodes until it comes up (skip if never)."""
+    so empty placeholders take the lower free inodes until it comes up (skip if never).
+    A journaling filesystem reuses a freed inode only once the journal has committed its
+    release, hence the syncs."""
     placeholders: list[Path] = []
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
+    os.sync()
     try:
-        while time.monotonic() < deadline and len(placeholders) < 5000:
+        while time.monotonic() < deadline and len(placeholders) < 100_000:
             candidate = directory / f".candidate-{len(placeholders)}"
             candidate.touch()
             if candidate.stat().st_ino == inode:
@@ -209,9 +218,9 @@ def reuse_inode(directory: Path, inode: int, target: Path, data: bytes) -> None:
                 candidate.rename(target)
                 return
             placeholders.append(candidate)
-            if len(placeholders) % 100 == 0:
-                time.sleep(0.5)  # a freed inode may be held back until the journal commits
+            if len(placeholders) % 1000 == 0:
+                os.sync()
     finally:
         for placeholder in placeholders:
             placeholder.unlink()
-    pytest.skip("this filesystem did not hand the inode out again")
+    pytest.skip(f"this filesystem did not hand the inode out again ({len(placeholders)} tried)")

@@ -119,6 +119,8 @@ class TestWrongCertificateAuthority:
         wait_until(lambda: bool(events_named(agent, "es_credentials_reloaded")), 30, "reload")
         reloads = events_named(agent, "es_credentials_reloaded")
         assert [event["files"] for event in reloads] == [[str(ca_file)]]
+        assert len(events_named(agent, "elasticsearch_access_failed")) == 1
+        assert len(events_named(agent, "elasticsearch_access_restored")) == 1
         assert agent.alive(), agent.tail()
         assert agent.terminate() == 0
         assert_exactly_once(secure_admin, prepared, expected_from([audit], prepared))
@@ -155,6 +157,10 @@ class TestRevokedKey:
         )
         assert agent.alive(), agent.tail()
         assert count(secure_admin, events_target) == 40
+        errors = events_named(agent, "elasticsearch_access_failed")
+        assert len(errors) == 1, agent.tail()  # one line says what to fix; retries are warnings
+        assert "refused the credential (401)" in str(errors[0]["reason"])
+        assert "ES_API_KEY_FILE" in str(errors[0]["reason"])
 
         second = create_api_key(secure_admin, "writer")
         write_key(key_file, second.encoded)
@@ -162,6 +168,8 @@ class TestRevokedKey:
         assert [e["files"] for e in events_named(agent, "es_credentials_reloaded")] == [
             [str(key_file)]
         ]
+        assert len(events_named(agent, "elasticsearch_access_failed")) == 1
+        assert len(events_named(agent, "elasticsearch_access_restored")) == 1
         assert agent.terminate() == 0
         assert_exactly_once(secure_admin, prepared, expected_from([audit], prepared))
         said = agent.stderr_path.read_text()
