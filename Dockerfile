@@ -35,7 +35,7 @@ COPY pyproject.toml ./
 # hadolint ignore=DL3013
 RUN python3 -m venv /opt/build \
     && python3 -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb")); print("\n".join(p["project"]["dependencies"]))' > /tmp/requirements.txt \
-    && /opt/build/bin/pip install ${PIP_CERT:+--cert "$PIP_CERT"} "setuptools>=69" wheel "mypy>=1.11" -r /tmp/requirements.txt \
+    && /opt/build/bin/pip install ${PIP_CERT:+--cert "$PIP_CERT"} "setuptools>=77" wheel "mypy>=1.11" -r /tmp/requirements.txt \
     && python3 -m venv /opt/venv \
     && /opt/venv/bin/pip install ${PIP_CERT:+--cert "$PIP_CERT"} -r /tmp/requirements.txt
 

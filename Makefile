@@ -69,7 +69,7 @@ bench-all: $(STAMP) $(RUNTIME_STAMP)
 bench-compiled: $(STAMP)
 	$(PYTHON) -m venv .venv-compiled
 	.venv-compiled/bin/python -m pip install --quiet --upgrade pip
-	.venv-compiled/bin/python -m pip install --quiet "setuptools>=69" wheel ".[dev]"
+	.venv-compiled/bin/python -m pip install --quiet "setuptools>=77" wheel ".[dev]"
 	APPMIXER_AUDIT_COMPILE=1 .venv-compiled/bin/python -m pip install --quiet --no-build-isolation --no-deps --force-reinstall .
 	.venv-compiled/bin/python bench/normalize.py
 
