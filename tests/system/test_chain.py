@@ -1,5 +1,9 @@
 """Tamper evidence end to end: real agents killed with SIGKILL while the log is renamed and
-copy-truncated and the targets roll over; then ``verify``, before and after tampering."""
+copy-truncated and the targets roll over; then ``verify``, before and after tampering.
+
+It runs on the plain node and on the secured one; there the agents ship with a writer API
+key over HTTPS, an index admin (the superuser) tampers and rolls over, and ``verify`` runs
+with a reader key, as an auditor would."""
 
 from __future__ import annotations
 
@@ -10,21 +14,25 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 import pytest
 from elasticsearch import Elasticsearch
 
+from tests.esnode import SecureNode
 from tests.system.conftest import (
     Agent,
     assert_exactly_once,
     count,
     expected_from,
     targets,
+    unique_namespace,
     wait_for_count,
 )
 from tests.system.test_crash import Writer, roll_over
+from tests.system.test_least_privilege import mint
 
 pytestmark = pytest.mark.system
 
@@ -50,12 +58,46 @@ class RotatingWriter(Writer):
         return out
 
 
-def verify(es_url: str, namespace: str, key: Path, state: Path) -> subprocess.CompletedProcess[str]:
+@dataclass
+class Node:
+    """Where the test runs: the node, who ships, who tampers, who verifies."""
+
+    url: str
+    namespace: str
+    admin: Elasticsearch  # rolls over, tampers, counts
+    agent_env: dict[str, str] = field(default_factory=dict)
+    auditor_env: dict[str, str] = field(default_factory=dict)
+
+
+@pytest.fixture(params=["plain", "secured"])
+def node(request: pytest.FixtureRequest, tmp_path: Path) -> Node:
+    if request.param == "plain":
+        es = request.getfixturevalue("es")
+        return Node(request.getfixturevalue("es_url"), request.getfixturevalue("namespace"), es)
+    secure_es: SecureNode = request.getfixturevalue("secure_es")
+    namespace = unique_namespace("chain")
+    return Node(
+        secure_es.url,
+        namespace,
+        request.getfixturevalue("secure_admin"),
+        secure_es.env(api_key_file=mint(secure_es, "writer", namespace, tmp_path)),
+        secure_es.env(api_key_file=mint(secure_es, "reader", namespace, tmp_path)),
+    )
+
+
+def verify(node: Node, key: Path, state: Path) -> subprocess.CompletedProcess[str]:
     """The verify command, with the agent's local checkpoint copies besides the index's."""
-    command = [sys.executable, "-m", "agent", "verify", "--es-url", es_url]
-    command += ["--namespace", namespace, "--key-file", str(key)]
+    command = [sys.executable, "-m", "agent", "verify", "--es-url", node.url]
+    command += ["--namespace", node.namespace, "--key-file", str(key)]
     command += ["--checkpoints", str(state / "chain-checkpoints.ndjson")]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, **node.auditor_env},
+    )
 
 
 def tamper(es: Elasticsearch, target: str, ids: list[str]) -> tuple[str, str, str]:
@@ -80,9 +122,7 @@ def tamper(es: Elasticsearch, target: str, ids: list[str]) -> tuple[str, str, st
 
 
 class TestChainUnderCrashes:
-    def test_kills_rotations_rollovers_then_tampering(
-        self, es: Elasticsearch, es_url: str, namespace: str, tmp_path: Path
-    ) -> None:
+    def test_kills_rotations_rollovers_then_tampering(self, node: Node, tmp_path: Path) -> None:
         """After SIGKILLs, a rename, a copytruncate and rollovers, verify says intact (exit 0),
         every event signed; after one deletion, one edit and one forgery it names exactly
         those three (exit 1)."""
@@ -91,11 +131,13 @@ class TestChainUnderCrashes:
         key = tmp_path / "chain.key"
         key.write_bytes(os.urandom(32).hex().encode())
         env = {
+            **node.agent_env,
             "APPMIXER_AUDIT_BATCH_MAX_EVENTS": "300",
             "APPMIXER_AUDIT_CHAIN_KEY_FILE": str(key),
             "APPMIXER_AUDIT_CHAIN_CHECKPOINT_INTERVAL": "1",
         }
-        common = {"es_url": es_url, "namespace": namespace, "state_dir": tmp_path / "state"}
+        es, namespace = node.admin, node.namespace
+        common = {"es_url": node.url, "namespace": namespace, "state_dir": tmp_path / "state"}
         common["env"] = env
         logs = tmp_path / "logs"
         log_file = logs / "audit.log"
@@ -123,13 +165,13 @@ class TestChainUnderCrashes:
         print(f"chain seed={seed} events={wanted}")
 
         assert count(es, f"appmixer-audit.checkpoints-{namespace}") > 0  # in the index too
-        result = verify(es_url, namespace, key, tmp_path / "state")
+        result = verify(node, key, tmp_path / "state")
         assert result.returncode == 0, result.stdout + result.stderr
         assert f"{events_target}: intact; " in result.stdout
         assert f"{wanted} events verified, 0 newer than the last signed" in result.stdout
 
         deleted, edited, forged = tamper(es, events_target, sorted(expected.event_ids))
-        result = verify(es_url, namespace, key, tmp_path / "state")
+        result = verify(node, key, tmp_path / "state")
         assert result.returncode == 1, result.stdout + result.stderr
         lines = result.stdout.splitlines()
         assert sorted(line.split()[0] for line in lines[:-1]) == ["ALTERED", "INSERTED", "MISSING"]
