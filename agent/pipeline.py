@@ -31,6 +31,7 @@ from agent.chain.store import Keeper
 from agent.config import Settings
 from agent.deadletter import DeadLetterFile
 from agent.files import Registry, Tailer
+from agent.files.discover import own_output_files
 from agent.items import Entry
 from agent.metrics import Health, Metrics
 from agent.normalize import NormalizeOptions, Normalizer
@@ -128,7 +129,7 @@ def _tailer(settings: Settings, registry: Registry) -> Tailer:
         fingerprint_bytes=settings.fingerprint_bytes,
         rescan_interval=settings.rescan_interval,
         close_inactive=settings.close_inactive,
-        exclude=(settings.state_dir, settings.dead_letter_dir),
+        exclude=(settings.state_dir, settings.dead_letter_dir, *own_output_files()),
         line_max=settings.line_max_bytes,
     )
 

@@ -20,6 +20,7 @@ import glob
 import logging
 import os
 import re
+import stat
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -109,6 +110,25 @@ def real_dirs(directories: Sequence[str | Path]) -> list[str]:
     return [os.path.realpath(Path(d).expanduser().absolute()) for d in directories]
 
 
+def own_output_files() -> list[str]:
+    """The regular files this process's stdout and stderr go to (``2>>/logs/agent.log``).
+
+    A glob that covers one would feed the agent its own log: every line not an audit
+    record, each one making the agent log again. They are excluded like the state dir.
+    """
+    found = []
+    for fd in (1, 2):
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                continue
+            path = str(Path(f"/proc/self/fd/{fd}").readlink())
+        except OSError:
+            continue  # closed, or no /proc: nothing to exclude
+        if path.startswith(os.sep) and not path.endswith(" (deleted)"):
+            found.append(path)
+    return found
+
+
 def inside(path: str, directories: Sequence[str]) -> bool:
     """True when ``path`` (resolved) is one of ``directories`` (real paths) or below one."""
     real = os.path.realpath(path)
@@ -165,12 +185,13 @@ class Discovery:
             if not inside(path, self.exclude):
                 kept.append(path)
                 continue
-            directory = next(d for d in self.exclude if inside(path, [d]))
-            if directory not in self._warned:
-                self._warned.add(directory)
-                log.warning("own_files_excluded", directory=directory, example=path,
-                            reason="a --path glob covers the agent's state or dead-letter "
-                            "directory; its files are never read")  # fmt: skip
+            own = next(d for d in self.exclude if inside(path, [d]))
+            if own not in self._warned:
+                self._warned.add(own)
+                where = {"file": own} if Path(own).is_file() else {"directory": own}
+                log.warning("own_files_excluded", **where, example=path,
+                            reason="a --path glob covers the agent's own files (its state, "
+                            "dead letters or log output); they are never read")  # fmt: skip
         return kept
 
     @property

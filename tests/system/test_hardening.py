@@ -98,6 +98,14 @@ def wait_for_event(agent: Agent, event: str, timeout: float = 60) -> dict[str, o
     raise AssertionError(f"no {event} within {timeout} s: {agent.tail()}")
 
 
+def ship_then_linger(es: Elasticsearch, namespace: str, agent: Agent, events: int) -> None:
+    """Until ``events`` are indexed, then six rescans (RESCAN_INTERVAL=1) and as many
+    checkpoint writes, the agent logging all the while; then a graceful stop."""
+    assert wait_for_count(es, targets(namespace)[0], events, 120, agent) == events
+    time.sleep(6)
+    assert agent.terminate() == 0, agent.tail()
+
+
 def wait_shipping(es: Elasticsearch, namespace: str, agent: Agent, timeout: float = 60) -> None:
     """Until the node holds some of the agent's events (it is mid-way through the file)."""
     deadline = time.monotonic() + timeout
@@ -156,10 +164,7 @@ class TestOwnFilesNeverRead:
             [f"{logs}/**"], es_url=es_url, namespace=namespace, state_dir=logs / "state",
             log_dir=tmp_path,
         )  # fmt: skip
-        events, _changes = targets(namespace)
-        assert wait_for_count(es, events, 50, 120, agent) == 50
-        time.sleep(6)  # six rescans (RESCAN_INTERVAL=1) and as many checkpoint writes
-        assert agent.terminate() == 0, agent.tail()
+        ship_then_linger(es, namespace, agent, 50)
         letters = read_dead_letters(logs / "state" / "dlq")
         assert len(letters) == 2
         assert {letter["path"] for letter in letters} == {str(log_file)}
@@ -168,6 +173,29 @@ class TestOwnFilesNeverRead:
         assert warnings[0]["directory"] == str((logs / "state").resolve())
         read = logged(agent, "run_finished")[0]["read"]
         assert read == 52
+        assert_exactly_once(es, namespace, expected_from([log_file], namespace))
+
+    def test_glob_covering_the_agents_own_log(
+        self, es: Elasticsearch, es_url: str, namespace: str, tmp_path: Path
+    ) -> None:
+        """The agent's stdout and stderr redirected into the watched directory are never
+        read: only the audit log's events ship, and its own log does not feed itself."""
+        logs = tmp_path / "logs"
+        log_file = simulated(logs / "audit.log", 50, seed=104)
+        agent = Agent(
+            [f"{logs}/*"], es_url=es_url, namespace=namespace, state_dir=tmp_path / "state",
+            log_dir=logs,
+        )  # fmt: skip
+        ship_then_linger(es, namespace, agent, 50)
+        warnings = logged(agent, "own_files_excluded")
+        assert sorted(str(w["file"]) for w in warnings) == sorted(
+            str(path.resolve()) for path in (agent.stdout_path, agent.stderr_path)
+        )
+        finished = logged(agent, "run_finished")[0]
+        assert (finished["read"], finished["skipped"], finished["dead_lettered"]) == (50, 0, 0)
+        assert not (tmp_path / "state" / "dlq").exists() or not read_dead_letters(
+            tmp_path / "state" / "dlq"
+        )
         assert_exactly_once(es, namespace, expected_from([log_file], namespace))
 
 
