@@ -26,8 +26,6 @@ from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from agent.acks import Checkpointer
 from agent.batch import BatchLimits, BoundedBuffer
-from agent.chain.checkpoint import ChainKey
-from agent.chain.store import Keeper
 from agent.config import Settings
 from agent.deadletter import DeadLetterFile
 from agent.files import Registry, Tailer
@@ -37,6 +35,8 @@ from agent.metrics import Health, Metrics
 from agent.normalize import NormalizeOptions, Normalizer
 from agent.reader import Reader
 from agent.settler import Settler
+from chain.checkpoint import ChainKey
+from chain.store import Keeper
 from common.log import get_logger
 from common.retry import Retrier, RetryPolicy
 from indexer.access import AccessReport

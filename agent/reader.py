@@ -16,11 +16,11 @@ from collections.abc import Sequence
 import orjson
 
 from agent.batch import BoundedBuffer
-from agent.chain.state import Chains
 from agent.files import Line, Tailer
 from agent.items import Entry, Item
 from agent.metrics import Health, Metrics
 from agent.normalize import Normalized, Normalizer, Rejected, Source
+from chain.state import Chains
 from common.stage import Stage
 from indexer.sink import Parcel
 

@@ -1,6 +1,6 @@
 """The chains in Elasticsearch: signed checkpoints written, stored events read back for verify.
 
-The pure half is ``agent.chain``; this module only moves documents. Events are read one
+The pure half is ``chain``; this module only moves documents. Events are read one
 stream at a time, in sequence order (a sorted scroll), so ``verify`` holds one stream's
 records in memory, never the whole index, and a document's ``_source`` is dropped as soon as
 its digest is taken.
@@ -16,8 +16,8 @@ from typing import Any
 
 from elasticsearch import AuthorizationException, ConflictError, Elasticsearch, NotFoundError
 
-from agent.chain.checkpoint import ChainKey, Checkpoint
-from agent.chain.verify import Evidence, Finding, Record, Report, assemble, gather
+from chain.checkpoint import ChainKey, Checkpoint
+from chain.verify import Evidence, Finding, Record, Report, assemble, gather
 
 PAGE = 500
 _KEEP = "2m"

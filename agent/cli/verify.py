@@ -21,7 +21,7 @@ from agent.cli.options import build_settings, elasticsearch_client, es_options, 
 from agent.cli.search import _time_option
 
 if TYPE_CHECKING:
-    from agent.chain.verify import Report
+    from chain.verify import Report
 
 
 @click.command(
@@ -65,8 +65,8 @@ def verify(
     **flags: object,
 ) -> None:
     """Replay the hash chains from the index: intact (exit 0) or each finding (exit 1)."""
-    from agent.chain.checkpoint import ChainKey, KeyFileError
-    from agent.chain.state import read_local_checkpoints
+    from chain.checkpoint import ChainKey, KeyFileError
+    from chain.state import read_local_checkpoints
     from indexer.chain import verify as replay
 
     settings = build_settings(config_file, **flags)

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from agent.files.identity import FileKey, key_at
-from common.atomic import write_atomically
+from common.atomic import read_state, write_atomically
 from common.log import get_logger
 
 FORMAT_VERSION = 1
@@ -181,12 +181,9 @@ class Registry:
         write_atomically(self.path, data)
 
     def _load(self) -> None:
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
+        raw = read_state(self.path, "the registry", RegistryError)
+        if raw is None:
             return
-        except OSError as exc:
-            raise RegistryError(f"cannot read the registry {self.path}: {exc}") from exc
         try:
             entries = _decode(orjson.loads(raw))
         except (orjson.JSONDecodeError, ValueError, TypeError) as exc:

@@ -6,7 +6,7 @@ same shape as pydantic models. Fields without a value are left out, never ``null
 ``event.hash`` is the SHA-256 (hex) of the document serialized with sorted keys and no
 whitespace (orjson's compact form, UTF-8), without ``event.hash``, ``event.ingested`` and
 ``log.file.path`` (where the line was read: a rename changes it, not the event, and a line
-read again after a rotation must hash the same). The agent's chain step (``agent.chain``)
+read again after a rotation must hash the same). The agent's chain step (``chain``)
 then replaces it with the chain link over this digest.
 
 Built in one straight pass, without intermediate objects: this is the hot path of the

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from elasticsearch import Elasticsearch
 
-from agent.chain.link import Head, step, stream_id
 from agent.normalize import Normalized
+from chain.link import Head, step, stream_id
 from indexer.capabilities import Capabilities, detect
 from indexer.fields import TARGETS, Target, composed_mappings, document_paths, mapped_fields, walk
 from indexer.setup import SetupReport, substitute_types

@@ -10,9 +10,10 @@ from typing import Any
 import orjson
 import pytest
 
-from agent.chain.checkpoint import ChainKey, Checkpoint, Gap, KeyFileError, SignedHead
-from agent.chain.link import GENESIS, Head, content_digest, link, step, stream_id
-from agent.chain.state import (
+from agent.normalize import Normalized, NormalizeOptions, Normalizer, Source
+from chain.checkpoint import ChainKey, Checkpoint, Gap, KeyFileError, SignedHead
+from chain.link import GENESIS, Head, content_digest, link, step, stream_id
+from chain.state import (
     Chains,
     Ledger,
     Place,
@@ -21,7 +22,7 @@ from agent.chain.state import (
     head_at,
     read_local_checkpoints,
 )
-from agent.chain.verify import (
+from chain.verify import (
     Evidence,
     Finding,
     Record,
@@ -29,7 +30,6 @@ from agent.chain.verify import (
     unchained,
     verify_stream,
 )
-from agent.normalize import Normalized, NormalizeOptions, Normalizer, Source
 
 KEY = ChainKey(b"k" * 32)
 OTHER_KEY = ChainKey(b"o" * 32)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.chain.checkpoint import ChainKey, Checkpoint, Gap
-from agent.chain.link import GENESIS, Head
-from agent.chain.state import Ledger, Place, read_local_checkpoints
-from agent.chain.store import ChainedStore, ChainFile, ChainStateError, Keeper
+from chain.checkpoint import ChainKey, Checkpoint, Gap
+from chain.link import GENESIS, Head
+from chain.state import Ledger, Place, read_local_checkpoints
+from chain.store import ChainedStore, ChainFile, ChainStateError, Keeper
 
 STREAM = "s" * 32
 

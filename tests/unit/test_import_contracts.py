@@ -10,12 +10,15 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("agent", "indexer", "common", "devtools", "mappings", "dashboards")
+PACKAGES = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"][
+    "root_packages"
+]
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 
@@ -81,6 +84,16 @@ class TestImportContracts:
                 "agent/files/tailer.py",
                 "import devtools.simulate",
                 "Layers: CLI, then pipeline",
+            ),
+            (
+                "indexer/setup.py",
+                "import agent.config",
+                "The indexer and the chain never import the agent",
+            ),
+            (
+                "chain/link.py",
+                "import agent.normalize",
+                "The indexer and the chain never import the agent",
             ),
             (
                 "agent/cli/run.py",

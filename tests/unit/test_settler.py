@@ -8,15 +8,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from agent.acks import Checkpointer
-from agent.chain.link import Head
-from agent.chain.state import Place
-from agent.chain.store import Keeper
 from agent.deadletter import DeadLetter
 from agent.files import FileKey, Line, Opened, Reset
 from agent.items import Entry, Item
 from agent.metrics import Metrics
 from agent.normalize import Rejected, Skipped
 from agent.settler import Claim, Settler
+from chain.link import Head
+from chain.state import Place
+from chain.store import Keeper
 from common.retry import Retrier, RetryPolicy
 from common.stage import Stage
 from indexer.dedup import ReplayWindow

@@ -32,11 +32,11 @@ from typing import Any
 
 import orjson
 
-from agent.chain.checkpoint import ChainKey, Checkpoint, Gap, SignedHead
-from agent.chain.link import Head, step, stream_id
+from chain.checkpoint import ChainKey, Checkpoint, Gap, SignedHead
+from chain.link import Head, step, stream_id
 from common.log import get_logger
 
-log = get_logger("agent.chain")
+log = get_logger("chain")
 
 LOCAL_NAME = "chain-checkpoints.ndjson"
 

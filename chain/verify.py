@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from agent.chain.checkpoint import ChainKey, Checkpoint, Gap, SignedHead
-from agent.chain.link import FIELD, Head, content_digest, link
+from chain.checkpoint import ChainKey, Checkpoint, Gap, SignedHead
+from chain.link import FIELD, Head, content_digest, link
 
 Kind = Literal["missing", "altered", "inserted", "out_of_order", "bad_checkpoint"]
 

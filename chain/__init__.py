@@ -2,5 +2,5 @@
 
 ``link`` chains events as they are read, ``checkpoint`` signs chain heads with a key that
 Elasticsearch never sees, ``verify`` replays stored events against both. All pure; the
-agent's run loop (``agent.chain.state``) and ``indexer.chain`` do the I/O.
+agent's run loop (``chain.state``) and ``indexer.chain`` do the I/O.
 """

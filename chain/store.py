@@ -24,13 +24,13 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
 
-from agent.chain.checkpoint import ChainKey, Checkpoint, Gap
-from agent.chain.link import Head
-from agent.chain.state import Chains, Ledger, Signer, chain_record, head_at
-from common.atomic import write_atomically
+from chain.checkpoint import ChainKey, Checkpoint, Gap
+from chain.link import Head
+from chain.state import Chains, Ledger, Signer, chain_record, head_at
+from common.atomic import read_state, write_atomically
 from common.log import get_logger
 
-log = get_logger("agent.chain")
+log = get_logger("chain")
 
 FORMAT = 1
 NAME = "chain.json"
@@ -133,12 +133,9 @@ class ChainFile:
                 del entry["heads"][:-1]
 
     def _load(self) -> None:
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
+        raw = read_state(self.path, "the chain state", ChainStateError)
+        if raw is None:
             return
-        except OSError as exc:
-            raise ChainStateError(f"cannot read the chain state {self.path}: {exc}") from exc
         try:
             document = orjson.loads(raw)
             if not isinstance(document, dict) or document.get("version") != FORMAT:
