@@ -27,10 +27,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, TypeVar
 
 from agent.files.facts import Copied, Fact, Gone, Moved, Opened, Reset
 from agent.files.identity import FileKey
+from chain.store import CheckpointStore
 from common.log import get_logger
 from common.retry import Retrier
 
@@ -172,28 +173,6 @@ class OrderedFinalizer(Generic[K]):
         return list(self._streams)
 
 
-class Position(Protocol):
-    acked: int
-
-
-class CheckpointStore(Protocol):
-    """What the checkpointer needs from the registry (``agent.files.Registry`` fits)."""
-
-    def get(self, key: FileKey, /) -> Position | None: ...
-
-    def ack(self, key: FileKey, path: str, end: int, /) -> None: ...
-
-    def mark_sent(self, key: FileKey, path: str, end: int, /) -> None: ...
-
-    def reset(self, key: FileKey, path: str, /) -> None: ...
-
-    def move(self, key: FileKey, path: str, /) -> None: ...
-
-    def forget(self, older_than: float) -> int: ...
-
-    def save(self) -> None: ...
-
-
 class Checkpointer:
     """The registry's one writer: facts, settled lines and the replay window, then saves.
 
@@ -207,7 +186,7 @@ class Checkpointer:
 
     def __init__(
         self,
-        store: CheckpointStore,
+        store: CheckpointStore[FileKey],
         finalizer: OrderedFinalizer[FileKey] | None = None,
         *,
         interval: float = 1.0,

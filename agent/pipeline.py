@@ -20,6 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, TransportError
@@ -121,6 +122,11 @@ def wire(
     )
 
 
+def own_paths(settings: Settings) -> list[str | Path]:
+    """What the agent writes itself and never reads: state, dead letters, its own output."""
+    return [settings.state_dir, settings.dead_letter_dir, *own_output_files()]
+
+
 def _tailer(settings: Settings, registry: Registry) -> Tailer:
     """The tailer over the configured paths; it reads ``registry`` and never writes it."""
     return Tailer(
@@ -129,7 +135,7 @@ def _tailer(settings: Settings, registry: Registry) -> Tailer:
         fingerprint_bytes=settings.fingerprint_bytes,
         rescan_interval=settings.rescan_interval,
         close_inactive=settings.close_inactive,
-        exclude=(settings.state_dir, settings.dead_letter_dir, *own_output_files()),
+        exclude=own_paths(settings),
         line_max=settings.line_max_bytes,
     )
 

@@ -161,7 +161,8 @@ class _Position(Protocol):
 
 
 class CheckpointStore(Protocol[K_contra]):
-    """What the checkpointer writes to (the registry fits)."""
+    """What the checkpointer writes to: the registry (``agent.files.Registry``), or the
+    registry wrapped by :class:`ChainedStore`."""
 
     def get(self, key: K_contra, /) -> _Position | None: ...
 

@@ -194,14 +194,13 @@ def _pipeline(settings: Settings, es: Any, *, once: bool, setup: bool, **observe
 
 def _finish(pipeline: Any, settings: Settings, *, once: bool, signum: int | None) -> int:
     """Log and print the summary; the exit status says how the run ended."""
-    from agent.files.discover import own_output_files
     from agent.leftover import lines_left
+    from agent.pipeline import own_paths
 
     summary = pipeline.summary()
     if signum is not None:
-        own: list[str | Path] = [settings.state_dir, settings.dead_letter_dir]
-        own += own_output_files()
-        summary["lines_left"] = lines_left(settings.paths, pipeline.registry.positions(), own)
+        positions = pipeline.registry.positions()
+        summary["lines_left"] = lines_left(settings.paths, positions, own_paths(settings))
     log.info("run_finished", **summary)
     if pipeline.failure is not None:
         return EXIT_FAILURE
