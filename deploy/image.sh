@@ -19,7 +19,7 @@ die() { echo "image: $*" >&2; exit 1; }
 version=$(python3 -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
 image=${IMAGE:-appmixer-audit:${version}}
 revision=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-default_base=$(sed -n 's/^ARG BASE_IMAGE=//p' Dockerfile | head -1)
+default_base=$(sed -n '/^ARG BASE_IMAGE=/{s///p;q}' Dockerfile)
 
 engine=${ENGINE:-}
 if [[ -z "$engine" ]]; then
