@@ -433,14 +433,40 @@ def iter_events(
 ) -> Iterator[Record]:
     """``n`` audit records in time order, each preceded by a service log line with
     probability ``noise``."""
+    for _ms, record in _timed_events(n, seed, start_ms, noise, mean_gap_ms):
+        yield record
+
+
+def start_for_end(
+    end_ms: int,
+    n: int,
+    seed: int = 0,
+    *,
+    noise: float = 0.0,
+    mean_gap_ms: float = DEFAULT_GAP_MS,
+) -> int:
+    """The start time at which the same ``n`` events end exactly at ``end_ms``.
+
+    The gaps come from the same random stream as the events' content, so the span is only
+    known by generating them once.
+    """
+    last = 0
+    for ms, _record in _timed_events(n, seed, 0, noise, mean_gap_ms):
+        last = ms
+    return end_ms - last
+
+
+def _timed_events(
+    n: int, seed: int, start_ms: int, noise: float, mean_gap_ms: float
+) -> Iterator[tuple[int, Record]]:
     rng = random.Random(seed)  # noqa: S311 (simulated traffic: repeatable, not secret)
     generator = _Generator(rng)
     ms = start_ms
     for _ in range(n):
         ms += 1 + int(rng.expovariate(1.0 / mean_gap_ms))
         if noise and rng.random() < noise:
-            yield generator.noise(ms)
-        yield generator.event(ms)
+            yield ms, generator.noise(ms)
+        yield ms, generator.event(ms)
 
 
 def write_events(

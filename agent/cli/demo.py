@@ -4,11 +4,16 @@ Starts (or reuses) the local dev node, installs the templates, writes simulated 
 audit logs, ships them with ``run --once`` (their hash chains signed with a demo key made
 on the first run), checks them with ``verify`` and prints the newest events as the seed's
 table.
+
+Every run is new traffic: a fresh seed and event times that end as the run starts, so a second
+tour ships and verifies its own events and its newest heads the table. ``--seed`` replays one
+fixed day byte for byte instead: run twice, the agent recognises what it already shipped.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -27,7 +32,12 @@ def _step(text: str) -> None:
 
 @click.command()
 @click.option("--events", default=2000, show_default=True, help="Simulated events to ship.")
-@click.option("--seed", default=7, show_default=True, help="Simulation seed.")
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    help="Replay the same simulated day byte for byte (default: new events every run).",
+)
 @click.option(
     "--workdir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -36,17 +46,14 @@ def _step(text: str) -> None:
     help="Where the demo's logs, checkpoints and dead letters go.",
 )
 @click.option("--namespace", default="demo", show_default=True)
-def demo(events: int, seed: int, workdir: Path, namespace: str) -> None:
+@click.option(
+    "--es-url",
+    help="Tour this node (no security) instead of starting the local dev node.",
+)
+def demo(events: int, seed: int | None, workdir: Path, namespace: str, es_url: str | None) -> None:
     """Run the whole path on a local node: dev-es, setup, simulate, ship, search."""
-    from devtools.devnode import DevNode, DevNodeError
-
     configure_logging("warning")
-    _step("starting the local Elasticsearch node (first run downloads it once)")
-    try:
-        url = DevNode().start()
-    except DevNodeError as exc:
-        click.echo(f"appmixer-audit: {exc}", err=True)
-        sys.exit(EXIT_FAILURE)
+    url = es_url or _start_dev_node()
     click.echo(f"Elasticsearch: {url}", err=True)
 
     me = [sys.executable, "-m", "agent"]
@@ -54,20 +61,34 @@ def demo(events: int, seed: int, workdir: Path, namespace: str) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     log_file = workdir / "logs" / "audit.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    # The same seed gives the same events: a rerun rewrites the file instead of appending a
-    # second copy, and the agent recognises content it has already shipped.
+    # A rerun rewrites the file rather than appending a second copy.
     log_file.unlink(missing_ok=True)
     key_file = workdir / "chain.key"
     if not key_file.exists():
         key_file.write_text(os.urandom(32).hex() + "\n")
         key_file.chmod(0o600)
     started = datetime.now(UTC).isoformat()
+    timing: list[str] = []
+    if seed is None:
+        # A new day ending now: this run's newest event heads the table.
+        seed = secrets.randbelow(2**31)
+        timing = ["--end", started]
 
     steps: list[tuple[str, list[str]]] = [
         ("installing index templates", [*me, "setup", *common]),
         (
-            f"simulating {events} Appmixer audit events into {log_file}",
-            [*me, "simulate", "--events", str(events), "--seed", str(seed), "--out", str(log_file)],
+            f"simulating {events} Appmixer audit events (seed {seed}) into {log_file}",
+            [
+                *me,
+                "simulate",
+                "--events",
+                str(events),
+                "--seed",
+                str(seed),
+                *timing,
+                "--out",
+                str(log_file),
+            ],
         ),
         (
             "shipping them (run --once)",
@@ -98,3 +119,14 @@ def demo(events: int, seed: int, workdir: Path, namespace: str) -> None:
             click.echo(f"appmixer-audit: demo step failed: {title}", err=True)
             sys.exit(EXIT_FAILURE)
     _step(f"done: try `appmixer-audit search --es-url {url} --namespace {namespace} --type update`")
+
+
+def _start_dev_node() -> str:
+    from devtools.devnode import DevNode, DevNodeError
+
+    _step("starting the local Elasticsearch node (first run downloads it once)")
+    try:
+        return DevNode().start()
+    except DevNodeError as exc:
+        click.echo(f"appmixer-audit: {exc}", err=True)
+        sys.exit(EXIT_FAILURE)

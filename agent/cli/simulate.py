@@ -13,7 +13,7 @@ import click
 from agent.cli import EXIT_OK
 
 
-def _start_ms(value: str | None) -> int | None:
+def _time_ms(value: str | None, option: str) -> int | None:
     if value is None:
         return None
     if value == "now":
@@ -23,7 +23,7 @@ def _start_ms(value: str | None) -> int | None:
     try:
         text = parse_time(value)
     except TimeError as exc:
-        raise click.BadParameter(str(exc), param_hint="--start") from None
+        raise click.BadParameter(str(exc), param_hint=option) from None
     return int(datetime.fromisoformat(text).timestamp() * 1000)
 
 
@@ -31,7 +31,8 @@ def _start_ms(value: str | None) -> int | None:
     epilog=(
         "Output is deterministic: the same --seed and options give byte-identical lines. "
         "Without --rate, event times start at --start (default 2026-11-25T08:00:00Z) and "
-        "advance about 1.5 s per event; with --rate they start now and follow the pace, and "
+        "advance about 1.5 s per event (--end instead places the last event at that time); "
+        "with --rate they start now and follow the pace, and "
         "each line is flushed as it is written. --out appends to the file (creating it), as "
         "a service appends to its log. --noise adds that fraction of ordinary service log "
         "lines on top of the N audit events (the normalizer skips them). --scenario writes "
@@ -65,6 +66,7 @@ def _start_ms(value: str | None) -> int | None:
     help="Probability of a service log line before each event.",
 )
 @click.option("--start", help='First event time: ISO 8601, epoch ms, or "now".')
+@click.option("--end", help='Last event time instead of --start: ISO 8601, epoch ms, or "now".')
 def simulate(
     *,
     events: int | None,
@@ -74,16 +76,22 @@ def simulate(
     rate: float | None,
     noise: float,
     start: str | None,
+    end: str | None,
 ) -> None:
     """Write realistic Appmixer audit NDJSON."""
     from devtools.scenarios import write_day
-    from devtools.simulate import write_events
+    from devtools.simulate import DEFAULT_GAP_MS, start_for_end, write_events
 
     if scenario is None and events is None:
         raise click.UsageError("give --events N, or --scenario benign|attack")
-    if scenario is not None and (events, rate, noise, start) != (None, None, 0.0, None):
+    if scenario is not None and (events, rate, noise, start, end) != (None, None, 0.0, None, None):
         raise click.UsageError("--scenario writes a fixed day: it takes --seed and --out only")
-    start_ms = _start_ms(start)
+    if end is not None and (start is not None or rate is not None):
+        raise click.UsageError("--end places the last event: it takes neither --start nor --rate")
+    start_ms = _time_ms(start, "--start")
+    end_ms = _time_ms(end, "--end")
+    if end_ms is not None and events is not None:
+        start_ms = start_for_end(end_ms, events, seed, noise=noise, mean_gap_ms=DEFAULT_GAP_MS)
     handle: BinaryIO
     try:
         handle = out.open("ab") if out is not None else sys.stdout.buffer

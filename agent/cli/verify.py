@@ -108,8 +108,13 @@ def summary_line(target: str, report: Report) -> str:
     summary = report.as_dict()
     other_keys = report.checkpoints_unverifiable
     return (
-        f"{target}: {verdict}; {summary['streams']} streams, {summary['events_intact']} "
-        f"events verified, {summary['events_unsigned']} newer than the last signed checkpoint; "
-        f"{report.checkpoints_valid} checkpoints valid"
+        f"{target}: {verdict}; {_counted(summary['streams'], 'stream')}, "
+        f"{_counted(summary['events_intact'], 'event')} verified, "
+        f"{summary['events_unsigned']} newer than the last signed checkpoint; "
+        f"{_counted(report.checkpoints_valid, 'checkpoint')} valid"
         + (f", {other_keys} under keys not given" if other_keys else "")
     )
+
+
+def _counted(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -257,7 +257,7 @@ class TestChainCheckpoints:
         args = ["--namespace", keys.namespace, "--key-file", str(keys.chain_key)]
         result = cli("verify", *args, env=env)
         assert result.returncode == 0, result.stdout + result.stderr
-        assert f"intact; 1 streams, {EVENTS} events verified, 0 newer" in result.stdout
+        assert f"intact; 1 stream, {EVENTS} events verified, 0 newer" in result.stdout
         assert "0 checkpoints valid" not in result.stdout
 
     def test_writer_cannot_delete_a_checkpoint(

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
+from agent.cli.verify import summary_line
 from agent.normalize import Normalized, NormalizeOptions, Normalizer, Source
 from chain.checkpoint import ChainKey, Checkpoint, Gap, KeyFileError, SignedHead
 from chain.link import GENESIS, Head, content_digest, link, step, stream_id
@@ -26,6 +27,8 @@ from chain.verify import (
     Evidence,
     Finding,
     Record,
+    Report,
+    StreamResult,
     gather,
     unchained,
     verify_stream,
@@ -514,3 +517,25 @@ class TestSigner:
         path.write_text('{"appmixer": {"checkpoint": {}}}\nnot json\n')
         with pytest.raises(ValueError, match="line 1"):
             list(read_local_checkpoints(path))
+
+
+class TestSummaryLine:
+    """verify's last line counts in words that agree with their numbers."""
+
+    def test_one_of_each_is_singular(self) -> None:
+        report = Report(streams=[StreamResult("s", intact=1)], checkpoints_valid=1)
+        assert summary_line("logs-x", report) == (
+            "logs-x: intact; 1 stream, 1 event verified, 0 newer than the last signed "
+            "checkpoint; 1 checkpoint valid"
+        )
+
+    def test_several_are_plural(self) -> None:
+        report = Report(
+            streams=[StreamResult("a", intact=2, unsigned=1), StreamResult("b", intact=3)],
+            checkpoints_valid=4,
+            checkpoints_unverifiable=2,
+        )
+        assert summary_line("logs-x", report) == (
+            "logs-x: intact; 2 streams, 5 events verified, 1 newer than the last signed "
+            "checkpoint; 4 checkpoints valid, 2 under keys not given"
+        )

@@ -13,7 +13,13 @@ from click.testing import CliRunner
 from agent.cli import cli
 from agent.normalize import Normalized, NormalizeOptions, Normalizer, Skipped
 from agent.normalize.catalog import CATALOG
-from devtools.simulate import DEFAULT_START_MS, iter_events, weights, write_events
+from devtools.simulate import (
+    DEFAULT_START_MS,
+    iter_events,
+    start_for_end,
+    weights,
+    write_events,
+)
 
 
 def _lines(n: int, seed: int, **options: object) -> bytes:
@@ -107,6 +113,33 @@ class TestDeterminism:
         assert first != later
         result = CliRunner().invoke(cli, ["simulate", "-n", "1", "--start", "garbage"])
         assert result.exit_code == 2
+
+    @pytest.mark.parametrize("noise", [0.0, 0.3])
+    def test_end_time_places_the_last_event(self, noise: float) -> None:
+        """--end shifts the same events so the last one is at that time, to the millisecond."""
+        end = "2026-11-27T12:00:00.000Z"
+        result = CliRunner().invoke(
+            cli, ["simulate", "-n", "200", "--seed", "5", "--noise", str(noise), "--end", end]
+        )
+        assert result.exit_code == 0, result.output
+        normalizer = Normalizer(NormalizeOptions(host_name="sim"))
+        times = [
+            outcome.event["@timestamp"]
+            for outcome in map(normalizer, result.stdout_bytes.splitlines())
+            if isinstance(outcome, Normalized)
+        ]
+        assert len(times) == 200
+        assert times[-1] == end
+        assert times == sorted(times)
+        # The same events as with the start it implies: only the clock moved.
+        start_ms = start_for_end(1_795_780_800_000, 200, 5, noise=noise)
+        assert result.stdout_bytes == _lines(200, 5, noise=noise, start_ms=start_ms)
+
+    def test_end_excludes_start_and_rate(self) -> None:
+        for extra in (["--start", "now"], ["--rate", "5"]):
+            result = CliRunner().invoke(cli, ["simulate", "-n", "1", "--end", "now", *extra])
+            assert result.exit_code == 2
+            assert "--end places the last event" in result.output
 
 
 class TestRate:
