@@ -37,6 +37,7 @@ from agent.normalize import NormalizeOptions, Normalizer
 from agent.reader import Reader
 from agent.settler import Settler
 from chain.checkpoint import ChainKey
+from chain.keyfile import KeyFileWatch
 from chain.store import Keeper
 from common.log import get_logger
 from common.retry import Retrier, RetryPolicy
@@ -141,15 +142,19 @@ def _tailer(settings: Settings, registry: Registry) -> Tailer:
 
 
 def _keeper(settings: Settings, es: Elasticsearch) -> Keeper:
-    """The hash chains' keeper, signing checkpoints when a key file is configured."""
+    """The hash chains' keeper, signing checkpoints when a key file is configured and
+    following that file, so a rotated key is used without a restart."""
+    path = settings.chain_key_file
+    key = ChainKey.from_file(path) if path else None
     return Keeper(
         settings.host_name,
         settings.state_dir,
-        ChainKey.from_file(settings.chain_key_file) if settings.chain_key_file else None,
+        key,
         lambda checkpoint: write_checkpoint(
             es.options(request_timeout=10, max_retries=0), settings.checkpoints_target, checkpoint
         ),
         interval=settings.chain_checkpoint_interval,
+        rotation=KeyFileWatch(path, key).changed if path and key else None,
     )
 
 

@@ -172,6 +172,11 @@ class Signer:
     def due(self) -> bool:
         return self._clock() - self._last >= self.interval
 
+    def rekey(self, key: ChainKey) -> None:
+        """Sign with ``key`` from now on; the next checkpoint signs every head again."""
+        self.key = key
+        self._signed.clear()
+
     def checkpoint(
         self, heads: Iterable[tuple[Head, str | None]], gaps: Iterable[Gap]
     ) -> list[Gap] | None:

@@ -240,6 +240,7 @@ class Keeper:
         store: Callable[[Checkpoint], None],
         *,
         interval: float = 60.0,
+        rotation: Callable[[], ChainKey | None] | None = None,
     ) -> None:
         self.file = ChainFile(state_dir)
         self.chains = Chains(host, lambda _key, content, offset: self.file.lookup(content, offset))
@@ -247,6 +248,7 @@ class Keeper:
         self.signer = (
             Signer(key, host, state_dir, store, interval=interval) if key is not None else None
         )
+        self._rotation = rotation
         if key is None:
             log.warning("chain_unsigned", reason="no CHAIN_KEY_FILE: checkpoints are not signed")
 
@@ -254,11 +256,33 @@ class Keeper:
         return ChainedStore(registry, self.file, self.ledger, content_of)
 
     def sign(self, *, force: bool = False) -> None:
-        """Sign and store a checkpoint when one is due (or now, at shutdown)."""
-        if self.signer is None or not (force or self.signer.due()):
+        """Sign and store a checkpoint when one is due (or now, at shutdown); switch keys
+        first when ``rotation`` offers a new one."""
+        if self.signer is None:
             return
-        carried = self.signer.checkpoint(self.file.heads(), self.file.gaps())
-        if carried:
-            self.file.clear_gaps(carried)
+        new_key = self._rotation() if self._rotation is not None else None
+        if new_key is not None:
+            self._rotate(self.signer, new_key)
+        elif force or self.signer.due():
+            self._checkpoint(self.signer)
         if force:
             self.file.save()
+
+    def _rotate(self, signer: Signer, key: ChainKey) -> None:
+        """Close the old key's record, then sign every head under the new one.
+
+        The last checkpoint under the old key covers everything acknowledged so far, so no
+        event is left unsigned across the switch; the first under the new key signs all
+        heads, as a restart with the new key would, so ``verify --since`` the rotation with
+        the new key alone has a signed start for every stream.
+        """
+        old_key_id = signer.key.key_id
+        self._checkpoint(signer)
+        signer.rekey(key)
+        self._checkpoint(signer)
+        log.info("chain_key_rotated", old_key_id=old_key_id, key_id=key.key_id)
+
+    def _checkpoint(self, signer: Signer) -> None:
+        carried = signer.checkpoint(self.file.heads(), self.file.gaps())
+        if carried:
+            self.file.clear_gaps(carried)

@@ -15,12 +15,14 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pytest
 from elasticsearch import Elasticsearch
 
+from devtools.simulate import DEFAULT_START_MS, write_events
 from tests.esnode import SecureNode
 from tests.system.conftest import (
     Agent,
@@ -178,3 +180,92 @@ class TestChainUnderCrashes:
         for kind, event_id in (("MISSING", deleted), ("ALTERED", edited), ("INSERTED", forged)):
             assert any(line.startswith(kind) and event_id in line for line in lines), lines
         assert "NOT intact: 1 altered, 1 inserted, 1 missing" in lines[-1]
+
+
+def wait_for_log(agent: Agent, event: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [entry for entry in agent.events() if entry.get("event") == event]
+        if found:
+            return found[0]
+        assert agent.alive(), agent.tail()
+        time.sleep(0.2)
+    raise AssertionError(f"no {event} in {timeout} s:\n{agent.tail()}")
+
+
+def verify_with(
+    es_url: str, namespace: str, keys: list[Path], state: Path, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "agent",
+        "verify",
+        "--es-url",
+        es_url,
+        "--namespace",
+        namespace,
+    ]
+    for key in keys:
+        command += ["--key-file", str(key)]
+    command += ["--checkpoints", str(state / "chain-checkpoints.ndjson"), *extra]
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=300, check=False, env=dict(os.environ)
+    )
+
+
+class TestChainKeyRotation:
+    def test_a_key_rotated_under_a_running_agent(
+        self, es: Elasticsearch, es_url: str, namespace: str, tmp_path: Path
+    ) -> None:
+        """The key file rewritten while the agent runs: the old key signs up to the switch,
+        the new one from there, no restart; verify agrees with both keys, with the old one
+        alone (the rest unsigned, not altered) and with the new one from the switch on."""
+        old_key, new_key = os.urandom(32).hex(), os.urandom(32).hex()
+        key = tmp_path / "chain.key"
+        key.write_text(old_key + "\n")
+        old_copy = tmp_path / "old.key"
+        shutil.copy(key, old_copy)
+        log_file = tmp_path / "logs" / "audit.log"
+        log_file.parent.mkdir()
+        with log_file.open("ab") as out:
+            write_events(out, 60, seed=1)
+        state = tmp_path / "state"
+        agent = Agent(
+            [str(log_file)], es_url=es_url, namespace=namespace, state_dir=state,
+            env={
+                "APPMIXER_AUDIT_CHAIN_KEY_FILE": str(key),
+                "APPMIXER_AUDIT_CHAIN_CHECKPOINT_INTERVAL": "1",
+            },
+        )  # fmt: skip
+        events_target, _changes = targets(namespace)
+        assert wait_for_count(es, events_target, 60, 120, agent) == 60
+        wait_for_log(agent, "chain_checkpoint_stored", 30)
+
+        replacement = tmp_path / "chain.key.new"
+        replacement.write_text(new_key + "\n")
+        replacement.replace(key)
+        rotated = wait_for_log(agent, "chain_key_rotated", 30)
+        switched_at = datetime.now(UTC).isoformat()
+        with log_file.open("ab") as out:
+            write_events(out, 40, seed=2, start_ms=DEFAULT_START_MS + 86_400_000)
+        assert wait_for_count(es, events_target, 100, 120, agent) == 100
+        assert agent.terminate() == 0, agent.tail()
+        assert_exactly_once(es, namespace, expected_from([log_file], namespace))
+        assert rotated["old_key_id"] != rotated["key_id"]
+        logged = agent.stderr_path.read_text()
+        assert old_key not in logged
+        assert new_key not in logged
+
+        both = verify_with(es_url, namespace, [old_copy, key], state)
+        assert both.returncode == 0, both.stdout + both.stderr
+        assert "intact; 1 stream, 100 events verified, 0 newer than the last signed" in both.stdout
+
+        old_only = verify_with(es_url, namespace, [old_copy], state)
+        assert old_only.returncode == 0, old_only.stdout + old_only.stderr
+        assert "60 events verified, 40 newer than the last signed" in old_only.stdout
+        assert "under keys not given" in old_only.stdout
+
+        new_only = verify_with(es_url, namespace, [key], state, "--since", switched_at)
+        assert new_only.returncode == 0, new_only.stdout + new_only.stderr
+        assert "40 events verified, 0 newer than the last signed" in new_only.stdout
