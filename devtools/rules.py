@@ -29,6 +29,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from devtools.generated import write_or_check
 from indexer.fields import Field as MappedField
 from indexer.fields import mapped_fields
 
@@ -299,15 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     except RuleError as error:
         print(f"detection rules: {error}", file=sys.stderr)
         return 1
-    if args == ["--check"]:
-        current = IMPORT_FILE.read_text(encoding="utf-8") if IMPORT_FILE.exists() else ""
-        if current != text:
-            print(f"{IMPORT_FILE.name} is stale: run python -m devtools.rules", file=sys.stderr)
-            return 1
-        return 0
-    IMPORT_FILE.write_text(text, encoding="utf-8")
-    print(f"wrote {IMPORT_FILE} ({text.count(chr(10))} rules)")
-    return 0
+    summary = f" ({text.count(chr(10))} rules)"
+    return write_or_check(IMPORT_FILE, text, args, "python -m devtools.rules", summary)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import mappings
 from agent.normalize.catalog import CATALOG, ecs_type_for
+from devtools.generated import write_or_check
 from devtools.rules import Rule, load_all
 from indexer.fields import INDEX_TEMPLATES, Target, mapped_fields, walk
 
@@ -151,16 +152,9 @@ def render(text: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    current = DOC.read_text(encoding="utf-8")
-    rendered = render(current)
-    if args == ["--check"]:
-        if rendered != current:
-            print("docs/siem.md is stale: run python -m devtools.siemdoc", file=sys.stderr)
-            return 1
-        return 0
-    DOC.write_text(rendered, encoding="utf-8")
-    print(f"wrote {DOC}")
-    return 0
+    return write_or_check(
+        DOC, render(DOC.read_text(encoding="utf-8")), args, "python -m devtools.siemdoc"
+    )
 
 
 if __name__ == "__main__":
