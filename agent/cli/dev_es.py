@@ -164,9 +164,17 @@ def stop(name: str, port: int, transport_port: int) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 def status(name: str, port: int, transport_port: int, fmt: str) -> None:
     """Exit 0 when the node is up and healthy; print its URL and optional features."""
+    from elasticsearch import ApiError, TransportError
+
     node = _node(name, port, transport_port)
     state = node.status()
-    features = _features(node) if state.healthy else None
+    features = None
+    if state.healthy:
+        try:
+            features = _features(node)
+        except (ApiError, TransportError):
+            # Healthy a moment ago, gone now (stopping, restarting): say so, no traceback.
+            state.healthy = False
     if fmt == "json":
         click.echo(json.dumps({**state.__dict__, "features": features}))
     elif state.healthy:

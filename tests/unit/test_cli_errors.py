@@ -159,3 +159,24 @@ class TestRealProcess:
         )
         assert result.returncode == 0
         assert "--path" in result.stdout
+
+
+class TestDevEsStatusRace:
+    def test_a_node_gone_between_health_and_features_is_not_healthy(
+        self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Healthy at the first look, nothing listening at the second (a node stopping):
+        'running, not healthy', exit 1, no traceback."""
+        from devtools.devnode import DevNode, NodeStatus
+
+        def healthy_then_gone(node: DevNode) -> NodeStatus:
+            return NodeStatus(node.name, node.url, True, 4242, True)
+
+        monkeypatch.setattr(DevNode, "status", healthy_then_gone)
+        monkeypatch.setattr(DevNode, "credentials", lambda _node: None)
+        with pytest.raises(SystemExit) as exit_info:
+            main(["dev-es", "status", "--name", "gone", "--port", "9", "--transport-port", "19"])
+        assert exit_info.value.code == 1
+        out, err = capsys.readouterr()
+        assert out.strip() == "running, not healthy"
+        assert "Traceback" not in err
