@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 import click
 from pydantic import SecretStr
@@ -84,6 +85,33 @@ def build_settings(config_file: Path | None = None, **flags: Any) -> Settings:
     return settings
 
 
+def warn_about_exposure(settings: Settings) -> None:
+    """Say so, at every start, when the settings leave credentials or events open to others."""
+    log = get_logger("config")
+    urls = settings.es_url
+    if not settings.es_verify_certs and any(url.startswith("https://") for url in urls):
+        log.warning(
+            "tls_verification_disabled",
+            reason="es_verify_certs is false: the node's certificate is not checked, so "
+            "anyone on the path can read and alter what is shipped",
+        )
+    in_urls = any(urlsplit(url).password for url in urls)
+    plain = [without_userinfo(url) for url in urls if url.startswith("http://")]
+    if plain and (settings.es_api_key is not None or settings.es_password is not None or in_urls):
+        log.warning(
+            "credentials_over_http",
+            urls=plain,
+            reason="the API key or password and every audit event cross the network "
+            "unencrypted; use https://",
+        )
+    if in_urls:
+        log.warning(
+            "credentials_in_url",
+            reason="a password inside ES_URL shows wherever the URL does (process list, "
+            "environment, config file); give ES_USERNAME and ES_PASSWORD_FILE instead",
+        )
+
+
 def client_for(settings: Settings, *, retries: int = 0) -> Elasticsearch:
     """The Elasticsearch client the settings describe (the indexer never sees ``Settings``).
 
@@ -93,12 +121,7 @@ def client_for(settings: Settings, *, retries: int = 0) -> Elasticsearch:
     from agent.preflight import PreflightError, readable_ca
     from indexer.client import build_client, watch_credentials
 
-    if not settings.es_verify_certs and any(url.startswith("https://") for url in settings.es_url):
-        get_logger("config").warning(
-            "tls_verification_disabled",
-            reason="es_verify_certs is false: the node's certificate is not checked, so "
-            "anyone on the path can read and alter what is shipped",
-        )
+    warn_about_exposure(settings)
 
     def build(api_key: str | None, password: str | None) -> Elasticsearch:
         return build_client(

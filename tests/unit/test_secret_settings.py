@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 import structlog
+from structlog.testing import capture_logs
 
-from agent.cli.options import client_for
+from agent.cli.options import client_for, warn_about_exposure
 from agent.config import ConfigError, load_settings, without_userinfo
 from common.log import configure_logging
 
@@ -166,3 +167,36 @@ class TestCredentialsInUrls:
         assert result.returncode == 1
         assert "hunter2" not in result.stdout + result.stderr
         assert "cannot reach Elasticsearch at http://[REDACTED]@127.0.0.1:9" in result.stderr
+
+
+class TestExposureWarnings:
+    def events(self, **settings: object) -> list[dict[str, object]]:
+        with capture_logs() as logs:
+            warn_about_exposure(load_settings(**settings))
+        return logs
+
+    def test_credentials_to_a_plain_http_node_are_a_warning(self, tmp_path: Path) -> None:
+        key_file = tmp_path / "api-key"
+        key_file.write_text(SECRET)
+        logs = self.events(es_url="http://es.example:9200", es_api_key_file=key_file)
+        (warning,) = [entry for entry in logs if entry["event"] == "credentials_over_http"]
+        assert warning["log_level"] == "warning"
+        assert warning["urls"] == ["http://es.example:9200"]
+        assert SECRET not in repr(logs)
+
+    def test_https_or_no_credentials_is_quiet(self, tmp_path: Path) -> None:
+        key_file = tmp_path / "api-key"
+        key_file.write_text(SECRET)
+        assert self.events(es_url="https://es.example:9200", es_api_key_file=key_file) == []
+        assert self.events(es_url="http://127.0.0.1:9200") == []
+
+    def test_a_password_in_the_url_is_a_warning_that_does_not_repeat_it(self) -> None:
+        logs = self.events(es_url="https://agent:hunter2-secret@es.example:9200")
+        assert [entry["event"] for entry in logs] == ["credentials_in_url"]
+        assert "hunter2-secret" not in repr(logs)
+        logs = self.events(es_url="http://agent:hunter2-secret@es.example:9200")
+        assert sorted(entry["event"] for entry in logs) == [
+            "credentials_in_url",
+            "credentials_over_http",
+        ]
+        assert "hunter2-secret" not in repr(logs)
