@@ -88,6 +88,8 @@ es-plugin: $(STAMP)
 clean-node: $(STAMP)
 	$(BIN)/appmixer-audit dev-es stop
 
-## .env for docker-compose.yml with generated passwords; an existing .env is kept.
+## .env for docker-compose.yml with generated passwords and the chain key; an existing .env
+## is kept, and given a CHAIN_KEY when it has none.
 compose-env:
 	@test -f .env && echo ".env exists; kept" || { umask 077; python3 -c 'import secrets; t = secrets.token_urlsafe; print(f"ELASTIC_PASSWORD={t(18)}\nKIBANA_PASSWORD={t(18)}\nKIBANA_ENCRYPTION_KEY={t(32)}")' > .env && echo "wrote .env"; }
+	@grep -q '^CHAIN_KEY=' .env || { python3 -c 'import secrets; print(f"CHAIN_KEY={secrets.token_urlsafe(32)}")' >> .env && echo "added CHAIN_KEY to .env (the chain key: give a copy to auditors)"; }

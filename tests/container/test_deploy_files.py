@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +173,27 @@ class TestCompose:
         assert services["agent"]["read_only"] is True
         assert "/var/log/appmixer/audit.ndjson" in services["simulator"]["command"]
 
+    def test_agent_signs_with_the_chain_key_from_env_file(
+        self, config: dict[str, Any], tmp_path: Path
+    ) -> None:
+        """CHAIN_KEY (written by `make compose-env`) reaches the agent as a secret file."""
+        agent = config["services"]["agent"]
+        (secret,) = agent["secrets"]
+        key_file = agent["environment"]["APPMIXER_AUDIT_CHAIN_KEY_FILE"]
+        assert key_file == f"/run/secrets/{secret['target']}"
+        assert config["secrets"][secret["source"]]["environment"] == "CHAIN_KEY"
+        shutil.copy(REPO / "Makefile", tmp_path / "Makefile")
+        made = subprocess.run(
+            ["make", "-s", "compose-env"], cwd=tmp_path, capture_output=True, text=True,
+            check=False,
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        env_file = tmp_path / ".env"
+        values = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+        assert set(values) == {*COMPOSE_ENV, "CHAIN_KEY"}
+        assert len(values["CHAIN_KEY"].encode()) >= 32  # the agent's minimum
+        assert env_file.stat().st_mode & 0o077 == 0
+
     def test_agent_environment_names_are_settings(self, config: dict[str, Any]) -> None:
         for name in ("setup", "agent"):
             names = set(config["services"][name]["environment"])
@@ -273,6 +296,24 @@ class TestKubernetes:
         assert source["secretName"] == secret["metadata"]["name"]
         assert key_file.name in secret["stringData"]
         assert source["defaultMode"] & 0o007 == 0  # not world-readable
+
+    def test_chain_key_from_a_secret_of_its_own(self) -> None:
+        """Checkpoints are signed: the chain key is a Secret's file, mounted read-only, not
+        world-readable, and no key ships with the manifests."""
+        deployment = _deployment()
+        agent = _agent_container(deployment)
+        env = {e["name"]: e.get("value") for e in agent["env"]}
+        key_file = Path(env["APPMIXER_AUDIT_CHAIN_KEY_FILE"])
+        (mount,) = [m for m in agent["volumeMounts"] if m["mountPath"] == str(key_file.parent)]
+        assert mount["readOnly"] is True
+        assert "subPath" not in mount  # a subPath mount never sees the Secret's updates
+        volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+        source = volumes[mount["name"]]["secret"]
+        es_secret = yaml.safe_load((KUBERNETES / "secret.yaml").read_text())
+        assert source["secretName"] != es_secret["metadata"]["name"]
+        assert source["defaultMode"] & 0o007 == 0
+        assert key_file.name not in es_secret["stringData"]
+        assert f"--from-file={key_file.name}=" in (KUBERNETES / "secret.yaml").read_text()
 
     def test_resources_cover_the_measured_peak(self) -> None:
         """Requests cover the measured idle RSS (54 MiB); the limit the backfill peak (172 MiB)."""
