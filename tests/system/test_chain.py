@@ -7,6 +7,7 @@ with a reader key, as an auditor would."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import random
@@ -22,6 +23,7 @@ from typing import Any, BinaryIO
 import pytest
 from elasticsearch import Elasticsearch
 
+from chain.state import read_local_checkpoints
 from devtools.simulate import DEFAULT_START_MS, write_events
 from tests.esnode import SecureNode
 from tests.system.conftest import (
@@ -193,6 +195,22 @@ def wait_for_log(agent: Agent, event: str, timeout: float) -> dict[str, Any]:
     raise AssertionError(f"no {event} in {timeout} s:\n{agent.tail()}")
 
 
+def wait_for_signed_head(state: Path, seq: int, timeout: float) -> None:
+    """Until a checkpoint in the agent's local copy signs a head at ``seq``."""
+    local = state / "chain-checkpoints.ndjson"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ValueError):  # not there yet, or a line half written
+            if any(
+                head.seq >= seq
+                for checkpoint in read_local_checkpoints(local)
+                for head in checkpoint.heads
+            ):
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"no checkpoint signed a head at {seq} in {timeout} s")
+
+
 def verify_with(
     es_url: str, namespace: str, keys: list[Path], state: Path, *extra: str
 ) -> subprocess.CompletedProcess[str]:
@@ -240,7 +258,7 @@ class TestChainKeyRotation:
         )  # fmt: skip
         events_target, _changes = targets(namespace)
         assert wait_for_count(es, events_target, 60, 120, agent) == 60
-        wait_for_log(agent, "chain_checkpoint_stored", 30)
+        wait_for_signed_head(state, 60, 30)  # the switch comes after all 60 are signed
 
         replacement = tmp_path / "chain.key.new"
         replacement.write_text(new_key + "\n")
