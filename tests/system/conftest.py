@@ -272,6 +272,21 @@ class Agent:
                 continue
         return found
 
+    def logged(self, event: str) -> list[dict[str, Any]]:
+        """The agent's log events named ``event``, in order."""
+        return [entry for entry in self.events() if entry.get("event") == event]
+
+    def wait_for_event(self, event: str, timeout: float = 60) -> dict[str, Any]:
+        """The first log event named ``event``, waiting for it while the agent is alive."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.logged(event)
+            if found:
+                return found[0]
+            assert self.alive(), self.tail()
+            time.sleep(0.2)
+        raise AssertionError(f"no {event} within {timeout} s: {self.tail()}")
+
     def tail(self, lines: int = 15) -> str:
         return "\n".join(self.stderr_path.read_text(errors="replace").splitlines()[-lines:])
 

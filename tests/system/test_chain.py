@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import pytest
 from elasticsearch import Elasticsearch
@@ -89,11 +89,15 @@ def node(request: pytest.FixtureRequest, tmp_path: Path) -> Node:
     )
 
 
-def verify(node: Node, key: Path, state: Path) -> subprocess.CompletedProcess[str]:
+def verify(
+    node: Node, keys: list[Path], state: Path, *extra: str
+) -> subprocess.CompletedProcess[str]:
     """The verify command, with the agent's local checkpoint copies besides the index's."""
     command = [sys.executable, "-m", "agent", "verify", "--es-url", node.url]
-    command += ["--namespace", node.namespace, "--key-file", str(key)]
-    command += ["--checkpoints", str(state / "chain-checkpoints.ndjson")]
+    command += ["--namespace", node.namespace]
+    for key in keys:
+        command += ["--key-file", str(key)]
+    command += ["--checkpoints", str(state / "chain-checkpoints.ndjson"), *extra]
     return subprocess.run(
         command,
         capture_output=True,
@@ -169,30 +173,19 @@ class TestChainUnderCrashes:
         print(f"chain seed={seed} events={wanted}")
 
         assert count(es, f"appmixer-audit.checkpoints-{namespace}") > 0  # in the index too
-        result = verify(node, key, tmp_path / "state")
+        result = verify(node, [key], tmp_path / "state")
         assert result.returncode == 0, result.stdout + result.stderr
         assert f"{events_target}: intact; " in result.stdout
         assert f"{wanted} events verified, 0 newer than the last signed" in result.stdout
 
         deleted, edited, forged = tamper(es, events_target, sorted(expected.event_ids))
-        result = verify(node, key, tmp_path / "state")
+        result = verify(node, [key], tmp_path / "state")
         assert result.returncode == 1, result.stdout + result.stderr
         lines = result.stdout.splitlines()
         assert sorted(line.split()[0] for line in lines[:-1]) == ["ALTERED", "INSERTED", "MISSING"]
         for kind, event_id in (("MISSING", deleted), ("ALTERED", edited), ("INSERTED", forged)):
             assert any(line.startswith(kind) and event_id in line for line in lines), lines
         assert "NOT intact: 1 altered, 1 inserted, 1 missing" in lines[-1]
-
-
-def wait_for_log(agent: Agent, event: str, timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = [entry for entry in agent.events() if entry.get("event") == event]
-        if found:
-            return found[0]
-        assert agent.alive(), agent.tail()
-        time.sleep(0.2)
-    raise AssertionError(f"no {event} in {timeout} s:\n{agent.tail()}")
 
 
 def wait_for_signed_head(state: Path, seq: int, timeout: float) -> None:
@@ -209,27 +202,6 @@ def wait_for_signed_head(state: Path, seq: int, timeout: float) -> None:
                 return
         time.sleep(0.2)
     raise AssertionError(f"no checkpoint signed a head at {seq} in {timeout} s")
-
-
-def verify_with(
-    es_url: str, namespace: str, keys: list[Path], state: Path, *extra: str
-) -> subprocess.CompletedProcess[str]:
-    command = [
-        sys.executable,
-        "-m",
-        "agent",
-        "verify",
-        "--es-url",
-        es_url,
-        "--namespace",
-        namespace,
-    ]
-    for key in keys:
-        command += ["--key-file", str(key)]
-    command += ["--checkpoints", str(state / "chain-checkpoints.ndjson"), *extra]
-    return subprocess.run(
-        command, capture_output=True, text=True, timeout=300, check=False, env=dict(os.environ)
-    )
 
 
 class TestChainKeyRotation:
@@ -256,6 +228,7 @@ class TestChainKeyRotation:
                 "APPMIXER_AUDIT_CHAIN_CHECKPOINT_INTERVAL": "1",
             },
         )  # fmt: skip
+        node = Node(es_url, namespace, es)
         events_target, _changes = targets(namespace)
         assert wait_for_count(es, events_target, 60, 120, agent) == 60
         wait_for_signed_head(state, 60, 30)  # the switch comes after all 60 are signed
@@ -263,7 +236,7 @@ class TestChainKeyRotation:
         replacement = tmp_path / "chain.key.new"
         replacement.write_text(new_key + "\n")
         replacement.replace(key)
-        rotated = wait_for_log(agent, "chain_key_rotated", 30)
+        rotated = agent.wait_for_event("chain_key_rotated", 30)
         switched_at = datetime.now(UTC).isoformat()
         with log_file.open("ab") as out:
             write_events(out, 40, seed=2, start_ms=DEFAULT_START_MS + 86_400_000)
@@ -275,15 +248,15 @@ class TestChainKeyRotation:
         assert old_key not in logged
         assert new_key not in logged
 
-        both = verify_with(es_url, namespace, [old_copy, key], state)
+        both = verify(node, [old_copy, key], state)
         assert both.returncode == 0, both.stdout + both.stderr
         assert "intact; 1 stream, 100 events verified, 0 newer than the last signed" in both.stdout
 
-        old_only = verify_with(es_url, namespace, [old_copy], state)
+        old_only = verify(node, [old_copy], state)
         assert old_only.returncode == 0, old_only.stdout + old_only.stderr
         assert "60 events verified, 40 newer than the last signed" in old_only.stdout
         assert "under keys not given" in old_only.stdout
 
-        new_only = verify_with(es_url, namespace, [key], state, "--since", switched_at)
+        new_only = verify(node, [key], state, "--since", switched_at)
         assert new_only.returncode == 0, new_only.stdout + new_only.stderr
         assert "40 events verified, 0 newer than the last signed" in new_only.stdout

@@ -83,21 +83,6 @@ def one_line(stderr: str) -> str:
     return lines[0]
 
 
-def logged(agent: Agent, event: str) -> list[dict[str, object]]:
-    return [e for e in agent.events() if e.get("event") == event]
-
-
-def wait_for_event(agent: Agent, event: str, timeout: float = 60) -> dict[str, object]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = logged(agent, event)
-        if found:
-            return found[0]
-        assert agent.alive(), agent.tail()
-        time.sleep(0.2)
-    raise AssertionError(f"no {event} within {timeout} s: {agent.tail()}")
-
-
 def ship_then_linger(es: Elasticsearch, namespace: str, agent: Agent, events: int) -> None:
     """Until ``events`` are indexed, then six rescans (RESCAN_INTERVAL=1) and as many
     checkpoint writes, the agent logging all the while; then a graceful stop."""
@@ -168,10 +153,10 @@ class TestOwnFilesNeverRead:
         letters = read_dead_letters(logs / "state" / "dlq")
         assert len(letters) == 2
         assert {letter["path"] for letter in letters} == {str(log_file)}
-        warnings = logged(agent, "own_files_excluded")
+        warnings = agent.logged("own_files_excluded")
         assert len(warnings) == 1
         assert warnings[0]["directory"] == str((logs / "state").resolve())
-        read = logged(agent, "run_finished")[0]["read"]
+        read = agent.logged("run_finished")[0]["read"]
         assert read == 52
         assert_exactly_once(es, namespace, expected_from([log_file], namespace))
 
@@ -187,11 +172,11 @@ class TestOwnFilesNeverRead:
             log_dir=logs,
         )  # fmt: skip
         ship_then_linger(es, namespace, agent, 50)
-        warnings = logged(agent, "own_files_excluded")
+        warnings = agent.logged("own_files_excluded")
         assert sorted(str(w["file"]) for w in warnings) == sorted(
             str(path.resolve()) for path in (agent.stdout_path, agent.stderr_path)
         )
-        finished = logged(agent, "run_finished")[0]
+        finished = agent.logged("run_finished")[0]
         assert (finished["read"], finished["skipped"], finished["dead_lettered"]) == (50, 0, 0)
         assert not (tmp_path / "state" / "dlq").exists() or not read_dead_letters(
             tmp_path / "state" / "dlq"
@@ -232,14 +217,14 @@ class TestInterruptedBackfill:
         left = []
         for sig, status in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
             agent = Agent([str(log_file)], **common)  # type: ignore[arg-type]
-            wait_for_event(agent, "pipeline_started")
+            agent.wait_for_event("pipeline_started")
             wait_shipping(es, namespace, agent)
             time.sleep(1.0)
             agent.process.send_signal(sig)
             assert agent.wait(120) == status, agent.tail()
             summary = parse_summary(agent.stdout())
             left.append(summary["interrupted: lines left for the next run"])
-            finished = logged(agent, "run_finished")[0]
+            finished = agent.logged("run_finished")[0]
             assert finished["lines_left"] == left[-1]
         assert total > left[0] > left[1] > 0
         final = Agent([str(log_file)], **common)  # type: ignore[arg-type]
@@ -433,9 +418,9 @@ class TestSilenceWouldMislead:
         )  # fmt: skip
         assert agent.wait(120) == 0, agent.tail()
         assert parse_summary(agent.stdout())["lines read"] == 0
-        (nothing,) = logged(agent, "no_file_matched")
+        (nothing,) = agent.logged("no_file_matched")
         assert nothing["pattern"] == str(tmp_path / "nothing-*.log")
-        (directory,) = logged(agent, "path_is_directory")
+        (directory,) = agent.logged("path_is_directory")
         assert directory["pattern"] == str(logs)
         assert directory["hint"] == f"try {logs}/*.log"
 
@@ -452,14 +437,14 @@ class TestSighup:
         wait_shipping(es, namespace, agent)
         agent.process.send_signal(signal.SIGHUP)
         assert agent.wait(60) == 0, agent.tail()
-        (requested,) = logged(agent, "shutdown_requested")
+        (requested,) = agent.logged("shutdown_requested")
         assert requested["signal"] == "SIGHUP"
-        (finished,) = logged(agent, "shutdown_finished")
+        (finished,) = agent.logged("shutdown_finished")
         assert finished["drained"] is True
         assert finished["unsettled"] == 0
         again = Agent([str(log_file)], once=True, **common)  # type: ignore[arg-type]
         assert again.wait(300) == 0, again.tail()
-        read_before = logged(agent, "run_finished")[0]["read"]
+        read_before = agent.logged("run_finished")[0]["read"]
         assert read_before + parse_summary(again.stdout())["lines read"] == 20_000
         assert_exactly_once(es, namespace, expected_from([log_file], namespace))
 
@@ -472,7 +457,7 @@ class TestSighup:
             [str(log_file)], es_url=es_url, namespace=namespace,
             state_dir=tmp_path / "state", once=True, env=SMALL_BUFFER,
         )  # fmt: skip
-        wait_for_event(agent, "pipeline_started")
+        agent.wait_for_event("pipeline_started")
         wait_shipping(es, namespace, agent)
         agent.process.send_signal(signal.SIGHUP)
         assert agent.wait(60) == 129, f"{agent.stdout()}\n{agent.tail()}"
@@ -492,12 +477,12 @@ class TestHonestShutdownLog:
                 state_dir=tmp_path / "state", extra=["--no-setup"],
                 env={"APPMIXER_AUDIT_SHUTDOWN_GRACE": "30"},
             )  # fmt: skip
-            wait_for_event(agent, "bulk_retry")
+            agent.wait_for_event("bulk_retry")
             agent.process.send_signal(signal.SIGTERM)
-            wait_for_event(agent, "shutdown_started")
+            agent.wait_for_event("shutdown_started")
             agent.process.send_signal(signal.SIGTERM)
             assert agent.wait(60) == 0, agent.tail()
-        (finished,) = logged(agent, "shutdown_finished")
+        (finished,) = agent.logged("shutdown_finished")
         assert finished["drained"] is False
         assert finished["unsettled"] == 100
 
@@ -510,7 +495,7 @@ class TestHonestShutdownLog:
             agent = Agent(
                 [str(log_file)], es_url=url, namespace="unused", state_dir=tmp_path / "state"
             )  # fmt: skip
-            failed = wait_for_event(agent, "setup_failed")
+            failed = agent.wait_for_event("setup_failed")
             assert agent.terminate() == 0
         assert failed["es_url"] == url
 

@@ -68,10 +68,6 @@ def agent_in(
     )
 
 
-def events_named(agent: Agent, name: str) -> list[dict[str, object]]:
-    return [event for event in agent.events() if event.get("event") == name]
-
-
 @pytest.fixture
 def prepared(secure_admin: Elasticsearch) -> str:
     """A namespace whose templates an admin installed (the writer key cannot)."""
@@ -102,9 +98,9 @@ class TestWrongCertificateAuthority:
             **QUICK_STOP,
         }
         agent = agent_in(tmp_path, secure_es, prepared, env)
-        wait_until(lambda: len(events_named(agent, "setup_failed")) >= 2, 60, "retries")
+        wait_until(lambda: len(agent.logged("setup_failed")) >= 2, 60, "retries")
         assert agent.alive(), agent.tail()
-        errors = events_named(agent, "elasticsearch_access_failed")
+        errors = agent.logged("elasticsearch_access_failed")
         assert len(errors) == 1, agent.tail()
         assert str(errors[0]["reason"]).startswith("TLS failed: [SSL: CERTIFICATE_VERIFY_FAILED]")
         assert "ES_CA_CERTS" in str(errors[0]["reason"])
@@ -116,11 +112,11 @@ class TestWrongCertificateAuthority:
             write_events(out, 20, seed=22)
         assert wait_for_count(secure_admin, targets(prepared)[0], 100, 120, agent) == 100
         # The files are looked at on the first request a second or more after the last look.
-        wait_until(lambda: bool(events_named(agent, "es_credentials_reloaded")), 30, "reload")
-        reloads = events_named(agent, "es_credentials_reloaded")
+        wait_until(lambda: bool(agent.logged("es_credentials_reloaded")), 30, "reload")
+        reloads = agent.logged("es_credentials_reloaded")
         assert [event["files"] for event in reloads] == [[str(ca_file)]]
-        assert len(events_named(agent, "elasticsearch_access_failed")) == 1
-        assert len(events_named(agent, "elasticsearch_access_restored")) == 1
+        assert len(agent.logged("elasticsearch_access_failed")) == 1
+        assert len(agent.logged("elasticsearch_access_restored")) == 1
         assert agent.alive(), agent.tail()
         assert agent.terminate() == 0
         assert_exactly_once(secure_admin, prepared, expected_from([audit], prepared))
@@ -145,19 +141,19 @@ class TestRevokedKey:
 
         agent = agent_in(tmp_path, secure_es, prepared, env)
         assert wait_for_count(secure_admin, events_target, 40, 120, agent) == 40
-        assert events_named(agent, "setup_not_permitted"), agent.tail()
+        assert agent.logged("setup_not_permitted"), agent.tail()
 
         secure_admin.security.invalidate_api_key(ids=[first.id])
         with audit.open("ab") as out:
             write_events(out, 40, seed=32)
         wait_until(
-            lambda: any("401" in str(e.get("reason")) for e in events_named(agent, "bulk_retry")),
+            lambda: any("401" in str(e.get("reason")) for e in agent.logged("bulk_retry")),
             90,
             "a retry refused with 401",
         )
         assert agent.alive(), agent.tail()
         assert count(secure_admin, events_target) == 40
-        errors = events_named(agent, "elasticsearch_access_failed")
+        errors = agent.logged("elasticsearch_access_failed")
         assert len(errors) == 1, agent.tail()  # one line says what to fix; retries are warnings
         assert "refused the credential (401)" in str(errors[0]["reason"])
         assert "ES_API_KEY_FILE" in str(errors[0]["reason"])
@@ -165,11 +161,9 @@ class TestRevokedKey:
         second = create_api_key(secure_admin, "writer")
         write_key(key_file, second.encoded)
         assert wait_for_count(secure_admin, events_target, 80, 120, agent) == 80
-        assert [e["files"] for e in events_named(agent, "es_credentials_reloaded")] == [
-            [str(key_file)]
-        ]
-        assert len(events_named(agent, "elasticsearch_access_failed")) == 1
-        assert len(events_named(agent, "elasticsearch_access_restored")) == 1
+        assert [e["files"] for e in agent.logged("es_credentials_reloaded")] == [[str(key_file)]]
+        assert len(agent.logged("elasticsearch_access_failed")) == 1
+        assert len(agent.logged("elasticsearch_access_restored")) == 1
         assert agent.terminate() == 0
         assert_exactly_once(secure_admin, prepared, expected_from([audit], prepared))
         said = agent.stderr_path.read_text()
@@ -180,8 +174,8 @@ class TestRevokedKey:
         with audit.open("ab") as out:
             write_events(out, 30, seed=33)
         still_revoked = agent_in(tmp_path, secure_es, prepared, env)
-        wait_until(lambda: bool(events_named(still_revoked, "setup_failed")), 60, "a retried start")
-        errors = events_named(still_revoked, "elasticsearch_access_failed")
+        wait_until(lambda: bool(still_revoked.logged("setup_failed")), 60, "a retried start")
+        errors = still_revoked.logged("elasticsearch_access_failed")
         assert len(errors) == 1, still_revoked.tail()
         assert "refused the credential (401)" in str(errors[0]["reason"])
         assert still_revoked.alive()
@@ -211,7 +205,7 @@ class TestVerificationOff:
             tmp_path, secure_es, prepared, env, once=True, extra=["--no-es-verify-certs"]
         )
         assert agent.wait(timeout=120) == 0, agent.tail()
-        warnings = events_named(agent, "tls_verification_disabled")
+        warnings = agent.logged("tls_verification_disabled")
         assert len(warnings) == 1
         assert warnings[0]["level"] == "warning"
         assert count(secure_admin, targets(prepared)[0]) == 10
