@@ -36,7 +36,6 @@ from agent.metrics import Health, Metrics
 from agent.normalize import NormalizeOptions, Normalizer
 from agent.reader import Reader
 from agent.settler import Settler
-from chain.checkpoint import ChainKey
 from chain.keyfile import KeyFileWatch
 from chain.store import Keeper
 from common.log import get_logger
@@ -144,8 +143,9 @@ def _tailer(settings: Settings, registry: Registry) -> Tailer:
 def _keeper(settings: Settings, es: Elasticsearch) -> Keeper:
     """The hash chains' keeper, signing checkpoints when a key file is configured and
     following that file, so a rotated key is used without a restart."""
-    path = settings.chain_key_file
-    key = ChainKey.from_file(path) if path else None
+    key, watch = (
+        KeyFileWatch.open(settings.chain_key_file) if settings.chain_key_file else (None, None)
+    )
     return Keeper(
         settings.host_name,
         settings.state_dir,
@@ -154,7 +154,7 @@ def _keeper(settings: Settings, es: Elasticsearch) -> Keeper:
             es.options(request_timeout=10, max_retries=0), settings.checkpoints_target, checkpoint
         ),
         interval=settings.chain_checkpoint_interval,
-        rotation=KeyFileWatch(path, key).changed if path and key else None,
+        rotation=watch.changed if watch is not None else None,
     )
 
 

@@ -14,7 +14,6 @@ as NDJSON bytes is sent as it is, not copied twice into a new buffer.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -31,6 +30,7 @@ from elasticsearch.serializer import (
     NdjsonSerializer,
 )
 
+from common.filewatch import ContentWatch
 from common.log import get_logger
 
 log = get_logger("indexer.client")
@@ -139,11 +139,10 @@ class RenewableElasticsearch(Elasticsearch):
 class CredentialWatch:
     """Rebuilds the connection when one of ``files`` changes on disk.
 
-    A change is new content at a path, however it came (rewritten in place, renamed over, or
-    the symlink swap Kubernetes uses to update a mounted secret); a file touched but unchanged
-    is no change. The files are small and read at most once per ``interval`` seconds. A
-    replacement that cannot be used (empty, not a certificate) is reported once, and the
-    previous connection is kept until a usable one arrives.
+    A change is new content at a path (:class:`common.filewatch.ContentWatch`), looked for at
+    most once per ``interval`` seconds. A replacement that cannot be used (empty, not a
+    certificate) is reported once, and the previous connection is kept until a usable one
+    arrives.
 
     A connection being replaced may still carry a request on another thread, so it is closed
     one renewal later, not at once.
@@ -158,21 +157,21 @@ class CredentialWatch:
         interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.files = list(files)
+        self._content = ContentWatch(files, interval=interval, clock=clock)
         self._rebuild = rebuild
-        self._interval = interval
-        self._clock = clock
         self._lock = threading.Lock()
-        self._seen = self._signatures()
-        self._next_look = clock() + interval
         self.generation = 0
         self._transport = current.transport
         self._authorization = _authorization(current)
         self._retired: list[Transport] = []
 
+    @property
+    def files(self) -> list[Path]:
+        return self._content.files
+
     def renew(self, client: RenewableElasticsearch) -> None:
         """Bring ``client`` onto the newest connection, building one if a file changed."""
-        if self._clock() >= self._next_look:
+        if self._content.due():
             self._look()
         if client._generation != self.generation:
             with self._lock:
@@ -191,19 +190,9 @@ class CredentialWatch:
 
     def _look(self) -> None:
         with self._lock:
-            now = self._clock()
-            if now < self._next_look:
-                return  # another thread looked meanwhile
-            self._next_look = now + self._interval
-            signatures = self._signatures()
-            if signatures == self._seen:
+            changed = [str(path) for path in self._content.changed()]  # [] if another looked
+            if not changed:
                 return
-            changed = [
-                str(path)
-                for path, old, new in zip(self.files, self._seen, signatures, strict=True)
-                if old != new
-            ]
-            self._seen = signatures
             try:
                 fresh = self._rebuild()
             except (OSError, ValueError) as exc:
@@ -216,16 +205,6 @@ class CredentialWatch:
             self._authorization = _authorization(fresh)
             self.generation += 1
         log.info("es_credentials_reloaded", files=changed)
-
-    def _signatures(self) -> list[bytes | None]:
-        """A digest of each file's content (``None`` while it cannot be read)."""
-        signatures: list[bytes | None] = []
-        for path in self.files:
-            try:
-                signatures.append(hashlib.sha256(path.read_bytes()).digest())
-            except OSError:
-                signatures.append(None)
-        return signatures
 
 
 def watch_credentials(

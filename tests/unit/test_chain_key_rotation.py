@@ -32,7 +32,9 @@ class Clock:
 
 def watch(path: Path, clock: Clock) -> KeyFileWatch:
     path.write_bytes(OLD)
-    return KeyFileWatch(path, ChainKey(OLD), interval=5.0, clock=clock)
+    key, keys = KeyFileWatch.open(path, interval=5.0, clock=clock)
+    assert key.key_id == ChainKey(OLD).key_id
+    return keys
 
 
 class TestKeyFileWatch:
@@ -71,7 +73,7 @@ class TestKeyFileWatch:
             (tmp_path / name / "chain.key").write_bytes(secret)
         (tmp_path / "..data").symlink_to("v1")
         (tmp_path / "chain.key").symlink_to("..data/chain.key")
-        keys = KeyFileWatch(tmp_path / "chain.key", ChainKey(OLD), interval=1.0, clock=clock)
+        _key, keys = KeyFileWatch.open(tmp_path / "chain.key", interval=1.0, clock=clock)
         (tmp_path / "..data_tmp").symlink_to("v2")
         (tmp_path / "..data_tmp").replace(tmp_path / "..data")
         clock.now = 1.0
