@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-all bench-compiled clean-node ecs-schema image compose-env test-testcontainers es-plugin
+.PHONY: demo test test-compat lint bench bench-all bench-compiled clean-node ecs-schema image compose-env test-testcontainers es-plugin
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,17 @@ demo: $(STAMP)
 ## Run the test suite against a real Elasticsearch node (provisioned when ES_URL is unset).
 test: $(STAMP) ecs-schema
 	$(BIN)/python -m pytest
+
+## The compatibility suite: the tests marked compat (setup, search, show, verify, kill -9 and
+## rotation, least privilege on a secured node) on each older supported Elasticsearch, one
+## version after the other, each on dev nodes of that version (docs/dev-es.md).
+COMPAT_VERSIONS ?= 8.19.8 8.12.2
+test-compat: $(STAMP)
+	@for version in $(COMPAT_VERSIONS); do \
+		echo "== compatibility suite on Elasticsearch $$version"; \
+		$(BIN)/appmixer-audit dev-es build-plugin --version $$version >/dev/null || exit 1; \
+		APPMIXER_AUDIT_TEST_ES_VERSION=$$version $(BIN)/python -m pytest -m compat -p no:cacheprovider || exit 1; \
+	done
 
 ## The official ECS definitions (npm @elastic/ecs, pinned in tests/ecs/package-lock.json),
 ## installed with npm ci into the cache outside the repo; the conformance tests read them.

@@ -47,6 +47,7 @@ NON_SETTING_VARIABLES = frozenset(
         "CACHE_DIR",
         "SAMPLE",
         "TEST_PORT_OFFSET",
+        "TEST_ES_VERSION",
         "KEEP_TEST_NODE",
         "KEEP_TEST_DATA",
         "TEST_IMAGE",

@@ -42,6 +42,7 @@ from common.log import get_logger
 from common.retry import Retrier, RetryPolicy
 from indexer.access import AccessReport
 from indexer.chain import write_checkpoint
+from indexer.cluster import ClusterRefusal
 from indexer.dedup import ReplayWindow
 from indexer.sink import BulkSink
 
@@ -292,7 +293,10 @@ class Pipeline:
                 loop()
             except BaseException as exc:
                 self.failure = exc
-                log.exception("pipeline_loop_failed", loop=threading.current_thread().name)
+                if isinstance(exc, ClusterRefusal):  # the node said no for good: one line
+                    log.error("elasticsearch_refused", reason=str(exc))
+                else:
+                    log.exception("pipeline_loop_failed", loop=threading.current_thread().name)
                 self.reader.stopping.set()
                 self.reader.buffer.close()
                 self.interrupt.set()

@@ -31,15 +31,17 @@ from base64 import b64encode
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from common.log import get_logger
 from devtools import secure
 
-# The one place the version is pinned: the newest 9.x integ-test zip served on Maven Central
-# that starts here (9.x needs Java 21 or newer; the client library is pinned to 9.x to match).
+# The one place the default version is pinned: the newest 9.x integ-test zip served on Maven
+# Central that starts here (the client library is pinned to 9.x to match). Other versions
+# (``dev-es start --version``): any Elasticsearch integ-test zip on Maven Central, and
+# OpenSearch's as ``opensearch-<version>`` (for checking that the agent refuses it).
 ES_VERSION = "9.5.4"
 MIN_JAVA = 21
-ARTIFACT = "org.elasticsearch.distribution.integ-test-zip:elasticsearch:{version}:zip"
 RUN_AS_WHEN_ROOT = "nobody"
 
 log = get_logger("devnode")
@@ -47,6 +49,73 @@ log = get_logger("devnode")
 
 class DevNodeError(Exception):
     """Provisioning or starting the node failed; the message says what to do about it."""
+
+
+@dataclass(frozen=True)
+class Flavor:
+    """Which server a node runs: product and version, and what follows from them.
+
+    Elasticsearch 8.x and older has no bundled JDK in its integ-test zip and reads
+    ``ES_JAVA_HOME``; before 8.18 it needs the Java security manager, which Java 24 removed,
+    so those versions run on a JDK from 17 to 23. OpenSearch reads ``OPENSEARCH_*``.
+    """
+
+    product: str  # "elasticsearch" or "opensearch"
+    version: str
+
+    @classmethod
+    def parse(cls, text: str) -> Flavor:
+        """``9.5.4``, ``8.19.8``, ``opensearch-2.19.6``."""
+        product, _, version = (
+            text.rpartition("-") if text.startswith("opensearch-") else ("", "", text)
+        )
+        product = product or "elasticsearch"
+        parts = version.split(".")
+        if len(parts) != 3 or not all(part.isdigit() for part in parts):
+            raise DevNodeError(f"version {text!r} is not like 9.5.4, 8.19.8 or opensearch-2.19.6")
+        return cls(product, version)
+
+    @property
+    def release(self) -> tuple[int, int, int]:
+        major, minor, patch = (int(part) for part in self.version.split("."))
+        return major, minor, patch
+
+    @property
+    def name(self) -> str:
+        return f"{self.product}-{self.version}"
+
+    @property
+    def spec(self) -> str:
+        """What :meth:`parse` reads back: the bare version for Elasticsearch."""
+        return self.version if self.product == "elasticsearch" else self.name
+
+    @property
+    def label(self) -> str:
+        return f"{'OpenSearch' if self.product == 'opensearch' else 'Elasticsearch'} {self.version}"
+
+    @property
+    def artifact(self) -> str:
+        group = "org.opensearch" if self.product == "opensearch" else "org.elasticsearch"
+        return f"{group}.distribution.integ-test-zip:{self.product}:{self.version}:zip"
+
+    @property
+    def env_prefix(self) -> str:
+        return "OPENSEARCH" if self.product == "opensearch" else "ES"
+
+    @property
+    def java_range(self) -> tuple[int, int | None]:
+        """The Java majors this version starts on (inclusive; None: no upper bound)."""
+        major = self.release[0]
+        if self.product == "opensearch":
+            return (21, 24) if major >= 3 else (11, 23)
+        if major >= 9:
+            return MIN_JAVA, None
+        if self.release >= (8, 18, 0):
+            return 17, None
+        return (17, 23) if major == 8 else (11, 23)
+
+
+DEFAULT_FLAVOR = Flavor("elasticsearch", ES_VERSION)
 
 
 def cache_dir() -> Path:
@@ -93,8 +162,9 @@ def _java_major(home: Path) -> int | None:
     return None
 
 
-def find_java(minimum: int = MIN_JAVA) -> Path:
-    """ES_JAVA_HOME or JAVA_HOME when new enough, else the newest JDK in the system's JVM dir."""
+def find_java(flavor: Flavor = DEFAULT_FLAVOR) -> Path:
+    """The newest JDK this version runs on: ES_JAVA_HOME, JAVA_HOME or the system's JVM dir."""
+    minimum, maximum = flavor.java_range
     candidates: list[Path] = []
     for variable in ("ES_JAVA_HOME", "JAVA_HOME"):
         if os.environ.get(variable):
@@ -103,12 +173,17 @@ def find_java(minimum: int = MIN_JAVA) -> Path:
     if jvm_dir.is_dir():
         candidates.extend(sorted(p for p in jvm_dir.iterdir() if p.is_dir()))
     found = [(major, home) for home in candidates if (major := _java_major(home)) is not None]
-    usable = [(major, home) for major, home in found if major >= minimum]
+    usable = [
+        (major, home)
+        for major, home in found
+        if major >= minimum and (maximum is None or major <= maximum)
+    ]
     if not usable:
         seen = ", ".join(f"{home} (Java {major})" for major, home in found) or "none"
+        wanted = f"Java {minimum} or newer" if maximum is None else f"Java {minimum} to {maximum}"
         raise DevNodeError(
-            f"Elasticsearch {ES_VERSION} needs Java {minimum} or newer; found: {seen}. "
-            "Install a JDK (e.g. a Temurin or OpenJDK 21+ package) or set ES_JAVA_HOME."
+            f"{flavor.label} needs {wanted}; found: {seen}. "
+            f"Install such a JDK (Temurin or OpenJDK packages) or set ES_JAVA_HOME."
         )
     usable.sort(key=lambda pair: pair[0], reverse=True)
     return usable[0][1]
@@ -117,8 +192,8 @@ def find_java(minimum: int = MIN_JAVA) -> Path:
 # --------------------------------------------------------------------------- distribution
 
 
-def _fetch_zip(version: str, downloads: Path) -> Path:
-    target = downloads / f"elasticsearch-{version}.zip"
+def _fetch_zip(flavor: Flavor, downloads: Path) -> Path:
+    target = downloads / f"{flavor.name}.zip"
     if target.is_file():
         return target
     if shutil.which("mvn") is None:
@@ -127,27 +202,25 @@ def _fetch_zip(version: str, downloads: Path) -> Path:
             "or pass --distribution PATH (an elasticsearch integ-test zip or unpacked directory)"
         )
     downloads.mkdir(parents=True, exist_ok=True)
-    log.info("distribution_download", version=version, artifact=ARTIFACT.format(version=version))
+    log.info("distribution_download", version=flavor.version, artifact=flavor.artifact)
     command = [
         "mvn",
         "-q",
         "-B",
         "dependency:copy",
-        f"-Dartifact={ARTIFACT.format(version=version)}",
+        f"-Dartifact={flavor.artifact}",
         f"-DoutputDirectory={downloads}",
     ]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0 or not target.is_file():
         detail = (result.stdout + result.stderr).strip().splitlines()[-5:]
-        raise DevNodeError(
-            f"could not fetch Elasticsearch {version} with Maven: " + " | ".join(detail)
-        )
+        raise DevNodeError(f"could not fetch {flavor.label} with Maven: " + " | ".join(detail))
     return target
 
 
-def _unpack(archive: Path, dist_root: Path, version: str) -> Path:
-    home = dist_root / f"elasticsearch-{version}"
-    if (home / "bin" / "elasticsearch").is_file():
+def _unpack(archive: Path, dist_root: Path, name: str, launcher: str) -> Path:
+    home = dist_root / name
+    if (home / "bin" / launcher).is_file():
         return home
     staging = dist_root / f".unpack-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
@@ -173,8 +246,8 @@ def _make_readable(root: Path) -> None:
             path.chmod(path.stat().st_mode | 0o444)
 
 
-def ensure_distribution(version: str = ES_VERSION, explicit: Path | None = None) -> Path:
-    """An unpacked Elasticsearch home: explicit path, else cached copy, else Maven Central."""
+def ensure_distribution(flavor: Flavor = DEFAULT_FLAVOR, explicit: Path | None = None) -> Path:
+    """An unpacked distribution home: explicit path, else cached copy, else Maven Central."""
     root = cache_dir()
     explicit = explicit or (
         Path(os.environ["APPMIXER_AUDIT_ES_DISTRIBUTION"])
@@ -182,14 +255,15 @@ def ensure_distribution(version: str = ES_VERSION, explicit: Path | None = None)
         else None
     )
     with _locked(root / "dist.lock"):
+        launcher = flavor.product
         if explicit is not None:
-            if (explicit / "bin" / "elasticsearch").is_file():
+            if (explicit / "bin" / launcher).is_file():
                 return explicit
             if explicit.is_file() and explicit.suffix == ".zip":
-                return _unpack(explicit, root / "dist", f"{version}-local")
-            raise DevNodeError(f"{explicit} is neither an Elasticsearch zip nor its unpacked home")
-        archive = _fetch_zip(version, root / "downloads")
-        return _unpack(archive, root / "dist", version)
+                return _unpack(explicit, root / "dist", f"{flavor.name}-local", launcher)
+            raise DevNodeError(f"{explicit} is neither an {launcher} zip nor its unpacked home")
+        archive = _fetch_zip(flavor, root / "downloads")
+        return _unpack(archive, root / "dist", flavor.name, launcher)
 
 
 # --------------------------------------------------------------------------- nodes
@@ -214,36 +288,71 @@ class DevNode:
     def __init__(
         self,
         name: str = "default",
-        http_port: int = 9200,
-        transport_port: int = 9300,
+        http_port: int | None = None,
+        transport_port: int | None = None,
         *,
         cluster_name: str | None = None,
         seed_hosts: Sequence[str] = (),
         initial_master_nodes: Sequence[str] = (),
         heap: str = "1g",
-        version: str = ES_VERSION,
+        version: str | None = None,
         distribution: Path | None = None,
         root: Path | None = None,
         security: bool | None = None,
     ) -> None:
-        """``security=None`` (stop, status) means: as this node was last started."""
+        """``None`` for ports, version or security (stop, status) means: as this node was last
+        started, else 9200, 9300, the default version and no security."""
         if not name.replace("-", "").replace("_", "").isalnum():
             raise DevNodeError(f"node name {name!r} must be letters, digits, - or _")
         self.name = name
-        self.http_port = http_port
-        self.transport_port = transport_port
+        self.home = (root or cache_dir() / "nodes") / name
+        last = self._last_started()
+        self.http_port = http_port or int(last.get("http_port", 9200))
+        self.transport_port = transport_port or int(last.get("transport_port", 9300))
+        self.flavor = Flavor.parse(version or str(last.get("version", ES_VERSION)))
         self.cluster_name = cluster_name or f"appmixer-audit-dev-{name}"
         self.seed_hosts = list(seed_hosts)
         self.initial_master_nodes = list(initial_master_nodes)
         self.heap = heap
-        self.version = version
         self.distribution = distribution
-        self.home = (root or cache_dir() / "nodes") / name
         self.security = self.credentials_dir.is_dir() if security is None else security
         scheme = "https" if self.security else "http"
-        self.url = f"{scheme}://127.0.0.1:{http_port}"
+        self.url = f"{scheme}://127.0.0.1:{self.http_port}"
+
+    @property
+    def version(self) -> str:
+        return self.flavor.version
 
     # ----------------------------------------------------------------- paths and identity
+
+    @property
+    def _started_file(self) -> Path:
+        return self.home / "node.json"
+
+    def _last_started(self) -> dict[str, Any]:
+        """What the last start recorded: ports and version (``{}`` for a new node)."""
+        try:
+            recorded = json.loads(self._started_file.read_text())
+        except (OSError, ValueError):
+            return {}
+        return recorded if isinstance(recorded, dict) else {}
+
+    def _record_start(self) -> None:
+        last = self._last_started()
+        if last.get("data_of") not in (None, self.flavor.name):
+            raise DevNodeError(
+                f"node {self.name} holds the data of {last['data_of']}, which "
+                f"{self.flavor.label} cannot open: start it with --version "
+                f"{str(last['data_of']).removeprefix('elasticsearch-')}, or choose another "
+                "--name (or `dev-es stop` it and delete its directory)"
+            )
+        record = {
+            "version": self.flavor.spec,
+            "data_of": self.flavor.name,
+            "http_port": self.http_port,
+            "transport_port": self.transport_port,
+        }
+        self._started_file.write_text(json.dumps(record) + "\n")
 
     @property
     def config_dir(self) -> Path:
@@ -281,8 +390,8 @@ class DevNode:
             environ = Path(f"/proc/{pid}/environ").read_bytes()
         except OSError:
             return None
-        marker = f"ES_PATH_CONF={self.config_dir}".encode()
-        return pid if marker in environ.split(b"\0") else None
+        markers = {f"{p}_PATH_CONF={self.config_dir}".encode() for p in ("ES", "OPENSEARCH")}
+        return pid if markers & set(environ.split(b"\0")) else None
 
     def is_running(self) -> bool:
         return self.pid() is not None
@@ -337,7 +446,6 @@ class DevNode:
             "network.host": "127.0.0.1",
             "http.port": self.http_port,
             "transport.port": self.transport_port,
-            "xpack.security.enabled": False,
             "action.destructive_requires_name": False,
             # Small dev disks must not flip indices to read-only mid-test.
             "cluster.routing.allocation.disk.threshold_enabled": False,
@@ -347,10 +455,27 @@ class DevNode:
             settings["cluster.initial_master_nodes"] = self.initial_master_nodes or [self.name]
         else:
             settings["discovery.type"] = "single-node"
+        if self.flavor.product == "elasticsearch":
+            settings["xpack.security.enabled"] = False
         if self.security:
             settings.update(secure.node_settings())
         text = "".join(f"{key}: {json.dumps(value)}\n" for key, value in settings.items())
-        (self.config_dir / "elasticsearch.yml").write_text(text)
+        (self.config_dir / f"{self.flavor.product}.yml").write_text(text)
+        self._absolute_jvm_paths()
+
+    def _absolute_jvm_paths(self) -> None:
+        """jvm.options of 7.x and OpenSearch name ``logs/`` and ``data`` relative to the
+        working directory, which the launcher sets to the (read-only) distribution."""
+        options = self.config_dir / "jvm.options"
+        text = options.read_text()
+        fixed = (
+            text.replace("file=logs/", f"file={self.home}/logs/")
+            .replace("-Xloggc:logs/", f"-Xloggc:{self.home}/logs/")
+            .replace("-XX:ErrorFile=logs/", f"-XX:ErrorFile={self.home}/logs/")
+            .replace("-XX:HeapDumpPath=data\n", f"-XX:HeapDumpPath={self.home}/data\n")
+        )
+        if fixed != text:
+            options.write_text(fixed)
 
     def _port_taken(self, port: int) -> bool:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -373,10 +498,13 @@ class DevNode:
                     f"port {port} is already in use by another process; choose another "
                     "with --port/--transport-port"
                 )
-        es_home = ensure_distribution(self.version, self.distribution)
-        java = find_java()
+        if self.security and self.flavor.product != "elasticsearch":
+            raise DevNodeError(f"--security is for Elasticsearch nodes, not {self.flavor.label}")
+        es_home = ensure_distribution(self.flavor, self.distribution)
+        java = find_java(self.flavor)
         for sub in ("data", "logs", "tmp"):
             (self.home / sub).mkdir(parents=True, exist_ok=True)
+        self._record_start()
         if self.security:
             es_home = self._prepare_security(es_home, java)
         else:
@@ -388,19 +516,21 @@ class DevNode:
             self._chown_tree(self.home, user)
             if self.security:  # the client's files stay with whoever started the node
                 self._chown_back(self.credentials_dir)
+        prefix = self.flavor.env_prefix
         env = {
             **os.environ,
-            "ES_JAVA_HOME": str(java),
-            "ES_PATH_CONF": str(self.config_dir),
-            "ES_TMPDIR": str(self.home / "tmp"),
-            "ES_JAVA_OPTS": f"-Xms{self.heap} -Xmx{self.heap}",
+            f"{prefix}_JAVA_HOME": str(java),
+            f"{prefix}_PATH_CONF": str(self.config_dir),
+            f"{prefix}_TMPDIR": str(self.home / "tmp"),
+            f"{prefix}_JAVA_OPTS": f"-Xms{self.heap} -Xmx{self.heap}",
         }
         env.pop("JAVA_HOME", None)
         started = time.monotonic()
-        log.info("devnode_starting", node=self.name, version=self.version, java=str(java))
+        log.info("devnode_starting", node=self.name, version=self.flavor.spec, java=str(java))
+        launcher = es_home / "bin" / self.flavor.product
         with self.console_log.open("ab") as console:
             process = subprocess.Popen(
-                [str(es_home / "bin" / "elasticsearch"), "-d", "-p", str(self.pid_file)],
+                [str(launcher), "-d", "-p", str(self.pid_file)],
                 stdout=console,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -430,7 +560,7 @@ class DevNode:
         """The plugin-carrying distribution, certificates, keystore and client files."""
         try:
             with _locked(cache_dir() / "dist.lock"):
-                plugin = secure.build_plugin(cache_dir(), java)
+                plugin = secure.build_plugin(cache_dir(), java, es_home)
                 es_home = secure.secured_distribution(es_home, plugin)
             if not self.config_dir.is_dir():
                 shutil.copytree(es_home / "config", self.config_dir)
@@ -449,11 +579,13 @@ class DevNode:
 
     def _wait(self, timeout: float, healthy: bool) -> None:
         deadline = time.monotonic() + max(timeout, 1.0)
+        grace = time.monotonic() + 30.0
         while time.monotonic() < deadline:
             code = self._http_status()
             if code == 200 or (code is not None and not healthy):
                 return
-            if not self.is_running():
+            # 7.x and OpenSearch return from -d before the daemon writes its pid file.
+            if not self.is_running() and (self.pid_file.exists() or time.monotonic() > grace):
                 raise DevNodeError(f"the node stopped while starting: {self._tail_console()}")
             time.sleep(0.25)
         raise DevNodeError(f"the node did not answer within {timeout:.0f}s; see {self.console_log}")

@@ -79,16 +79,45 @@ def _sources_digest(root: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def build_plugin(cache: Path, java_home: Path) -> Path:
-    """The plugin zip, built with Maven into the cache once per version of its sources."""
+@dataclass(frozen=True)
+class PluginTarget:
+    """The Elasticsearch the plugin is built for: its version, its Lucene, its Java."""
+
+    elasticsearch: str
+    lucene: str
+    java_release: int
+
+    @classmethod
+    def of(cls, es_home: Path) -> PluginTarget:
+        """Read from the distribution's own jars: the plugin must match them exactly."""
+        lib = es_home / "lib"
+
+        def version_of(prefix: str) -> str:
+            for jar in sorted(lib.glob(f"{prefix}-*.jar")):
+                version = jar.stem.removeprefix(f"{prefix}-")
+                if version[:1].isdigit():
+                    return version
+            raise SecureSetupError(f"no {prefix} jar in {lib}: not an Elasticsearch home")
+
+        elasticsearch = version_of("elasticsearch")
+        major = int(elasticsearch.split(".")[0])
+        return cls(elasticsearch, version_of("lucene-core"), 21 if major >= 9 else 17)
+
+
+def build_plugin(cache: Path, java_home: Path, es_home: Path) -> Path:
+    """The plugin zip for the distribution at ``es_home``, built with Maven into the cache
+    once per version of its sources and of Elasticsearch."""
+    target = PluginTarget.of(es_home)
     digest = _sources_digest(PLUGIN_SOURCES)
-    built = cache / "plugins" / f"{PLUGIN_NAME}-{digest}.zip"
+    built = cache / "plugins" / f"{PLUGIN_NAME}-{target.elasticsearch}-{digest}.zip"
     if built.is_file():
         return built
     if shutil.which("mvn") is None:
         raise SecureSetupError("building the analysis plugin needs Maven (`mvn`) on PATH")
-    build_dir = cache / "plugins" / f"build-{digest}"
-    log.info("plugin_build", sources=str(PLUGIN_SOURCES), digest=digest)
+    build_dir = cache / "plugins" / f"build-{target.elasticsearch}-{digest}"
+    log.info(
+        "plugin_build", sources=str(PLUGIN_SOURCES), digest=digest, for_version=target.elasticsearch
+    )
     env = {**os.environ, "JAVA_HOME": str(java_home)}
     _run(
         [
@@ -98,6 +127,9 @@ def build_plugin(cache: Path, java_home: Path) -> Path:
             "-f",
             str(PLUGIN_SOURCES / "pom.xml"),
             f"-Dplugin.build.dir={build_dir}",
+            f"-Delasticsearch.version={target.elasticsearch}",
+            f"-Dlucene.version={target.lucene}",
+            f"-Dmaven.compiler.release={target.java_release}",
             "package",
         ],
         env=env,

@@ -7,6 +7,10 @@ Retries are ours, not the client's: the bulk sink decides per item what to retry
 transport is told not to retry on its own (``max_retries=0``) except for plain connection
 failover between nodes, which it does by trying the next node of the pool.
 
+Compatibility: requests carry ``compatible-with=<major>`` of the node they go to, learnt
+once from the node itself (:mod:`indexer.cluster`), not the client library's own major: an
+8.x node refuses the ``compatible-with=9`` the library would send.
+
 Serializers: responses are decoded with orjson (the standard library's decoder was the
 largest single cost of handling a bulk answer), and a bulk body the sink has already encoded
 as NDJSON bytes is sent as it is, not copied twice into a new buffer.
@@ -14,6 +18,8 @@ as NDJSON bytes is sent as it is, not copied twice into a new buffer.
 
 from __future__ import annotations
 
+import contextlib
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -22,7 +28,7 @@ from typing import Any, Self
 
 import orjson
 from elastic_transport import Transport
-from elasticsearch import Elasticsearch
+from elasticsearch import ApiError, Elasticsearch, TransportError
 from elasticsearch.serializer import (
     CompatibilityModeJsonSerializer,
     CompatibilityModeNdjsonSerializer,
@@ -32,6 +38,13 @@ from elasticsearch.serializer import (
 
 from common.filewatch import ContentWatch
 from common.log import get_logger
+from indexer.cluster import (
+    Cluster,
+    UnsupportedCluster,
+    check_supported,
+    identify,
+    mark_request,
+)
 
 log = get_logger("indexer.client")
 
@@ -63,6 +76,40 @@ class _FastNdjson(NdjsonSerializer):
 class _FastCompatNdjson(CompatibilityModeNdjsonSerializer):
     def dumps(self, data: Any) -> bytes:
         return _pass_through(data) or super().dumps(data)
+
+
+_MIMETYPE = re.compile(r"application/(json|x-ndjson)")
+
+
+class Compatibility:
+    """The major version requests are marked with, shared by a client and its copies.
+
+    Until the node has been asked (:func:`negotiate`), the first request asks it; a node that
+    cannot be reached then is asked again on the next request.
+    """
+
+    def __init__(self) -> None:
+        self.cluster: Cluster | None = None
+        self._lock = threading.Lock()
+
+    def learn(self, es: Elasticsearch) -> Cluster:
+        with self._lock:
+            if self.cluster is None:
+                self.cluster = identify(es)
+            return self.cluster
+
+    def headers(self, headers: Any) -> Any:
+        """``headers`` with JSON and NDJSON media types marked for the node's major."""
+        cluster = self.cluster
+        if not headers or cluster is None or cluster.product != "Elasticsearch":
+            return headers
+        marked = f"application/vnd.elasticsearch+\\1; compatible-with={cluster.major}"
+        return {
+            name: _MIMETYPE.sub(marked, value)
+            if name.lower() in ("accept", "content-type") and isinstance(value, str)
+            else value
+            for name, value in headers.items()
+        }
 
 
 SERIALIZERS = {
@@ -102,7 +149,21 @@ def build_client(
             kwargs["ca_certs"] = str(ca_certs)
         if not verify_certs:
             kwargs["ssl_show_warn"] = False
-    return RenewableElasticsearch(list(urls), **kwargs)  # type: ignore[arg-type]
+    client = RenewableElasticsearch(list(urls), **kwargs)  # type: ignore[arg-type]
+    client.compatibility = Compatibility()
+    return client
+
+
+def negotiate(es: Elasticsearch, where: str) -> Cluster:
+    """Who the node is, when the agent supports it; requests are then marked for its major.
+
+    Raises :class:`indexer.cluster.UnsupportedCluster` (naming ``where``, e.g. the URL) for
+    a cluster the agent does not support, and the client's errors when the node cannot be
+    asked.
+    """
+    compatibility = getattr(es, "compatibility", None)
+    learn = compatibility.learn if isinstance(compatibility, Compatibility) else identify
+    return check_supported(learn(es), where)
 
 
 class RenewableElasticsearch(Elasticsearch):
@@ -117,14 +178,26 @@ class RenewableElasticsearch(Elasticsearch):
 
     _watch: CredentialWatch | None = None
     _generation = 0
+    compatibility: Compatibility | None = None
 
     def perform_request(self, method: str, path: str, **kwargs: Any) -> Any:
         if self._watch is not None:
             self._watch.renew(self)
-        return super().perform_request(method, path, **kwargs)
+        compatibility = self.compatibility
+        if compatibility is not None:
+            if compatibility.cluster is None:
+                with contextlib.suppress(ApiError, TransportError, UnsupportedCluster):
+                    compatibility.learn(self)
+            kwargs["headers"] = compatibility.headers(kwargs.get("headers"))
+        try:
+            return super().perform_request(method, path, **kwargs)
+        except ApiError as exc:
+            mark_request(exc, method, path)
+            raise
 
     def options(self, **kwargs: Any) -> Self:
         client = super().options(**kwargs)
+        client.compatibility = self.compatibility
         # A copy with credentials of its own is no longer the watched connection.
         if not {"api_key", "basic_auth", "bearer_auth"} & kwargs.keys():
             client._watch, client._generation = self._watch, self._generation

@@ -24,6 +24,7 @@ from elasticsearch import ApiError, Elasticsearch, NotFoundError
 
 import mappings
 from indexer.capabilities import Capabilities, detect
+from indexer.cluster import reason_of
 from indexer.fields import INDEX_TEMPLATES
 
 Status = Literal["installed", "updated", "unchanged", "skipped", "failed"]
@@ -287,12 +288,7 @@ def apply_resource(es: Elasticsearch, resource: Resource) -> Step:
 
 def error_reason(exc: ApiError) -> str:
     """The innermost reason Elasticsearch gave: the one that names the actual problem."""
-    error = exc.body.get("error") if isinstance(exc.body, dict) else None
-    while isinstance(error, dict) and isinstance(error.get("caused_by"), dict):
-        error = error["caused_by"]
-    if isinstance(error, dict) and error.get("reason"):
-        return str(error["reason"])
-    return str(error or exc.message)
+    return reason_of(exc)
 
 
 def _is_already_exists(exc: ApiError) -> bool:
@@ -302,7 +298,8 @@ def _is_already_exists(exc: ApiError) -> bool:
 
 def _resolve(es: Elasticsearch, target: str) -> Literal["missing", "data stream", "index"]:
     try:
-        found = es.indices.resolve_index(name=target)
+        # GET: 8.x answers only GET here; the 9.x client's resolve_index may POST.
+        found = es.perform_request("GET", f"/_resolve/index/{target}", headers=_JSON).body
     except NotFoundError:
         return "missing"
     if any(item["name"] == target for item in found.get("data_streams", [])):

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 from elasticsearch import Elasticsearch
 
+from indexer.client import build_client
 from tests.esnode import SecureNode, provide_es_url, remove_targets, secure_dev_node
 
 
@@ -21,7 +22,7 @@ def es_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def es(es_url: str) -> Iterator[Elasticsearch]:
-    client = Elasticsearch(es_url, request_timeout=60)
+    client = build_client([es_url], timeout=60)
     yield client
     client.close()
 

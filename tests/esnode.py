@@ -35,10 +35,29 @@ def node_ports(name: str, http_port: int, transport_port: int) -> tuple[str, int
     return f"{name}-{PORT_OFFSET}", http_port + PORT_OFFSET, transport_port + PORT_OFFSET
 
 
-TEST_NODE_NAME, TEST_NODE_HTTP_PORT, TEST_NODE_TRANSPORT_PORT = node_ports("pytest", 9250, 9350)
+def test_es_version() -> str:
+    """The Elasticsearch version the session's nodes run: ``APPMIXER_AUDIT_TEST_ES_VERSION``
+    (the compatibility suite, ``make test-compat``), else the dev node's default."""
+    from devtools.devnode import ES_VERSION
+
+    return os.environ.get("APPMIXER_AUDIT_TEST_ES_VERSION", "").strip() or ES_VERSION
+
+
+def _versioned(name: str) -> str:
+    """Nodes of another version get names (so directories) of their own: a node's data
+    cannot be opened by an older version."""
+    from devtools.devnode import ES_VERSION
+
+    version = test_es_version()
+    return name if version == ES_VERSION else f"{name}-v{version.replace('.', '_')}"
+
+
+TEST_NODE_NAME, TEST_NODE_HTTP_PORT, TEST_NODE_TRANSPORT_PORT = node_ports(
+    _versioned("pytest"), 9250, 9350
+)
 TEST_NODE_HEAP = "1g"
 SECURE_NODE_NAME, SECURE_NODE_HTTP_PORT, SECURE_NODE_TRANSPORT_PORT = node_ports(
-    "pytest-secure", 9256, 9356
+    _versioned("pytest-secure"), 9256, 9356
 )
 SECURE_NODE_HEAP = "512m"
 
@@ -66,9 +85,17 @@ class SecureNode:
             env["APPMIXER_AUDIT_ES_PASSWORD_FILE"] = str(self.password_file)
         return env
 
-    def client(self, **kwargs: object) -> Elasticsearch:
-        auth = (self.username, self.password)
-        return Elasticsearch(self.url, ca_certs=str(self.ca_certs), basic_auth=auth, **kwargs)  # type: ignore[arg-type]
+    def client(self, *, request_timeout: float = 30.0) -> Elasticsearch:
+        """The superuser's client, speaking the node's own API version (8.x or 9.x)."""
+        from indexer.client import build_client
+
+        return build_client(
+            [self.url],
+            ca_certs=self.ca_certs,
+            username=self.username,
+            password=self.password,
+            timeout=request_timeout,
+        )
 
 
 def url_from_env(env: Mapping[str, str]) -> str | None:
@@ -111,10 +138,8 @@ def docker_answers() -> bool:
 
 
 def container_image() -> str:
-    from devtools.devnode import ES_VERSION
-
     given = os.environ.get(ES_IMAGE_ENV, "").strip()
-    return given or f"docker.elastic.co/elasticsearch/elasticsearch:{ES_VERSION}"
+    return given or f"docker.elastic.co/elasticsearch/elasticsearch:{test_es_version()}"
 
 
 @contextmanager
@@ -149,7 +174,11 @@ def _dev_node() -> Iterator[str]:
     from devtools.devnode import DevNode
 
     node = DevNode(
-        TEST_NODE_NAME, TEST_NODE_HTTP_PORT, TEST_NODE_TRANSPORT_PORT, heap=TEST_NODE_HEAP
+        TEST_NODE_NAME,
+        TEST_NODE_HTTP_PORT,
+        TEST_NODE_TRANSPORT_PORT,
+        heap=TEST_NODE_HEAP,
+        version=test_es_version(),
     )
     was_running = node.is_running()
     if not was_running:
@@ -175,6 +204,7 @@ def secure_dev_node() -> Iterator[SecureNode]:
         SECURE_NODE_HTTP_PORT,
         SECURE_NODE_TRANSPORT_PORT,
         heap=SECURE_NODE_HEAP,
+        version=test_es_version(),
         security=True,
     )
     was_running = node.is_running()

@@ -17,6 +17,10 @@ from common.log import configure_logging
 if TYPE_CHECKING:
     from devtools.devnode import DevNode
 
+# The default version, repeated from devtools.devnode so --help needs no import of it; a
+# unit test holds the two equal.
+ES_VERSION = "9.5.4"
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -35,9 +39,11 @@ NODE_OPTIONS = [
         callback=_node_name,
         help="Node name (one dir each).",
     ),
-    click.option("--port", default=9200, show_default=True, type=_PORT, help="HTTP port."),
+    click.option("--port", type=_PORT, help="HTTP port [default: the node's last, else 9200]."),
     click.option(
-        "--transport-port", default=9300, show_default=True, type=_PORT, help="Transport port."
+        "--transport-port",
+        type=_PORT,
+        help="Transport port [default: the node's last, else 9300].",
     ),
 ]
 
@@ -56,18 +62,45 @@ def _heap(value: str) -> str:
 
 def _node(
     name: str,
-    port: int,
-    transport_port: int,
+    port: int | None,
+    transport_port: int | None,
     *,
     heap: str = "1g",
+    version: str | None = None,
     distribution: Path | None = None,
     security: bool | None = None,
 ) -> DevNode:
-    from devtools.devnode import DevNode
+    from devtools.devnode import DevNode, DevNodeError
 
-    return DevNode(
-        name, port, transport_port, heap=heap, distribution=distribution, security=security
-    )
+    try:
+        return DevNode(
+            name,
+            port,
+            transport_port,
+            heap=heap,
+            version=version,
+            distribution=distribution,
+            security=security,
+        )
+    except DevNodeError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _version(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    from devtools.devnode import DevNodeError, Flavor
+
+    if value is None:
+        return None
+    try:
+        return Flavor.parse(value).spec
+    except DevNodeError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+VERSION_HELP = (
+    "Elasticsearch version (an integ-test zip on Maven Central, e.g. 8.19.8), or "
+    "opensearch-VERSION [default: the node's last, else {default}]."
+)
 
 
 @click.group("dev-es")
@@ -75,7 +108,8 @@ def dev_es() -> None:
     """Run a local single-node Elasticsearch (no Docker needed).
 
     The integ-test distribution is fetched once with Maven and cached outside the
-    repository; the node runs on a Java 21+ found on the machine.
+    repository; the node runs on the newest JDK on the machine that its version supports
+    (9.x: Java 21+; 8.x: 17+, up to 23 before 8.18).
     """
     configure_logging("info")
 
@@ -88,6 +122,9 @@ def dev_es() -> None:
     show_default=True,
     callback=lambda _ctx, _param, value: _heap(value),
     help="JVM heap (-Xms/-Xmx).",
+)
+@click.option(
+    "--version", "version", callback=_version, help=VERSION_HELP.format(default=ES_VERSION)
 )
 @click.option(
     "--distribution",
@@ -110,9 +147,10 @@ def dev_es() -> None:
 def start(
     *,
     name: str,
-    port: int,
-    transport_port: int,
+    port: int | None,
+    transport_port: int | None,
     heap: str,
+    version: str | None,
     distribution: Path | None,
     timeout: float,
     security: bool,
@@ -126,7 +164,13 @@ def start(
     from devtools.devnode import DevNodeError
 
     node = _node(
-        name, port, transport_port, heap=heap, distribution=distribution, security=security
+        name,
+        port,
+        transport_port,
+        heap=heap,
+        version=version,
+        distribution=distribution,
+        security=security,
     )
     try:
         url = node.start(timeout=timeout)
@@ -138,14 +182,18 @@ def start(
 
 
 @dev_es.command("build-plugin")
-def build_plugin() -> None:
+@click.option(
+    "--version", "version", callback=_version, help=VERSION_HELP.format(default=ES_VERSION)
+)
+def build_plugin(version: str | None) -> None:
     """Build (once, with Maven) the analysis plugin --security installs; print its zip."""
-    from devtools.devnode import DevNodeError, cache_dir, find_java
+    from devtools.devnode import DevNodeError, Flavor, cache_dir, ensure_distribution, find_java
     from devtools.secure import SecureSetupError
     from devtools.secure import build_plugin as build
 
+    flavor = Flavor.parse(version or ES_VERSION)
     try:
-        click.echo(build(cache_dir(), find_java()))
+        click.echo(build(cache_dir(), find_java(flavor), ensure_distribution(flavor)))
     except (DevNodeError, SecureSetupError) as exc:
         click.echo(f"appmixer-audit: {exc}", err=True)
         sys.exit(EXIT_FAILURE)
@@ -153,7 +201,7 @@ def build_plugin() -> None:
 
 @dev_es.command()
 @_node_options
-def stop(name: str, port: int, transport_port: int) -> None:
+def stop(name: str, port: int | None, transport_port: int | None) -> None:
     """Stop the node this command started (nothing else)."""
     node = _node(name, port, transport_port)
     click.echo("stopped" if node.stop() else "not running")
@@ -162,7 +210,7 @@ def stop(name: str, port: int, transport_port: int) -> None:
 @dev_es.command()
 @_node_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-def status(name: str, port: int, transport_port: int, fmt: str) -> None:
+def status(name: str, port: int | None, transport_port: int | None, fmt: str) -> None:
     """Exit 0 when the node is up and healthy; print its URL and optional features."""
     from elasticsearch import ApiError, TransportError
 
@@ -176,9 +224,11 @@ def status(name: str, port: int, transport_port: int, fmt: str) -> None:
             # Healthy a moment ago, gone now (stopping, restarting): say so, no traceback.
             state.healthy = False
     if fmt == "json":
-        click.echo(json.dumps({**state.__dict__, "features": features}))
+        click.echo(
+            json.dumps({**state.__dict__, "version": node.flavor.spec, "features": features})
+        )
     elif state.healthy:
-        click.echo(f"running: {node.url} (pid {state.pid})")
+        click.echo(f"running: {node.url} (pid {state.pid}, {node.flavor.label})")
         click.echo(features["summary"] if features else "")
     else:
         click.echo(f"not running: {node.url}" if not state.running else "running, not healthy")
@@ -208,6 +258,9 @@ def _features(node: DevNode) -> dict[str, object]:
 
 def _report_features(node: DevNode) -> None:
     from common.log import get_logger
+
+    if node.flavor.product != "elasticsearch":
+        return
 
     features = _features(node)
     get_logger("devnode").info("devnode_features", summary=features["summary"])

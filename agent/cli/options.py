@@ -162,6 +162,31 @@ def _reread(path: Path | None, name: str, current: SecretStr | None) -> str | No
     return current.get_secret_value() if current is not None else None
 
 
+def identify_cluster(es: Elasticsearch, settings: Settings, *, level: str = "debug") -> Any:
+    """Who the node is (:class:`indexer.cluster.Cluster`), logged at ``level``; requests are
+    then marked for its version. Raises ``UnsupportedCluster`` for a cluster the agent does
+    not support, and the client's errors when the node cannot be asked."""
+    from indexer.client import negotiate
+
+    where = without_userinfo(", ".join(settings.es_url))
+    cluster = negotiate(es, where)
+    logger = get_logger("indexer.cluster")
+    getattr(logger, level)(
+        "elasticsearch_identified",
+        product=cluster.product,
+        version=cluster.version or None,
+        compatible_with=cluster.major,
+        url=where,
+    )
+    if not cluster.version_known:
+        logger.warning(
+            "elasticsearch_version_unknown",
+            reason="this credential may not read the node's version (no monitor privilege); "
+            "requests are sent compatible-with=8, which every supported version answers",
+        )
+    return cluster
+
+
 @contextmanager
 def elasticsearch_client(
     settings: Settings, *, refused: str = "Elasticsearch refused the request"
@@ -169,11 +194,17 @@ def elasticsearch_client(
     """A client; an unreachable node or a refused request is one line on stderr and exit 1."""
     from elasticsearch import ApiError, TransportError
 
-    from agent.cli import EXIT_FAILURE
+    from agent.cli import EXIT_FAILURE, EXIT_USAGE
+    from indexer.cluster import UnsupportedCluster
     from indexer.setup import error_reason
 
     client = client_for(settings)
     try:
+        try:
+            identify_cluster(client, settings)
+        except UnsupportedCluster as exc:
+            click.echo(f"appmixer-audit: {exc}", err=True)
+            sys.exit(EXIT_USAGE)
         yield client
     except ApiError as exc:
         click.echo(f"appmixer-audit: {refused}: {error_reason(exc)}", err=True)

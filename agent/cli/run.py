@@ -112,6 +112,7 @@ def _run(settings: Settings, *, once: bool, setup: bool) -> int:
         # node keeps the write check waiting.
         server = _metrics_server(settings, metrics, health)
         access = AccessReport()
+        _identify(es, settings)
         _require_write(es, settings, access)
         for event, fields in input_warnings(settings.paths):
             log.warning(event, **fields)
@@ -185,9 +186,8 @@ def _pipeline(settings: Settings, es: Any, *, once: bool, setup: bool, **observe
     from agent.files import RegistryError
     from agent.pipeline import wire
 
-    installer = _installer(es, settings) if setup else None
     try:
-        return wire(settings, es, once=once, setup=installer, **observers)
+        return wire(settings, es, once=once, setup=_starter(es, settings, setup), **observers)
     except (RegistryError, ValueError) as exc:
         raise _Refused(str(exc), EXIT_FAILURE) from None
 
@@ -203,7 +203,7 @@ def _finish(pipeline: Any, settings: Settings, *, once: bool, signum: int | None
         summary["lines_left"] = lines_left(settings.paths, positions, own_paths(settings))
     log.info("run_finished", **summary)
     if pipeline.failure is not None:
-        return EXIT_FAILURE
+        return _failure_status(pipeline.failure)
     if not once:
         return EXIT_OK
     _print_summary(summary, settings)
@@ -212,6 +212,16 @@ def _finish(pipeline: Any, settings: Settings, *, once: bool, signum: int | None
     if summary["dead_lettered"] or summary["changes_rejected"]:
         return EXIT_REJECTED
     return EXIT_OK
+
+
+def _failure_status(failure: BaseException) -> int:
+    """A refusal by the node is said in one line on stderr: 2 for a cluster the agent does
+    not support, 1 for a request refused for good; any other failure is 1 (logged)."""
+    from indexer.cluster import ClusterRefusal, UnsupportedCluster
+
+    if isinstance(failure, ClusterRefusal):
+        click.echo(f"appmixer-audit: {failure}", err=True)
+    return EXIT_USAGE if isinstance(failure, UnsupportedCluster) else EXIT_FAILURE
 
 
 def _require_write(es: Any, settings: Settings, access: Any) -> None:
@@ -265,27 +275,91 @@ def _make_visible(es: Any, settings: Settings) -> None:
         log.warning("refresh_failed", reason=str(exc))
 
 
-def _installer(es: Any, settings: Settings) -> Any:
-    """Setup at start: templates first, so the first write gets the managed mapping."""
+def _identify(es: Any, settings: Settings) -> None:
+    """Who the node is, asked once before anything else; refused in one line when the
+    agent does not support it (exit 2) or the node refuses the question for good (exit 1).
 
-    def install() -> object:
-        from elasticsearch import AuthorizationException
+    A node that cannot be asked now (away, busy, a credential the agent is waiting for in
+    its file) is asked again by the sender before its first write (:func:`_starter`).
+    """
+    from elasticsearch import ApiError, TransportError
 
+    from agent.cli.options import identify_cluster
+    from indexer.cluster import UnsupportedCluster, refusal
+
+    try:
+        identify_cluster(es, settings, level="info")
+    except UnsupportedCluster as exc:
+        raise _Refused(str(exc), EXIT_USAGE) from None
+    except ApiError as exc:
+        refused = refusal(exc, credential_renewable=_credential_renewable(settings))
+        if refused is not None:
+            raise _Refused(_refused_line(refused, settings), EXIT_FAILURE) from None
+    except TransportError:
+        pass
+
+
+def _credential_renewable(settings: Settings) -> bool:
+    """Whether a refused credential can be fixed under the running agent (a followed file)."""
+    return settings.es_api_key_file is not None or settings.es_password_file is not None
+
+
+def _refused_line(refused: Exception, settings: Settings) -> str:
+    from agent.config import without_userinfo
+
+    return f"Elasticsearch at {without_userinfo(', '.join(settings.es_url))}: {refused}"
+
+
+def _starter(es: Any, settings: Settings, setup: bool) -> Any:
+    """What the sender does before its first write: learn who the node is (if the start
+    could not), then install the templates, so the first write gets the managed mapping.
+
+    Retried while the node is away or busy. A permanent refusal (400 or 404 on one of these
+    requests, a template the node will not take, a credential refused that no file can
+    renew) raises :class:`indexer.cluster.SetupRefused` and the agent ends with one line;
+    an unsupported cluster raises ``UnsupportedCluster``.
+    """
+    from agent.cli.options import identify_cluster
+
+    def start() -> object:
+        from elasticsearch import ApiError, AuthorizationException
+
+        from indexer.cluster import SetupRefused, refusal
         from indexer.setup import install as install_templates
 
+        renewable = _credential_renewable(settings)
         try:
+            compatibility = getattr(es, "compatibility", None)
+            if compatibility is None or compatibility.cluster is None:
+                identify_cluster(es, settings, level="info")
+            if not setup:
+                return None
             report = install_templates(es, settings.events_target, settings.changes_target)
         except AuthorizationException:
             # The writer role may only add documents; an admin runs `setup` beforehand.
             log.warning("setup_not_permitted", action="run `setup` with an admin credential")
             return None
+        except ApiError as exc:
+            refused = refusal(exc, credential_renewable=renewable)
+            if refused is not None:
+                raise SetupRefused(_refused_line(refused, settings)) from None
+            raise
         for step in report.steps:
             if step.status == "failed":
                 log.warning("setup_step_failed", kind=step.kind, name=step.name, reason=step.detail)
+        template_failed = [s for s in report.steps if s.status == "failed" and "template" in s.kind]
+        if template_failed:
+            step = template_failed[0]
+            raise SetupRefused(
+                _refused_line(
+                    SetupRefused(f"installing the {step.kind} {step.name} failed: {step.detail}"),
+                    settings,
+                )
+            )
         log.debug("setup_done", ok=report.ok)
         return report
 
-    return install
+    return start
 
 
 def _print_summary(summary: dict[str, Any], settings: Settings) -> None:

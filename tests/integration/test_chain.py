@@ -22,7 +22,7 @@ from indexer.setup import SetupReport
 from indexer.sink import BulkSink, Delivered, Shipment
 from tests.integration.conftest import input_lines, make_settings
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.compat]
 
 KEY_BYTES = b"0123456789abcdef0123456789abcdef-test"
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from elasticsearch import Elasticsearch
 
+from indexer.client import build_client
 from tests.esnode import provide_es_url, url_from_env
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.compat]
 
 
 class TestRealNode:
@@ -44,7 +45,7 @@ class TestFixturePrecedence:
             {"ES_URL": es_url + "/"}, docker=must_not_run, dev_node=must_not_run
         ) as url:
             assert url == es_url
-        client = Elasticsearch(url)
+        client = build_client([url])
         assert client.cluster.health()["number_of_nodes"] >= 1
 
     def test_namespaced_variable_wins_over_es_url(self) -> None:

@@ -14,7 +14,7 @@ from indexer.setup import SetupReport, substitute_types
 from indexer.sink import BulkSink, Delivered, Shipment
 from tests.integration.conftest import Shipped, make_settings, normalize_all
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.compat]
 
 # Written by the bulk sink at send time, not by the normalizer (DESIGN "Output").
 SINK_WRITTEN: dict[Target, set[str]] = {"events": {"event.ingested"}, "changes": {"event.ingested"}}

@@ -20,7 +20,7 @@ from agent.cli import cli
 from indexer.search import EVENT_HEADERS, get_path
 from tests.integration.conftest import Shipped
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.compat]
 
 Doc = dict[str, Any]
 Predicate = Callable[[Doc], bool]

@@ -18,7 +18,7 @@ from elasticsearch import Elasticsearch
 from agent.cli import cli
 from tests.integration.conftest import Shipped, input_lines
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.compat]
 
 
 def raw_records() -> list[dict[str, Any]]:

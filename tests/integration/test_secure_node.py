@@ -13,6 +13,7 @@ import urllib.request
 import pytest
 from elasticsearch import Elasticsearch
 
+from indexer.client import build_client
 from tests.esnode import (
     SECURE_NODE_HTTP_PORT,
     SECURE_NODE_NAME,
@@ -20,7 +21,7 @@ from tests.esnode import (
     SecureNode,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.compat]
 
 
 def dev_es(*args: str) -> subprocess.CompletedProcess[str]:
@@ -84,8 +85,8 @@ class TestSecuredDevNode:
     def test_api_keys_work(self, secure_es: SecureNode, secure_admin: Elasticsearch) -> None:
         """The .security index can be created (the analysis plugin), so API keys authenticate."""
         created = secure_admin.security.create_api_key(name="probe", expiration="1h")
-        key_client = Elasticsearch(
-            secure_es.url, ca_certs=str(secure_es.ca_certs), api_key=created["encoded"]
+        key_client = build_client(
+            [secure_es.url], ca_certs=secure_es.ca_certs, api_key=created["encoded"]
         )
         try:
             who = key_client.security.authenticate()

@@ -18,7 +18,13 @@ from indexer.setup import Resource, SetupReport, apply_resource, install, make_r
 from tests.esnode import remove_targets
 from tests.integration.conftest import make_settings, targets
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.compat]
+
+
+def resolve(es: Elasticsearch, name: str) -> Any:
+    """``GET _resolve/index``: the 9.x client's ``resolve_index`` POSTs, which 8.x refuses."""
+    return es.perform_request("GET", f"/_resolve/index/{name}").body
+
 
 TEMPLATE_KINDS = {"component template", "index template"}
 
@@ -214,7 +220,7 @@ class TestTargets:
             document={"@timestamp": "2026-11-25T09:00:00Z", "message": "Flow Updated"},
             refresh="wait_for",
         )
-        resolved = es.indices.resolve_index(name=settings.events_target).body
+        resolved = resolve(es, settings.events_target)
         if caps.data_streams:
             assert [d["name"] for d in resolved["data_streams"]] == [settings.events_target]
         mapping = next(iter(es.indices.get_mapping(index=settings.events_target).values()))
@@ -242,7 +248,7 @@ class TestTargets:
         assert status == "updated"
         assert "rolled over lazily" in detail
         es.index(index=target, id="b", op_type="create", document=document)
-        backing = es.indices.resolve_index(name=target).body["data_streams"][0]
+        backing = resolve(es, target)["data_streams"][0]
         assert len(backing["backing_indices"]) == 2
 
     def test_a_template_outranking_ours_is_reported(

@@ -15,7 +15,7 @@ from agent.cli import cli
 from indexer.kibana import bundled_objects
 from tests.kibana_server import KibanaContract, kibana_contract_server
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.compat]
 
 SHIPPED = len([line for line in bundled_objects().decode().splitlines() if line.strip()])
 

@@ -14,7 +14,7 @@ from agent.normalize import Normalized
 from indexer.search import DIFF_HEADERS, fetch_changes
 from tests.integration.conftest import Shipped
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.compat]
 
 FLOW_UPDATED = "6745a1f0c1d2e3f405060702"  # the sample's "Flow Updated", with before and after
 PASSWORD_CHANGED = "6745a1f0c1d2e3f405060706"  # the sample's "Password Changed"

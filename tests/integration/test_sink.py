@@ -18,7 +18,7 @@ from devtools.simulate import write_events
 from indexer.setup import install
 from indexer.sink import BulkSink, Delivered, Duplicate, Refused, Retry, Shipment
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.compat]
 
 
 class Observer:

@@ -315,6 +315,22 @@ def agent_env() -> dict[str, str]:
     }
 
 
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """One ``appmixer-audit`` command as a real process, with only the given settings."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("APPMIXER_AUDIT_")}
+    full.update(agent_env())
+    full.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "agent", *args],
+        capture_output=True,
+        text=True,
+        env=full,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+        check=False,
+    )
+
+
 def parse_summary(text: str) -> dict[str, int]:
     """``run --once``'s summary lines (``name: number``) as a dict."""
     summary = {}

@@ -38,7 +38,7 @@ from tests.system.conftest import (
 from tests.system.test_crash import Writer, roll_over
 from tests.system.test_least_privilege import mint
 
-pytestmark = pytest.mark.system
+pytestmark = [pytest.mark.system, pytest.mark.compat]
 
 EVENTS = 9_000
 KILLS = 4

@@ -22,7 +22,7 @@ from tests.system.conftest import (
     wait_for_count,
 )
 
-pytestmark = pytest.mark.system
+pytestmark = [pytest.mark.system, pytest.mark.compat]
 
 EVENTS = 30_000
 KILLS = 6

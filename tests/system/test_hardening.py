@@ -32,6 +32,7 @@ from tests.system.conftest import (
     RssSampler,
     agent_env,
     assert_exactly_once,
+    cli,
     count,
     event_id_counts,
     expected_from,
@@ -58,22 +59,6 @@ def simulated(path: Path, events: int, seed: int) -> Path:
     with path.open("ab") as out:
         assert write_events(out, events, seed=seed) == events
     return path
-
-
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """One ``appmixer-audit`` command as a real process."""
-    full = {k: v for k, v in os.environ.items() if not k.startswith("APPMIXER_AUDIT_")}
-    full.update(agent_env())
-    full.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "agent", *args],
-        capture_output=True,
-        text=True,
-        env=full,
-        stdin=subprocess.DEVNULL,
-        timeout=120,
-        check=False,
-    )
 
 
 def one_line(stderr: str) -> str:

@@ -20,10 +20,11 @@ import pytest
 from elasticsearch import AuthorizationException, BadRequestError, Elasticsearch
 
 from devtools.simulate import write_events
+from indexer.client import build_client
 from tests.esnode import SecureNode
 from tests.system.conftest import Agent, parse_summary
 
-pytestmark = pytest.mark.system
+pytestmark = [pytest.mark.system, pytest.mark.compat]
 
 EVENTS = 120
 DELETE_BY_QUERY = "indices:data/write/delete/byquery"
@@ -100,7 +101,7 @@ def keys(
 
     def client(key_file: Path) -> Elasticsearch:
         key = key_file.read_text().strip()
-        return Elasticsearch(secure_es.url, ca_certs=str(secure_es.ca_certs), api_key=key)
+        return build_client([secure_es.url], ca_certs=secure_es.ca_certs, api_key=key)
 
     found = Keys(
         namespace,

@@ -23,7 +23,7 @@ from tests.system.conftest import (
     wait_for_count,
 )
 
-pytestmark = pytest.mark.system
+pytestmark = [pytest.mark.system, pytest.mark.compat]
 
 
 def lines(events: int, seed: int) -> bytes:

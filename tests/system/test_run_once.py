@@ -25,7 +25,7 @@ from tests.system.conftest import (
     targets,
 )
 
-pytestmark = pytest.mark.system
+pytestmark = [pytest.mark.system, pytest.mark.compat]
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "appmixer-audit.sample.ndjson"
 

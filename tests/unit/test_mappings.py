@@ -109,12 +109,13 @@ class TestJsonFiles:
         assert not "logs-appmixer.audit_changes-default".startswith("logs-appmixer.audit-")
 
     def test_roles_grant_only_what_each_needs(self) -> None:
-        """The writer creates, reads and refreshes (replay-window lookups), never alters; the
-        reader reads."""
+        """The writer creates, reads and refreshes (replay-window lookups), never alters, and
+        may read the node's version (``monitor``, nothing that manages); the reader reads."""
         writer = mappings.load("roles", "appmixer_audit_writer")
         reader = mappings.load("roles", "appmixer_audit_reader")
+        assert writer["cluster"] == ["monitor"]
+        assert reader["cluster"] == []
         for role in (writer, reader):
-            assert role["cluster"] == []
             assert len(role["indices"]) == 2
             assert sorted(role["indices"][0]["names"]) == [
                 "logs-appmixer.audit-*",
