@@ -285,14 +285,7 @@ class _Checker:
 
     # ------------------------------------------------------------ parse, unique, type
     def parse(self, text: str) -> None:
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                raw = json.loads(line)
-            except ValueError as exc:
-                self.fail("parse", f"line {number}", f"not JSON: {exc}")
-                continue
+        for number, raw in json_lines(text, "parse", self.problems):
             if not isinstance(raw, dict):
                 self.fail("parse", f"line {number}", "not a JSON object")
                 continue
@@ -697,17 +690,24 @@ def _rule_problems(number: int, rule: dict[str, Any]) -> Iterator[Problem]:
         yield Problem("timestamp-override", where, message)
 
 
-def check_rules(text: str) -> list[Problem]:
-    """Every problem of a detection rules import file (one rule a line), in file order."""
-    problems: list[Problem] = []
+def json_lines(text: str, rule: str, problems: list[Problem]) -> Iterator[tuple[int, Any]]:
+    """(line number, value) of each non-blank NDJSON line; a line that is not JSON is a
+    problem of ``rule`` instead."""
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            rule = json.loads(line)
+            value = json.loads(line)
         except ValueError as exc:
-            problems.append(Problem("rule-parse", f"line {number}", f"not JSON: {exc}"))
+            problems.append(Problem(rule, f"line {number}", f"not JSON: {exc}"))
             continue
+        yield number, value
+
+
+def check_rules(text: str) -> list[Problem]:
+    """Every problem of a detection rules import file (one rule a line), in file order."""
+    problems: list[Problem] = []
+    for number, rule in json_lines(text, "rule-parse", problems):
         if not isinstance(rule, dict) or not isinstance(rule.get("rule_id"), str):
             problems.append(Problem("rule-parse", f"line {number}", "not a rule: no rule_id"))
             continue

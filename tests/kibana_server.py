@@ -155,16 +155,9 @@ def _page_problems(objects: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
 
 
 def handle_import(
-    contract: KibanaContract,
-    space: str,
-    query: dict[str, list[str]],
-    content_type: str,
-    body: bytes,
+    contract: KibanaContract, space: str, query: dict[str, list[str]], objects: list[dict[str, Any]]
 ) -> tuple[int, dict[str, Any]]:
-    objects, refused = read_objects(query, content_type, body)
-    if refused is not None:
-        return refused
-    contract.imported_files.append(body)
+    """The saved-objects import of ``objects`` (read from the request) into ``space``."""
     overwrite = query.get("overwrite", ["false"])[0] == "true"
     stored = contract.spaces[space]
     errors: list[dict[str, Any]] = []
@@ -235,16 +228,9 @@ def handle_import(
 
 
 def handle_rules_import(
-    contract: KibanaContract,
-    space: str,
-    query: dict[str, list[str]],
-    content_type: str,
-    body: bytes,
+    contract: KibanaContract, space: str, rules: list[dict[str, Any]]
 ) -> tuple[int, dict[str, Any]]:
     """The detection engine's rule import: per-rule errors, the rest stored by rule_id."""
-    rules, refused = read_objects(query, content_type, body, saved_objects=False)
-    if refused is not None:
-        return refused
     stored = contract.rules.setdefault(space, {})
     needs_ecs = (parse_version(contract.version) or (0, 0, 0)) < RULE_ECS_COMPUTED_SINCE
     project = {}
@@ -330,11 +316,8 @@ class _Handler(BaseHTTPRequestHandler):
             if path.startswith("/s/"):
                 _, _, space, path = path.split("/", 3)
                 path = "/" + path
-            handlers = {
-                "/api/saved_objects/_import": handle_import,
-                "/api/detection_engine/rules/_import": handle_rules_import,
-            }
-            if path not in handlers:
+            saved_objects = path == "/api/saved_objects/_import"
+            if not saved_objects and path != "/api/detection_engine/rules/_import":
                 self._send(*_error(404, "Not Found", "Not Found"))
                 return
             if self.headers.get("kbn-xsrf") is None:
@@ -348,7 +331,14 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             query = parse_qs(parts.query)
             content_type = self.headers.get("content-type", "")
-            self._send(*handlers[path](contract, space, query, content_type, body))
+            objects, refused = read_objects(query, content_type, body, saved_objects=saved_objects)
+            if refused is not None:
+                self._send(*refused)
+            elif saved_objects:
+                contract.imported_files.append(body)
+                self._send(*handle_import(contract, space, query, objects))
+            else:
+                self._send(*handle_rules_import(contract, space, objects))
 
 
 @contextmanager

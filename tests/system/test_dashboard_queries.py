@@ -33,9 +33,8 @@ from agent.normalize import Normalized, Normalizer
 from devtools import dashboards as source
 from devtools.simulate import start_for_end, write_events
 from indexer.kibana import bundled_objects
-from indexer.setup import install
 from tests.esnode import remove_targets
-from tests.system.conftest import Agent, parse_summary, targets
+from tests.system.conftest import ship_once
 
 pytestmark = pytest.mark.system
 
@@ -194,9 +193,6 @@ def shipped_events(
 ) -> Iterator[tuple[str, list[Obj]]]:
     """3,000 simulated events ending now, shipped by the agent: (namespace, the documents
     the normalizer makes of them, newest first)."""
-    namespace = "pages" + datetime.now(UTC).strftime("%H%M%S%f")
-    report = install(es, *targets(namespace))
-    assert report.ok, report.lines()
     work = tmp_path_factory.mktemp("pages")
     logs = work / "logs"
     logs.mkdir()
@@ -205,13 +201,7 @@ def shipped_events(
     simulated = io.BytesIO()
     write_events(simulated, EVENTS, seed=20, start_ms=start_for_end(end_ms, EVENTS, 20))
     log.write_bytes(with_ids(simulated.getvalue()))
-    agent = Agent(
-        [str(logs / "*.ndjson")], es_url=es_url, namespace=namespace,
-        state_dir=work / "state", once=True,
-    )  # fmt: skip
-    assert agent.wait(600) == 0, agent.tail()
-    assert parse_summary(agent.stdout())["shipped"] == EVENTS
-    es.indices.refresh(index=",".join(targets(namespace)))
+    namespace = ship_once(es, es_url, work, "pages")
     yield namespace, expected_documents(log)
     remove_targets(es, namespace)
 

@@ -17,7 +17,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -46,9 +45,8 @@ from devtools.scenarios import (
     late_attacks,
     write_day,
 )
-from indexer.setup import install
 from tests.esnode import remove_targets
-from tests.system.conftest import Agent, parse_summary, targets
+from tests.system.conftest import ship_once, targets
 
 pytestmark = pytest.mark.system
 
@@ -77,25 +75,6 @@ class Alerts:
         return bool(self.users or self.event_ids)
 
 
-def ship(es: Elasticsearch, es_url: str, work: Path, prefix: str) -> tuple[str, str]:
-    """Ship ``work/logs/*.ndjson`` with the agent into a namespace of its own: (namespace,
-    its events target)."""
-    namespace = prefix + datetime.now(UTC).strftime("%H%M%S%f")
-    report = install(es, *targets(namespace))
-    assert report.ok, report.lines()
-    logs = work / "logs"
-    written = sum(len(path.read_bytes().splitlines()) for path in logs.glob("*.ndjson"))
-    agent = Agent(
-        [str(logs / "*.ndjson")], es_url=es_url, namespace=namespace,
-        state_dir=work / "state", once=True,
-    )  # fmt: skip
-    assert agent.wait(600) == 0, agent.tail()
-    assert parse_summary(agent.stdout())["shipped"] == written
-    events, _changes = targets(namespace)
-    es.indices.refresh(index=events)
-    return namespace, events
-
-
 @pytest.fixture(scope="module")
 def shipped(
     es: Elasticsearch, es_url: str, tmp_path_factory: pytest.TempPathFactory
@@ -106,8 +85,8 @@ def shipped(
     for scenario in DAYS:
         with (work / "logs" / f"{scenario}.ndjson").open("wb") as out:
             write_day(out, scenario)
-    namespace, events = ship(es, es_url, work, "rules")
-    yield events
+    namespace = ship_once(es, es_url, work, "rules")
+    yield targets(namespace)[0]
     remove_targets(es, namespace)
 
 
@@ -122,8 +101,8 @@ def shipped_late(
     records = late_attacks(int(time.time() * 1000) - 65 * MINUTE_MS)
     lines = b"".join(orjson.dumps(record) + b"\n" for record in records)
     (work / "logs" / "late.ndjson").write_bytes(lines)
-    namespace, events = ship(es, es_url, work, "late")
-    yield events
+    namespace = ship_once(es, es_url, work, "late")
+    yield targets(namespace)[0]
     remove_targets(es, namespace)
 
 
