@@ -9,16 +9,16 @@ the file is never edited by hand:
 Shapes are Kibana 8.x ones that every supported version imports (8.11 and later; 9.x
 migrates them on import): dashboards and Lens at migration version 8.9.0 (the last before
 model versions), saved searches and data views at 8.0.0. ``indexer.kibana_check`` replays
-Kibana's import checks on the output, and the page's own rules (tables with no row cap,
+Kibana's import checks on the output, and the page's own rules (no capped Lens table of events,
 aggregations every distribution has, a link to the details rather than a drilldown); a unit
 test keeps the committed file equal to this module's output.
 
-The page: the Audit Logs dashboard's table is a saved search (every event of the range, paged,
-newest first, no aggregation). Its Event ID cell is a link, a URL field format of the data
-view (``DETAILS_URL``), to the event dashboard with the event's id as its query; relative, so
-it resolves against Kibana's base path and the current space. The event dashboard opened
-without an event keeps its saved query, which matches nothing, and its text panel says how to
-pick one.
+The page: the Audit Logs dashboard's table is a saved search (the range's events, newest
+first, in pages of the documents themselves, no aggregation). Its Event ID cell is a link, a
+URL field format of the data view (``DETAILS_URL``), to the event dashboard with the event's
+id as its query; relative, so it resolves against Kibana's base path and the current space.
+The event dashboard opened without an event keeps its saved query, which matches nothing, and
+its text panel says how to pick one.
 """
 
 from __future__ import annotations

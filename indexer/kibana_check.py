@@ -514,7 +514,7 @@ class _Checker:
                     size = column.get("params", {}).get("size")
                     message = (
                         f"{what}: one row per {field} lists events, but at most {size} of "
-                        "them: show events in a saved-search panel, which pages through all"
+                        "them with no paging: show events in a saved-search panel, which pages"
                     )
                     self.fail("row-cap", obj.where, message)
                 if operation == "count":

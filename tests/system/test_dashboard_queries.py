@@ -3,10 +3,12 @@
 The agent ships 3,000 simulated events (``run --once``). Each panel of the two dashboards is
 then run as Kibana runs it: the panel's saved search (its data view, query, filters, sort,
 columns) or Lens visualization (its query and columns as aggregations), under the
-dashboard's filters, query and time range. The Audit Logs table must list every event of the
-range, newest first, with the seed's columns; the event dashboard, opened through the Event
-ID link of one event (the data view's URL format, its ``_a`` query), must show that event's
-row, its diff in diff order and its stored states, and opened alone, nothing.
+dashboard's filters, query and time range. The Audit Logs table's search, paged, must list
+every event of the range, newest first, with the seed's columns (Kibana shows the first
+``discover:sampleSize`` of them in the panel, docs/kibana.md "How many rows"); the event
+dashboard, opened through the Event ID link of one event (the data view's URL format, its
+``_a`` query), must show that event's row, its diff in diff order and its stored states,
+and opened alone, nothing.
 
 Data view patterns (``logs-appmixer.audit-*``) are narrowed to this test's namespace, so other
 tests' data on the shared node cannot count.
