@@ -9,8 +9,16 @@ the file is never edited by hand:
 Shapes are Kibana 8.x ones that every supported version imports (8.11 and later; 9.x
 migrates them on import): dashboards and Lens at migration version 8.9.0 (the last before
 model versions), saved searches and data views at 8.0.0. ``indexer.kibana_check`` replays
-Kibana's import checks on the output; a unit test keeps the committed file equal to this
-module's output.
+Kibana's import checks on the output, and the page's own rules (no capped Lens table of events,
+aggregations every distribution has, a link to the details rather than a drilldown); a unit
+test keeps the committed file equal to this module's output.
+
+The page: the Audit Logs dashboard's table is a saved search (the range's events, newest
+first, in pages of the documents themselves, no aggregation). Its Event ID cell is a link, a
+URL field format of the data view (``DETAILS_URL``), to the event dashboard with the event's
+id as its query; relative, so it resolves against Kibana's base path and the current space.
+The event dashboard opened without an event keeps its saved query, which matches nothing, and
+its text panel says how to pick one.
 """
 
 from __future__ import annotations
@@ -27,16 +35,33 @@ DV_EVENTS = "appmixer-audit-events"
 DV_CHANGES = "appmixer-audit-changes"
 SEARCH_LOG = "appmixer-audit-log"
 SEARCH_CHANGES = "appmixer-audit-changes-table"
-LENS_EVENTS = "appmixer-audit-events-table"
 LENS_OVER_TIME = "appmixer-audit-events-over-time"
 LENS_TOP_USERS = "appmixer-audit-top-users"
 LENS_FAILED_LOGINS = "appmixer-audit-failed-logins"
-LENS_DELETIONS = "appmixer-audit-recent-deletions"
 DASHBOARD_LOGS = "appmixer-audit-logs"
 DASHBOARD_EVENT = "appmixer-audit-event"
+SEARCH_DELETIONS = "appmixer-audit-deletions"
+SEARCH_STATES = "appmixer-audit-event-states"
 
-DRILLDOWN = "DASHBOARD_TO_DASHBOARD_DRILLDOWN"
 LAYER = "layer1"
+# The event dashboard with one event's id as its query (the URL's app state ``_a``, in rison;
+# the double quotes percent-encoded; ``{{value}}`` is the id, URL-encoded by Kibana). Relative:
+# Kibana puts ``<base path>[/s/<space>]/app/`` before it.
+DETAILS_URL = (
+    f"dashboards#/view/{DASHBOARD_EVENT}"
+    "?_a=(query:(language:kuery,query:'event.id:%22{{value}}%22'))"
+)
+# The event dashboard's own query: no event is picked, so no panel lists anything.
+NO_EVENT_QUERY = 'event.id : "none picked"'
+PICK_AN_EVENT = """**Pick an event.** This dashboard shows one audit event: its row, its diff \
+table (Path, Change, Old, New) and the stored before and after states.
+
+* In the **Appmixer Audit Logs** dashboard, or in Discover, click the event's **Event ID** \
+(a link): this dashboard opens with that event.
+* Or replace the query above with `event.id : "<the id>"` and press Refresh.
+
+Opened on its own it lists nothing: its saved query, `event.id : "none picked"`, matches no \
+event."""
 Obj = dict[str, Any]
 
 
@@ -47,6 +72,17 @@ def _compact(value: Any) -> str:
 # ---------------------------------------------------------------- data views
 
 
+def details_link() -> Obj:
+    """The URL field format that makes an event id a link to its details, in place."""
+    params = {
+        "type": "a",
+        "urlTemplate": DETAILS_URL,
+        "labelTemplate": "{{value}}",
+        "openLinkInCurrentTab": True,
+    }
+    return {"id": "url", "params": params}
+
+
 def data_view(object_id: str, pattern: str, name: str, labels: dict[str, str]) -> Obj:
     attributes = {
         "title": pattern,
@@ -54,7 +90,7 @@ def data_view(object_id: str, pattern: str, name: str, labels: dict[str, str]) -
         "timeFieldName": "@timestamp",
         "allowNoIndex": True,
         "fieldAttrs": {field: {"customLabel": label} for field, label in labels.items()},
-        "fieldFormatMap": {},
+        "fieldFormatMap": {"event.id": details_link()},
         "runtimeFieldMap": {},
         "sourceFilters": [],
         "fields": [],
@@ -121,9 +157,10 @@ def saved_search(
     dataset: str,
     columns: list[str],
     sort: list[list[str]],
+    query: str = "",
 ) -> Obj:
     source = {
-        "query": {"query": "", "language": "kuery"},
+        "query": {"query": query, "language": "kuery"},
         "filter": [phrase_filter("data_stream.dataset", dataset, FILTER_REF)],
         "indexRefName": INDEX_REF,
     }
@@ -177,13 +214,6 @@ def terms(label: str, field: str, size: int, order_by: str) -> Obj:
         "excludeIsRegex": False,
     }
     return column(label, "terms", field, data_type="string", scale="ordinal", params=params)
-
-
-def last_value(label: str, field: str) -> Obj:
-    params = {"sortField": "@timestamp", "showArrayValues": False}
-    found = column(label, "last_value", field, data_type="string", scale="ordinal", params=params)
-    found["filter"] = {"query": f"{field}: *", "language": "kuery"}
-    return found
 
 
 def latest_time(label: str) -> Obj:
@@ -272,26 +302,6 @@ def bars(series: str, x: str, y: str, split: str | None = None) -> Obj:
     }
 
 
-def events_table(object_id: str, title: str, description: str, size: int, query: str = "") -> Obj:
-    """One row per event: Action, User, Created and the event id (the drilldown's cell)."""
-    columns = {
-        "event-id": terms("Event ID", "event.id", size, "created"),
-        "action": last_value("Action", "message.keyword"),
-        "user": last_value("User", "user.email"),
-        "created": latest_time("Created"),
-    }
-    visualization = table(["action", "user", "created", "event-id"], "created")
-    return lens(
-        object_id,
-        title,
-        description,
-        visualization_type="lnsDatatable",
-        visualization=visualization,
-        columns=columns,
-        query=query,
-    )
-
-
 def lens_objects() -> list[Obj]:
     over_time = {
         "type": terms("Event type", "appmixer.audit.type", 5, "count"),
@@ -305,12 +315,6 @@ def lens_objects() -> list[Obj]:
         "last": latest_time("Last attempt"),
     }
     return [
-        events_table(
-            LENS_EVENTS,
-            "Appmixer audit events",
-            "Action, User, Created, newest first. Click an event ID for its details and diff.",
-            500,
-        ),
         lens(
             LENS_OVER_TIME,
             "Appmixer audit events over time",
@@ -335,13 +339,6 @@ def lens_objects() -> list[Obj]:
             visualization=table(["user", "attempts", "last"], "attempts"),
             columns=failed,
             query='event.action : "user.login_failed"',
-        ),
-        events_table(
-            LENS_DELETIONS,
-            "Appmixer recent deletions",
-            "The latest delete events. Click an event ID for what was deleted.",
-            50,
-            query='appmixer.audit.type : "delete"',
         ),
     ]
 
@@ -370,35 +367,40 @@ def options_list(control_id: str, order: int, title: str, field: str, view: str)
     }
 
 
-def panel(
-    index: str,
-    grid: tuple[int, int, int, int],
-    panel_type: str,
-    drilldown: str | None = None,
-) -> Obj:
+def panel(index: str, grid: tuple[int, int, int, int], panel_type: str, title: str = "") -> Obj:
+    """A panel showing a saved object by reference (``panelRefName``)."""
     x, y, w, h = grid
     config: Obj = {"enhancements": {}}
-    if drilldown is not None:
-        event = {
-            "eventId": drilldown,
-            "triggers": ["FILTER_TRIGGER"],
-            "action": {
-                "factoryId": DRILLDOWN,
-                "name": "Open this event's details and diff",
-                "config": {
-                    "useCurrentFilters": False,
-                    "useCurrentDateRange": True,
-                    "openInNewTab": False,
-                },
-            },
-        }
-        config["enhancements"] = {"dynamicActions": {"events": [event]}}
+    if title:
+        config["title"] = title
     return {
         "type": panel_type,
         "panelIndex": index,
         "gridData": {"x": x, "y": y, "w": w, "h": h, "i": index},
         "panelRefName": f"panel_{index}",
         "embeddableConfig": config,
+    }
+
+
+def markdown(index: str, grid: tuple[int, int, int, int], text: str) -> Obj:
+    """A text panel, by value (a markdown visualization kept in the dashboard itself)."""
+    x, y, w, h = grid
+    saved = {
+        "title": "",
+        "description": "",
+        "type": "markdown",
+        "params": {"fontSize": 12, "openLinksInNewTab": False, "markdown": text},
+        "uiState": {},
+        "data": {
+            "aggs": [],
+            "searchSource": {"query": {"query": "", "language": "kuery"}, "filter": []},
+        },
+    }
+    return {
+        "type": "visualization",
+        "panelIndex": index,
+        "gridData": {"x": x, "y": y, "w": w, "h": h, "i": index},
+        "embeddableConfig": {"savedVis": saved, "hidePanelTitles": True, "enhancements": {}},
     }
 
 
@@ -410,19 +412,16 @@ def dashboard(
     panels: list[tuple[Obj, str, str]],
     controls: list[Obj],
     dataset_filter: Obj,
+    query: str = "",
+    time_from: str = "now-7d",
 ) -> Obj:
-    """``panels``: (panel, saved object type, saved object id)."""
+    """``panels``: (panel, saved object type, saved object id); by-value panels (text) have
+    an empty type and id."""
     references: list[Obj] = [{"type": "index-pattern", "id": DV_EVENTS, "name": FILTER_REF}]
     for item, object_type, target in panels:
-        index = item["panelIndex"]
-        references.append(
-            {"type": object_type, "id": target, "name": f"{index}:{item['panelRefName']}"}
-        )
-        for event in (
-            item["embeddableConfig"]["enhancements"].get("dynamicActions", {}).get("events", [])
-        ):
-            name = f"{index}:drilldown:{DRILLDOWN}:{event['eventId']}:dashboardId"
-            references.append({"type": "dashboard", "id": DASHBOARD_EVENT, "name": name})
+        if "panelRefName" in item:
+            name = f"{item['panelIndex']}:{item['panelRefName']}"
+            references.append({"type": object_type, "id": target, "name": name})
     panels_by_id: Obj = {}
     for control in controls:
         control_id = control["explicitInput"]["id"]
@@ -434,12 +433,12 @@ def dashboard(
         "title": title,
         "description": description,
         "timeRestore": True,
-        "timeFrom": "now-7d",
+        "timeFrom": time_from,
         "timeTo": "now",
         "refreshInterval": {"pause": True, "value": 60000},
         "kibanaSavedObjectMeta": {
             "searchSourceJSON": {
-                "query": {"query": "", "language": "kuery"},
+                "query": {"query": query, "language": "kuery"},
                 "filter": [dataset_filter],
             }
         },
@@ -477,15 +476,15 @@ def dashboards() -> list[Obj]:
             (panel("events-over-time", (0, 0, 32, 10), "lens"), "lens", LENS_OVER_TIME),
             (panel("top-users", (32, 0, 16, 10), "lens"), "lens", LENS_TOP_USERS),
             (
-                panel("events", (0, 10, 32, 22), "lens", drilldown="open-event"),
-                "lens",
-                LENS_EVENTS,
+                panel("events", (0, 10, 48, 24), "search", "Audit events"),
+                "search",
+                SEARCH_LOG,
             ),
-            (panel("failed-logins", (32, 10, 16, 11), "lens"), "lens", LENS_FAILED_LOGINS),
+            (panel("failed-logins", (0, 34, 20, 12), "lens"), "lens", LENS_FAILED_LOGINS),
             (
-                panel("deletions", (32, 21, 16, 11), "lens", drilldown="open-deleted-event"),
-                "lens",
-                LENS_DELETIONS,
+                panel("deletions", (20, 34, 28, 12), "search", "Recent deletions"),
+                "search",
+                SEARCH_DELETIONS,
             ),
         ],
         controls=[
@@ -499,16 +498,25 @@ def dashboards() -> list[Obj]:
     event = dashboard(
         DASHBOARD_EVENT,
         "Appmixer audit event",
-        "One event's details and its diff table (path, change, old, new). Opened from the "
-        "Audit Logs dashboard with the event ID as a filter, or pick an event ID here.",
+        "One event's details, its diff table (path, change, old, new) and its stored states. "
+        "Opened from an Event ID link (Audit Logs dashboard, Discover) with that event as the "
+        "query; on its own it lists nothing and says how to pick an event.",
         panels=[
-            (panel("details", (0, 0, 48, 8), "search"), "search", SEARCH_LOG),
-            (panel("diff", (0, 8, 48, 18), "search"), "search", SEARCH_CHANGES),
+            (markdown("pick-an-event", (0, 0, 48, 6), PICK_AN_EVENT), "", ""),
+            (panel("details", (0, 6, 48, 7), "search", "Event"), "search", SEARCH_LOG),
+            (panel("diff", (0, 13, 48, 16), "search", "Diff"), "search", SEARCH_CHANGES),
+            (
+                panel("states", (0, 29, 48, 14), "search", "Before and after"),
+                "search",
+                SEARCH_STATES,
+            ),
         ],
-        controls=[options_list("event-id", 0, "Event ID", "event.id", DV_EVENTS)],
+        controls=[],
         dataset_filter=phrases_filter(
             "data_stream.dataset", [EVENTS_DATASET, CHANGES_DATASET], FILTER_REF
         ),
+        query=NO_EVENT_QUERY,
+        time_from="now-5y",
     )
     return [logs, event]
 
@@ -571,13 +579,43 @@ def objects() -> list[Obj]:
                 "message",
                 "user.email",
                 "@timestamp",  # here, Discover does not put its own time column first
-                "event.id",
                 "appmixer.audit.type",
                 "appmixer.flow.id",
+                "event.id",  # the link to the event's details (the seed's eye icon)
                 "appmixer.entity.type",
                 "appmixer.entity.id",
                 "event.outcome",
             ],
+            sort=[["@timestamp", "desc"]],
+        ),
+        saved_search(
+            SEARCH_DELETIONS,
+            "Appmixer recent deletions",
+            "Delete events, newest first: what was deleted, by whom. Click an Event ID for what "
+            "the object held.",
+            view=DV_EVENTS,
+            dataset=EVENTS_DATASET,
+            columns=[
+                "message",
+                "user.email",
+                "@timestamp",
+                "appmixer.entity.type",
+                "appmixer.entity.id",
+                "appmixer.flow.id",
+                "event.id",
+            ],
+            sort=[["@timestamp", "desc"]],
+            query='appmixer.audit.type : "delete"',
+        ),
+        saved_search(
+            SEARCH_STATES,
+            "Appmixer audit event states",
+            "The whole stored event, the redacted before and after states included "
+            "(appmixer.audit.before.*, appmixer.audit.after.*; not indexed, so shown, "
+            "not searchable).",
+            view=DV_EVENTS,
+            dataset=EVENTS_DATASET,
+            columns=[],  # Discover's Document column: every field, the states' leaves too
             sort=[["@timestamp", "desc"]],
         ),
         saved_search(

@@ -9,9 +9,11 @@ in and ``required_fields`` derived from the fields each query names, typed from
 ``mappings/``. ``--check`` says whether the committed file is current.
 
 ``execution_search`` builds the request the detection engine sends for one run of a rule:
-the Lucene query as ``query_string`` (with the engine's ``analyze_wildcard``), a time range on
-``@timestamp`` from the rule's ``from`` to the run's time and, for a threshold rule, the
-composite aggregation over the threshold fields with the cardinality sub-aggregation.
+the Lucene query as ``query_string`` (with the engine's ``analyze_wildcard``), a time range
+from the rule's ``from`` to the run's time on the rule's ``timestamp_override``
+(``event.ingested``, the ship time, so a late event is still read; a document without it is
+read by ``@timestamp``, the engine's fallback) and, for a threshold rule, the composite
+aggregation over the threshold fields with the cardinality sub-aggregation.
 ``threshold_alerts`` applies the engine's bucket selectors (count at least ``value``,
 cardinality at least its ``value``) to a response.
 """
@@ -38,6 +40,7 @@ SOURCES = ROOT / "rules"
 IMPORT_FILE = ROOT / "appmixer-audit-rules.ndjson"
 AUDIT_INDEX = "logs-appmixer.audit-*"
 TIMESTAMP = "@timestamp"
+INGESTED = "event.ingested"
 
 
 class _Strict(BaseModel):
@@ -96,6 +99,8 @@ class Rule(_Strict):
     query: str
     threshold: Threshold | None = None
     threat: list[Threat] = Field(default_factory=list)
+    # The engine's time field; ship time, so events that arrive late are still evaluated.
+    timestamp_override: Literal["event.ingested"]
 
     def lookback(self) -> timedelta:
         """How far back each run looks: the rule's ``from``."""
@@ -174,8 +179,15 @@ def _mapped(name: str, fields: Mapping[str, MappedField]) -> MappedField | None:
     return None
 
 
-def required_fields(rule: Rule, *, where: str = "") -> list[dict[str, str]]:
-    """``required_fields`` of the import file: each field the rule reads, with its type."""
+def is_ecs(name: str) -> bool:
+    """Whether a mapped field is an ECS field: all but ours (``appmixer.*``) and Filebeat's
+    ``log.offset`` (``tests/unit/test_ecs_conformance.py`` holds the mappings to that)."""
+    return not name.startswith("appmixer.") and name != "log.offset"
+
+
+def required_fields(rule: Rule, *, where: str = "") -> list[dict[str, Any]]:
+    """``required_fields`` of the import file: each field the rule reads, with its type and
+    whether ECS defines it (``ecs``: Kibana before 8.15 refuses an entry without it)."""
     names = query_fields(rule.query)
     if rule.threshold is not None:
         names += rule.threshold.field + [c.field for c in rule.threshold.cardinality]
@@ -186,7 +198,7 @@ def required_fields(rule: Rule, *, where: str = "") -> list[dict[str, str]]:
         if mapped is None:
             raise RuleError(f"{where or rule.name}: {name} is not mapped in mappings/")
         required.setdefault(mapped.name, mapped.type)
-    return [{"name": name, "type": kind} for name, kind in required.items()]
+    return [{"name": name, "type": kind, "ecs": is_ecs(name)} for name, kind in required.items()]
 
 
 def to_import(rule: Rule) -> dict[str, Any]:
@@ -202,6 +214,7 @@ def to_import(rule: Rule) -> dict[str, Any]:
         "from": rule.from_,
         "to": "now",
         "interval": rule.interval,
+        "timestamp_override": rule.timestamp_override,
     }
     if rule.threshold is not None:
         body["threshold"] = rule.threshold.model_dump()
@@ -248,26 +261,41 @@ def _time(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def execution_search(rule: Rule, window: tuple[datetime, datetime]) -> dict[str, Any]:
-    """The search body of one run over ``window``."""
+def _range(field: str, window: tuple[datetime, datetime]) -> dict[str, Any]:
+    bounds = {
+        "gte": _time(window[0]),
+        "lte": _time(window[1]),
+        "format": "strict_date_optional_time",
+    }
+    return {"range": {field: bounds}}
+
+
+def execution_search(
+    rule: Rule, window: tuple[datetime, datetime], time_field: str | None = None
+) -> dict[str, Any]:
+    """The search body of one run over ``window``, on the rule's time field: its
+    ``timestamp_override``, or for documents without that field ``@timestamp`` (the engine's
+    fallback). ``time_field`` replaces it (``@timestamp`` replays past days as if each event
+    had been shipped as it happened)."""
+    field = time_field or rule.timestamp_override
+    if field == TIMESTAMP:
+        in_window = _range(TIMESTAMP, window)
+    else:
+        without = {"bool": {"must_not": [{"exists": {"field": field}}]}}
+        fallback = {"bool": {"filter": [without, _range(TIMESTAMP, window)]}}
+        in_window = {
+            "bool": {"should": [_range(field, window), fallback], "minimum_should_match": 1}
+        }
     query = {
         "bool": {
             "filter": [
                 {"query_string": {"query": rule.query, "analyze_wildcard": True}},
-                {
-                    "range": {
-                        TIMESTAMP: {
-                            "gte": _time(window[0]),
-                            "lte": _time(window[1]),
-                            "format": "strict_date_optional_time",
-                        }
-                    }
-                },
+                in_window,
             ]
         }
     }
     if rule.threshold is None:
-        return {"query": query, "size": 100, "sort": [{TIMESTAMP: "asc"}]}
+        return {"query": query, "size": 100, "sort": [{field: "asc"}]}
     aggs: dict[str, Any] = {"max_timestamp": {"max": {"field": TIMESTAMP}}}
     if rule.threshold.cardinality:
         field = rule.threshold.cardinality[0].field

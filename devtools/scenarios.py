@@ -2,7 +2,8 @@
 
 Both days carry the simulator's everyday traffic (``devtools.simulate``) for one UTC day, with
 the near misses a security team sees every day: a few failed logins before a success, a
-password change with no token after it, a token created long after a password change, a
+password change with no token after it, a token created long after a password change, two
+tokens of one account with no password change, an administrator's admin scope revoked, a
 handful of flows deleted together, profile edits, configuration changes that do not touch
 audit logging. The attack day adds, at fixed times, the six attacks ``detection-rules/``
 looks for. Everyday user updates change profiles rather than granting admin rights, so the
@@ -34,6 +35,7 @@ BENIGN_DAY_MS = 1_795_392_000_000  # 2026-11-23T00:00:00Z
 ATTACK_DAY_MS = BENIGN_DAY_MS + DAY_MS  # 2026-11-24T00:00:00Z
 EVERYDAY_EVENTS = 3000  # about one every 29 s: a small installation's day
 TOKEN_ACTION = "Access Token Created"  # noqa: S105 (an action name, not a secret)
+OTHER_TOKEN_ACTION = "API Token Created"  # noqa: S105
 Record = dict[str, Any]
 
 
@@ -114,9 +116,14 @@ class _Day(_Generator):
         )
         when = start + 15 * HOUR_MS
         yield when, self.record(TOKEN_ACTION, when, careful, self.token_body("reporting"))
-        builder = self.user(17)  # a token with no password change at all
+        builder = self.user(17)  # two kinds of token, and no password change at all
         when = start + 10 * HOUR_MS
         yield when, self.record(TOKEN_ACTION, when, builder, self.token_body("ci-deploy"))
+        when += 5 * MINUTE_MS
+        yield when, self.record(OTHER_TOKEN_ACTION, when, builder, self.token_body("ci-api"))
+        admin = self.user(0)  # an administrator's admin scope revoked
+        when = start + 12 * HOUR_MS
+        yield when, self.record("user.updated", when, admin, self.revocation(admin))
         tidy = self.user(3)  # a clean-up of a few old flows
         for i in range(4):
             when = start + 13 * HOUR_MS + i * 45_000
@@ -131,8 +138,18 @@ class _Day(_Generator):
             }
             yield when, self.record("config.updated", when, admin, body)
 
-    def attacks(self, start: int) -> Iterator[tuple[int, Record]]:
-        """The six attacks, each from its own account at its own time."""
+    def revocation(self, admin: Record) -> Record:
+        """The admin scope taken from a user (the next one after ``admin``)."""
+        target = self.user(self.world.users.index(admin) + 1)
+        return {
+            "entity": {"type": "user", "id": target["id"], "name": target["email"]},
+            "before": {"scope": ["user", "admin"]},
+            "after": {"scope": ["user"]},
+        }
+
+    def attacks(self, start: int, *, at_once: bool = False) -> Iterator[tuple[int, Record]]:
+        """The six attacks, each from its own account at its own time (``at_once``: all
+        starting at ``start``)."""
         steps: dict[str, Callable[[Record, int], Iterator[tuple[int, Record]]]] = {
             "failed-logins": self._brute_force,
             "password-then-token": self._takeover,
@@ -142,7 +159,8 @@ class _Day(_Generator):
             "cross-tenant": self._cross_tenant,
         }
         for attack in ATTACKS:
-            yield from steps[attack.name](self.user(attack.actor), start + attack.start_ms)
+            at = start if at_once else start + attack.start_ms
+            yield from steps[attack.name](self.user(attack.actor), at)
 
     def _brute_force(self, victim: Record, at: int) -> Iterator[tuple[int, Record]]:
         source = "203.0.113.66"
@@ -208,6 +226,17 @@ def iter_day(scenario: Scenario, seed: int = 0) -> Iterator[Record]:
     timed.sort(key=lambda item: (item[0], item[1]))
     for _when, _order, record in timed:
         yield record
+
+
+def late_attacks(at_ms: int, seed: int = 0) -> list[Record]:
+    """The six attacks of the attack day, all starting at ``at_ms``, in time order: with
+    ``at_ms`` an hour ago, events that reach the index late (a backlog, a replay)."""
+    day = _Day(random.Random(f"attack:{seed}"))  # noqa: S311 (the accounts of attack_user)
+    return [record for _when, record in sorted(day.attacks(at_ms, at_once=True), key=_first)]
+
+
+def _first(item: tuple[int, Record]) -> int:
+    return item[0]
 
 
 def write_day(out: BinaryIO, scenario: Scenario, seed: int = 0) -> int:

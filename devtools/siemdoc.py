@@ -18,7 +18,7 @@ from pathlib import Path
 import mappings
 from agent.normalize.catalog import CATALOG, ecs_type_for
 from devtools.generated import write_or_check
-from devtools.rules import Rule, load_all
+from devtools.rules import Rule, is_ecs, load_all
 from indexer.fields import INDEX_TEMPLATES, Target, mapped_fields, walk
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "siem.md"
@@ -48,11 +48,9 @@ def _defined_in(target: Target) -> dict[str, str]:
 
 
 def _kind(name: str) -> str:
-    if name.startswith("appmixer."):
-        return "custom"
     if name == "log.offset":
         return "Filebeat convention"
-    return "ECS"
+    return "ECS" if is_ecs(name) else "custom"
 
 
 def fields_section() -> str:

@@ -3,8 +3,19 @@
 Kibana cannot run here, so the dashboards are checked as strictly as its import checks them
 (``collectSavedObjects``, ``validateReferences``, the create schemas of the oldest supported
 version, the migration-version guard) plus what breaks a dashboard only when it is opened
-(a panel, control, filter or drilldown whose reference or field is missing). Each problem
-names its rule, so a test can feed a broken copy and see the rule it targets fail.
+(a panel, control, filter or link whose reference or field is missing), and the page's own
+rules, learnt in a real Kibana: a table of events must have no row cap (a Lens ``terms``
+table on the event id shows at most ``size`` rows: use a saved-search panel), panels use only
+aggregations every licence and distribution has (Lens ``last_value`` needs ``top_metrics``,
+which the integ-test distribution lacks), and the way to an event's details is one click on a
+link (a data view URL field format) rather than a drilldown (a bucket cell, "Filter for",
+then a menu). Each problem names its rule, so a test can feed a broken copy and see the rule
+it targets fail.
+
+``check_rules`` does the same for the detection rules' import file: Kibana before 8.15
+refuses a ``required_fields`` entry without ``ecs``, and a rule without
+``timestamp_override: event.ingested`` never evaluates an event that arrives later than its
+look-back.
 
 Field types are never written here: they come from ``mappings/`` through ``indexer.fields``;
 a data view is tied to the target whose index template has its pattern.
@@ -33,6 +44,7 @@ MAX_TYPE_VERSIONS: dict[str, tuple[int, int, int]] = {
 }
 IMPORTABLE = frozenset(MAX_TYPE_VERSIONS)
 GRID_COLUMNS = 48
+INDEX_REF = "kibanaSavedObjectMeta.searchSourceJSON.index"
 
 # Attribute keys each type's create schema accepts at the floor (unknown keys are refused:
 # Kibana's dashboard 8.9.0 and search 8.8.0 schemas forbid them), and the required ones.
@@ -141,6 +153,29 @@ DATES = frozenset({"date", "date_nanos"})
 NUMBERS = frozenset(AGGREGATABLE - {"keyword", "constant_keyword", "wildcard", "boolean", "ip"})
 RECORDS = "___records___"
 DRILLDOWN = "DASHBOARD_TO_DASHBOARD_DRILLDOWN"
+# Lens operations whose aggregations every licence and distribution has (server core:
+# terms, date_histogram, metrics, percentiles, cardinality, filters, range), and the
+# aggregation behind those that need more.
+BASIC_OPERATIONS = frozenset(
+    {
+        "count",
+        "terms",
+        "date_histogram",
+        "max",
+        "min",
+        "sum",
+        "average",
+        "median",
+        "percentile",
+        "unique_count",
+        "filters",
+        "range",
+    }
+)
+AGGREGATION_OF = {"last_value": "top_metrics", "percentile_rank": "percentile_ranks"}
+# Fields with one value per event: a terms table on one lists events, capped at its size.
+PER_EVENT = frozenset({"event.id", "event.hash"})
+_LINK = re.compile(r"^dashboards#/view/([\w-]+)(?:\?.*)?$")
 _KQL_FIELD = re.compile(r"(?:^|[\s(])([A-Za-z_@][\w.@-]*)\s*:")
 
 # What a use needs of a field's type: (types, or None for any mapped and indexed field).
@@ -155,7 +190,6 @@ NEEDS: dict[str, tuple[frozenset[str] | None, str]] = {
     "date_histogram": (DATES, "a date field"),
     "max": (DATES | NUMBERS, "a date or numeric field"),
     "min": (DATES | NUMBERS, "a date or numeric field"),
-    "drilldown": (AGGREGATABLE, "an aggregatable field in every data view of the target"),
     "label": (None, "a mapped field"),
     "time": (DATES, "a date field"),
 }
@@ -251,14 +285,7 @@ class _Checker:
 
     # ------------------------------------------------------------ parse, unique, type
     def parse(self, text: str) -> None:
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                raw = json.loads(line)
-            except ValueError as exc:
-                self.fail("parse", f"line {number}", f"not JSON: {exc}")
-                continue
+        for number, raw in json_lines(text, "parse", self.problems):
             if not isinstance(raw, dict):
                 self.fail("parse", f"line {number}", "not a JSON object")
                 continue
@@ -424,6 +451,33 @@ class _Checker:
         self.use(obj, obj, obj.attributes.get("timeFieldName"), "time", "time field")
         for field in labels if isinstance(labels, dict) else ():
             self.use(obj, obj, field, "label", "field label")
+        for field, target in self.links(obj).items():
+            self.use(obj, obj, field, "label", f"link on {field}")
+            if target is None:
+                template = obj.decoded["fieldFormatMap"][field].get("params", {}).get("urlTemplate")
+                message = (
+                    f"the URL format on {field} ({template!r}) is not a relative link "
+                    "dashboards#/view/<id>...{{value}}...: an absolute or /-rooted URL "
+                    "misses Kibana's base path or space"
+                )
+                self.fail("link", obj.where, message)
+            elif ("dashboard", target) not in self.by_key:
+                message = f"the link on {field} opens dashboard {target}, which is not in the file"
+                self.fail("link", obj.where, message)
+
+    def links(self, view: _Object) -> dict[str, str | None]:
+        """The fields a data view shows as links to a dashboard: field -> dashboard id (None
+        for a URL format that is no such link)."""
+        formats = view.decoded.get("fieldFormatMap", {})
+        found: dict[str, str | None] = {}
+        for field, entry in formats.items() if isinstance(formats, dict) else ():
+            if not isinstance(entry, dict) or entry.get("id") != "url":
+                continue
+            template = str(entry.get("params", {}).get("urlTemplate", ""))
+            match = _LINK.match(template)
+            linked = match is not None and "{{value}}" in template
+            found[field] = match.group(1) if match is not None and linked else None
+        return found
 
     def search(self, obj: _Object) -> None:
         source = obj.decoded.get("kibanaSavedObjectMeta", {}).get("searchSourceJSON", {})
@@ -449,6 +503,20 @@ class _Checker:
                 operation = column.get("operationType")
                 field = column.get("sourceField")
                 what = f"layer {layer_id} column {column_id}"
+                if operation not in BASIC_OPERATIONS:
+                    aggregation = AGGREGATION_OF.get(str(operation), "an aggregation")
+                    message = (
+                        f"{what}: {operation} needs {aggregation}, which not every licence "
+                        "and distribution has; use count, terms, date_histogram, min, max..."
+                    )
+                    self.fail("aggregation", obj.where, message)
+                if operation == "terms" and field in PER_EVENT:
+                    size = column.get("params", {}).get("size")
+                    message = (
+                        f"{what}: one row per {field} lists events, but at most {size} of "
+                        "them with no paging: show events in a saved-search panel, which pages"
+                    )
+                    self.fail("row-cap", obj.where, message)
                 if operation == "count":
                     if field != RECORDS:
                         self.use(obj, view, field, "filter", what)
@@ -493,6 +561,11 @@ class _Checker:
         if "panelRefName" in item:
             name = f"{index}:{item['panelRefName']}"
             target = self.named(obj, name, ("lens", "search", "visualization"))
+        else:
+            saved = item.get("embeddableConfig", {}).get("savedVis", {})
+            if item.get("type") != "visualization" or saved.get("type") != "markdown":
+                message = f"panel {index} has no panelRefName and is no text (markdown) panel"
+                self.fail("ref-name", obj.where, message)
         events = (
             item.get("embeddableConfig", {})
             .get("enhancements", {})
@@ -504,44 +577,39 @@ class _Checker:
             if action.get("factoryId") != DRILLDOWN:
                 continue
             name = f"{index}:drilldown:{DRILLDOWN}:{event.get('eventId')}:dashboardId"
-            goal = self.named(obj, name, "dashboard")
-            if goal is not None and target is not None:
-                self.drilldown(obj, target, goal, f"panel {index} drilldown")
+            self.named(obj, name, "dashboard")
+            message = (
+                f"panel {index} has a dashboard drilldown: it opens from a bucket cell, behind "
+                "'Filter for' and a menu; link the id with a URL field format instead"
+            )
+            self.fail("link", obj.where, message)
+        if target is not None and target.type == "search" and obj.id not in self.link_targets():
+            self.linked_columns(obj, target, f"panel {index}")
 
-    def drilldown(self, obj: _Object, source: _Object, goal: _Object, what: str) -> None:
-        """The values a click carries (the Lens's bucket fields) must filter every panel of
-        the target dashboard: mapped and aggregatable in each of their data views."""
-        if source.type != "lens":
-            self.fail("field", obj.where, f"{what}: only Lens panels carry a clicked value")
+    def link_targets(self) -> set[str]:
+        """The dashboards the data views' links open."""
+        return {
+            target
+            for view in self.objects
+            if view.type == "index-pattern"
+            for target in self.links(view).values()
+            if target is not None
+        }
+
+    def linked_columns(self, obj: _Object, search: _Object, what: str) -> None:
+        """A table of events must show a column that links to the event's details."""
+        reference = search.ref(INDEX_REF)
+        view = self.by_key.get(("index-pattern", reference["id"])) if reference else None
+        if view is None:
             return
-        state = source.attributes.get("state", {})
-        layers = state.get("datasourceStates", {}).get("formBased", {}).get("layers", {})
-        carried = [
-            column.get("sourceField")
-            for layer in layers.values()
-            for column in layer.get("columns", {}).values()
-            if column.get("isBucketed") and column.get("operationType") == "terms"
-        ]
-        if not carried:
-            self.fail("field", obj.where, f"{what}: the panel has no value a click can carry")
-        for view in self.views_of(goal):
-            for field in carried:
-                self.use(obj, view, field, "drilldown", f"{what} into {goal.id}")
-
-    def views_of(self, dashboard: _Object) -> Iterator[_Object]:
-        """The data views the panels of a dashboard read."""
-        panels = dashboard.decoded.get("panelsJSON", [])
-        for item in panels if isinstance(panels, list) else []:
-            reference = dashboard.ref(f"{item.get('panelIndex')}:{item.get('panelRefName')}")
-            if reference is None:
-                continue
-            panel_object = self.by_key.get((reference["type"], reference["id"]))
-            if panel_object is None:
-                continue
-            for inner in panel_object.references:
-                view = self.by_key.get(("index-pattern", inner.get("id", "")))
-                if inner.get("type") == "index-pattern" and view is not None:
-                    yield view
+        links = self.links(view)
+        columns = search.attributes.get("columns", [])
+        if not any(links.get(column) for column in columns if isinstance(column, str)):
+            message = (
+                f"{what}: the table {search.id} shows no column that links to an event's "
+                f"details (the URL formats of {view.id}: {', '.join(sorted(links)) or 'none'})"
+            )
+            self.fail("link", obj.where, message)
 
     def grid(self, obj: _Object, panels: list[Any]) -> None:
         cells: list[tuple[str, int, int, int, int]] = []
@@ -592,3 +660,56 @@ class _Checker:
 def check(text: str) -> list[Problem]:
     """Every problem Kibana's import or the opened dashboards would meet, in file order."""
     return _Checker().run(text)
+
+
+RULE_TIME_FIELD = "event.ingested"
+
+
+def _rule_problems(number: int, rule: dict[str, Any]) -> Iterator[Problem]:
+    where = f"line {number} rule {rule.get('rule_id')}"
+    required = rule.get("required_fields")
+    for position, entry in enumerate(required if isinstance(required, list) else [None]):
+        if not isinstance(entry, dict) or not all(
+            isinstance(entry.get(key), str) for key in ("name", "type")
+        ):
+            message = f"required_fields.{position} must be an object with a name and a type"
+            yield Problem("required-fields", where, message)
+        elif not isinstance(entry.get("ecs"), bool):
+            message = (
+                f"required_fields.{position}.ecs: Required ({entry['name']}): Kibana before "
+                "8.15 refuses the rule without it"
+            )
+            yield Problem("required-fields", where, message)
+    override = rule.get("timestamp_override")
+    found = mapped_fields("events").get(override) if isinstance(override, str) else None
+    if override != RULE_TIME_FIELD or found is None or found.type not in DATES:
+        message = (
+            f"timestamp_override is {override!r}, not {RULE_TIME_FIELD!r}: on @timestamp an "
+            "event indexed later than the rule's look-back is never evaluated"
+        )
+        yield Problem("timestamp-override", where, message)
+
+
+def json_lines(text: str, rule: str, problems: list[Problem]) -> Iterator[tuple[int, Any]]:
+    """(line number, value) of each non-blank NDJSON line; a line that is not JSON is a
+    problem of ``rule`` instead."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError as exc:
+            problems.append(Problem(rule, f"line {number}", f"not JSON: {exc}"))
+            continue
+        yield number, value
+
+
+def check_rules(text: str) -> list[Problem]:
+    """Every problem of a detection rules import file (one rule a line), in file order."""
+    problems: list[Problem] = []
+    for number, rule in json_lines(text, "rule-parse", problems):
+        if not isinstance(rule, dict) or not isinstance(rule.get("rule_id"), str):
+            problems.append(Problem("rule-parse", f"line {number}", "not a rule: no rule_id"))
+            continue
+        problems.extend(_rule_problems(number, rule))
+    return problems

@@ -15,6 +15,21 @@ rather than against our own assumptions:
   space; any missing one, or a conflict without ``overwrite``, imports nothing
   (``success: false``, ``successCount: 0``) and names each object's problem; otherwise
   every object is stored and reported, ``overwrite: true`` when it replaced one.
+* ``POST [/s/<space>]/api/detection_engine/rules/_import`` (same multipart, header and
+  authentication rules): one rule a line; before Kibana 8.15 a ``required_fields`` entry
+  without ``ecs`` refuses that rule (``required_fields.0.ecs: Required``, as a real 8.12.2
+  answered); the others are stored by ``rule_id``. The answer has the route's shape
+  (``success``, ``success_count``, ``rules_count``, ``errors: [{rule_id, error: {status_code,
+  message}}]``, and the exceptions and connectors counts).
+
+What opens badly rather than imports badly is the project's own rule, and the server holds
+it too unless ``page_rules`` is off: a saved object that breaks a page rule of
+``indexer.kibana_check`` (a table of events with a row cap, a panel needing an aggregation
+outside the basic set, a drilldown instead of a link) and a detection rule without
+``timestamp_override: event.ingested`` are answered as that object's error (the per-object
+``unknown`` error Kibana gives an object it cannot create), so ``setup`` or a test that
+imports a broken copy fails. A real Kibana would import them and fail later, on the page or
+in the rule's runs.
 """
 
 from __future__ import annotations
@@ -31,8 +46,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from indexer.kibana import parse_version
+from indexer.kibana_check import check, check_rules
+
 CHECKED_REFERENCE_TYPES = ("index-pattern", "search")
 IMPORTABLE = frozenset({"index-pattern", "search", "dashboard", "lens", "visualization", "tag"})
+PAGE_RULES = frozenset({"row-cap", "aggregation", "link"})
+RULE_ECS_COMPUTED_SINCE = (8, 15, 0)  # kibana PR #180682: the server fills ``ecs`` itself
 
 
 @dataclass
@@ -49,6 +69,8 @@ class KibanaContract:
     )
     requests: list[tuple[str, str]] = field(default_factory=list)
     imported_files: list[bytes] = field(default_factory=list)
+    rules: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    page_rules: bool = True
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def authorized(self, header: str | None) -> bool:
@@ -82,9 +104,10 @@ def _file_part(content_type: str, body: bytes) -> tuple[str | None, bytes | None
 
 
 def read_objects(
-    query: dict[str, list[str]], content_type: str, body: bytes
+    query: dict[str, list[str]], content_type: str, body: bytes, *, saved_objects: bool = True
 ) -> tuple[list[dict[str, Any]], tuple[int, dict[str, Any]] | None]:
-    """The objects of an import request, or the error Kibana answers it with."""
+    """The objects of an import request, or the error Kibana answers it with (``type:id``
+    twice is refused for saved objects; rules have no such key)."""
     objects: list[dict[str, Any]] = []
     overwrite = query.get("overwrite", ["false"])[0] == "true"
     filename, data = _file_part(content_type, body)
@@ -110,7 +133,7 @@ def read_objects(
             return objects, _error(400, "Bad Request", f"Unexpected token in JSON: {exc}")
         if not (isinstance(obj, dict) and "exportedCount" in obj):
             objects.append(obj)
-    keys = [(obj.get("type"), obj.get("id")) for obj in objects]
+    keys = [(obj.get("type"), obj.get("id")) for obj in objects] if saved_objects else []
     repeated = sorted({f"{t}:{i}" for t, i in keys if keys.count((t, i)) > 1})
     if repeated:
         message = f"Non-unique import objects detected: [{','.join(repeated)}]"
@@ -118,31 +141,44 @@ def read_objects(
     return objects, None
 
 
+def _page_problems(objects: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
+    """(type, id) -> the first page rule the object breaks (``indexer.kibana_check``)."""
+    text = "".join(json.dumps(obj) + "\n" for obj in objects)
+    found: dict[tuple[str, str], str] = {}
+    for problem in check(text):
+        if problem.rule not in PAGE_RULES:
+            continue
+        number = int(problem.where.split()[1]) - 1
+        obj = objects[number]
+        found.setdefault((str(obj.get("type")), str(obj.get("id"))), str(problem))
+    return found
+
+
 def handle_import(
-    contract: KibanaContract,
-    space: str,
-    query: dict[str, list[str]],
-    content_type: str,
-    body: bytes,
+    contract: KibanaContract, space: str, query: dict[str, list[str]], objects: list[dict[str, Any]]
 ) -> tuple[int, dict[str, Any]]:
-    objects, refused = read_objects(query, content_type, body)
-    if refused is not None:
-        return refused
-    contract.imported_files.append(body)
+    """The saved-objects import of ``objects`` (read from the request) into ``space``."""
     overwrite = query.get("overwrite", ["false"])[0] == "true"
     stored = contract.spaces[space]
     errors: list[dict[str, Any]] = []
     supported = []
+    broken = _page_problems(objects) if contract.page_rules else {}
     for obj in objects:
         meta = {"title": obj.get("attributes", {}).get("title", "")}
-        if obj.get("type") not in IMPORTABLE:
+        problem = broken.get((str(obj.get("type")), str(obj.get("id"))))
+        if problem is not None:
+            errors.append(
+                {"type": obj.get("type"), "id": obj.get("id"), "meta": meta,
+                 "error": {"type": "unknown", "message": problem, "statusCode": 400}}
+            )  # fmt: skip
+        elif obj.get("type") not in IMPORTABLE:
             errors.append(
                 {"type": obj.get("type"), "id": obj.get("id"), "meta": meta,
                  "error": {"type": "unsupported_type"}}
             )  # fmt: skip
         else:
             supported.append(obj)
-    in_file = {(obj["type"], obj["id"]) for obj in supported}
+    in_file = {(obj["type"], obj["id"]) for obj in supported} | set(broken)
     resolvable = False
     for obj in supported:
         meta = {"title": obj.get("attributes", {}).get("title", "")}
@@ -188,6 +224,48 @@ def handle_import(
     }
     if errors:
         answer["errors"] = errors
+    return 200, answer
+
+
+def handle_rules_import(
+    contract: KibanaContract, space: str, rules: list[dict[str, Any]]
+) -> tuple[int, dict[str, Any]]:
+    """The detection engine's rule import: per-rule errors, the rest stored by rule_id."""
+    stored = contract.rules.setdefault(space, {})
+    needs_ecs = (parse_version(contract.version) or (0, 0, 0)) < RULE_ECS_COMPUTED_SINCE
+    project = {}
+    if contract.page_rules:
+        text = "".join(json.dumps(rule) + "\n" for rule in rules)
+        for problem in check_rules(text):
+            if problem.rule == "timestamp-override":
+                project.setdefault(int(problem.where.split()[1]) - 1, str(problem))
+    errors: list[dict[str, Any]] = []
+    for number, rule in enumerate(rules):
+        rule_id = str(rule.get("rule_id", "(unknown id)"))
+        message = None
+        for position, entry in enumerate(rule.get("required_fields") or []):
+            if needs_ecs and (not isinstance(entry, dict) or "ecs" not in entry):
+                message = f"required_fields.{position}.ecs: Required"
+                break
+        message = message or project.get(number)
+        if message is not None:
+            errors.append({"rule_id": rule_id, "error": {"status_code": 400, "message": message}})
+        else:
+            stored[rule_id] = rule
+    success_count = len(rules) - len(errors)
+    answer = {
+        "success": not errors,
+        "success_count": success_count,
+        "rules_count": len(rules),
+        "errors": errors,
+        "exceptions_success": True,
+        "exceptions_success_count": 0,
+        "exceptions_errors": [],
+        "action_connectors_success": True,
+        "action_connectors_success_count": 0,
+        "action_connectors_errors": [],
+        "action_connectors_warnings": [],
+    }
     return 200, answer
 
 
@@ -238,7 +316,8 @@ class _Handler(BaseHTTPRequestHandler):
             if path.startswith("/s/"):
                 _, _, space, path = path.split("/", 3)
                 path = "/" + path
-            if path != "/api/saved_objects/_import":
+            saved_objects = path == "/api/saved_objects/_import"
+            if not saved_objects and path != "/api/detection_engine/rules/_import":
                 self._send(*_error(404, "Not Found", "Not Found"))
                 return
             if self.headers.get("kbn-xsrf") is None:
@@ -252,7 +331,14 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             query = parse_qs(parts.query)
             content_type = self.headers.get("content-type", "")
-            self._send(*handle_import(contract, space, query, content_type, body))
+            objects, refused = read_objects(query, content_type, body, saved_objects=saved_objects)
+            if refused is not None:
+                self._send(*refused)
+            elif saved_objects:
+                contract.imported_files.append(body)
+                self._send(*handle_import(contract, space, query, objects))
+            else:
+                self._send(*handle_rules_import(contract, space, objects))
 
 
 @contextmanager

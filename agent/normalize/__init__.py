@@ -43,6 +43,7 @@ COMPILED_MODULES = (
     "pipeline",
     "precomputed",
     "redact",
+    "roles",
     "timestamps",
 )
 

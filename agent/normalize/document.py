@@ -29,6 +29,7 @@ from agent.normalize.identifiers import related_ids
 from agent.normalize.ids import change_id
 from agent.normalize.redact import REDACTED, Redactor
 from agent.normalize.result import Normalized, Source
+from agent.normalize.roles import GRANTING_ACTIONS, granted_roles
 
 ECS_VERSION: Final = "9.4.0"  # the @elastic/ecs release the conformance test checks against
 DATASET: Final = "appmixer.audit"
@@ -114,6 +115,11 @@ class Assembler:
         refs = _Refs(values, self)
         self._people(doc, values, refs)
         before, after, data = states
+        if entry.code in GRANTING_ACTIONS:
+            roles = granted_roles(entry.code, before, after, diff.changes)
+            if roles:  # ECS user.changes: what the event changed of the user acted on
+                text_of = self.redactor.text
+                doc.setdefault("user", {})["changes"] = {"roles": [text_of(r) for r in roles]}
         clean = self.redactor.clean
         stored = (
             before if before is MISSING else clean(before),

@@ -29,6 +29,7 @@ from elasticsearch import Elasticsearch
 from agent.files.identity import head_of
 from agent.normalize import Normalized, NormalizeOptions, Normalizer, Source
 from devtools.devnode import DevNode
+from indexer.setup import install
 from tests.esnode import node_ports
 
 HOST_NAME = "system-test-host"
@@ -363,3 +364,22 @@ def fault_es(fault_node: DevNode) -> Iterator[Elasticsearch]:
     yield client
     client.close()
     fault_node.resume()
+
+
+def ship_once(es: Elasticsearch, es_url: str, work: Path, prefix: str) -> str:
+    """Install the targets of a namespace of its own (``prefix`` and the time), ship
+    ``work/logs/*.ndjson`` into it with ``run --once``, check that every line was shipped,
+    refresh both targets; the namespace."""
+    namespace = prefix + time.strftime("%H%M%S") + uuid.uuid4().hex[:6]
+    report = install(es, *targets(namespace))
+    assert report.ok, report.lines()
+    logs = work / "logs"
+    written = sum(len(path.read_bytes().splitlines()) for path in logs.glob("*.ndjson"))
+    agent = Agent(
+        [str(logs / "*.ndjson")], es_url=es_url, namespace=namespace,
+        state_dir=work / "state", once=True,
+    )  # fmt: skip
+    assert agent.wait(600) == 0, agent.tail()
+    assert parse_summary(agent.stdout())["shipped"] == written
+    es.indices.refresh(index=",".join(targets(namespace)))
+    return namespace

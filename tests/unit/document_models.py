@@ -139,11 +139,16 @@ class TargetUser(_Strict):
     name: Text | None = None
 
 
+class UserChanges(_Strict):
+    roles: list[Text] = Field(min_length=1)
+
+
 class UserFields(_Strict):
     id: Text | None = None
     email: Text | None = None
     name: Text | None = None
     target: TargetUser | None = None
+    changes: UserChanges | None = None
 
 
 class Rendered(_Strict):

@@ -1,6 +1,7 @@
-"""dashboards/appmixer-audit.ndjson against Kibana's import checks, replayed offline.
+"""dashboards/appmixer-audit.ndjson against Kibana's import checks, replayed offline, and the
+page's rules; the detection rules' import file against the rule import's.
 
-The shipped file passes every rule; for each rule a broken copy fails that rule (and only
+The shipped files pass every rule; for each rule a broken copy fails that rule (and only
 that one), so a rule that stopped checking anything would be seen.
 """
 
@@ -14,7 +15,8 @@ from typing import Any
 import pytest
 
 from devtools import dashboards as source
-from indexer.kibana_check import GRID_COLUMNS, check
+from devtools import rules as rule_source
+from indexer.kibana_check import GRID_COLUMNS, check, check_rules
 
 Obj = dict[str, Any]
 
@@ -95,18 +97,59 @@ class TestShippedFile:
         assert {control["type"] for control in controls} == {"optionsListControl"}
         assert len(json.loads(logs(objects)["attributes"]["panelsJSON"])) == 5
 
-    def test_drilldown_reaches_the_event_dashboard(self) -> None:
-        """The events panel opens "Appmixer audit event", carrying the clicked event id."""
+    def test_the_table_is_every_event(self) -> None:
+        """The events panel is the saved search: Action, User, Created, Event type, Flow ID,
+        then the Event ID link, newest first; no Lens table of events, no drilldown."""
         dashboard = logs(shipped())
         names = {ref["name"]: ref for ref in dashboard["references"]}
         events = panel_of(json.loads(dashboard["attributes"]["panelsJSON"]), "events")
-        event = events["embeddableConfig"]["enhancements"]["dynamicActions"]["events"][0]
-        name = f"events:drilldown:DASHBOARD_TO_DASHBOARD_DRILLDOWN:{event['eventId']}:dashboardId"
-        assert names[name]["id"] == source.DASHBOARD_EVENT
-        table = find(shipped(), "lens", source.LENS_EVENTS)
-        layer = table["attributes"]["state"]["datasourceStates"]["formBased"]["layers"]
-        bucketed = [c for c in layer[source.LAYER]["columns"].values() if c["isBucketed"]]
-        assert [column["sourceField"] for column in bucketed] == ["event.id"]
+        assert events["type"] == "search"
+        assert names["events:panel_events"] == {
+            "type": "search",
+            "id": source.SEARCH_LOG,
+            "name": "events:panel_events",
+        }
+        table = find(shipped(), "search", source.SEARCH_LOG)["attributes"]
+        assert table["columns"][:6] == [
+            "message",
+            "user.email",
+            "@timestamp",
+            "appmixer.audit.type",
+            "appmixer.flow.id",
+            "event.id",
+        ]
+        assert table["sort"] == [["@timestamp", "desc"]]
+        assert "drilldown" not in json.dumps(dashboard)
+        assert not [obj for obj in shipped() if "last_value" in json.dumps(obj)]
+
+    def test_event_id_links_to_the_event_dashboard(self) -> None:
+        """Both data views show event.id as a link, relative to Kibana's base path and space,
+        opening the event dashboard in place with the id as its query."""
+        for view_id in (source.DV_EVENTS, source.DV_CHANGES):
+            view = find(shipped(), "index-pattern", view_id)["attributes"]
+            link = json.loads(view["fieldFormatMap"])["event.id"]
+            assert link["id"] == "url"
+            template = link["params"]["urlTemplate"]
+            assert template.startswith(f"dashboards#/view/{source.DASHBOARD_EVENT}?_a=(")
+            assert "query:'event.id:%22{{value}}%22'" in template
+            assert link["params"]["openLinkInCurrentTab"] is True
+
+    def test_event_dashboard_alone_says_how_to_pick(self) -> None:
+        """Opened alone: a text panel, and a query that matches no event; then the event's
+        row, its diff and its states."""
+        event = find(shipped(), *EVENT)["attributes"]
+        query = json.loads(event["kibanaSavedObjectMeta"]["searchSourceJSON"])["query"]
+        assert query == {"query": source.NO_EVENT_QUERY, "language": "kuery"}
+        panels = json.loads(event["panelsJSON"])
+        assert [item["panelIndex"] for item in panels] == [
+            "pick-an-event",
+            "details",
+            "diff",
+            "states",
+        ]
+        text = panels[0]["embeddableConfig"]["savedVis"]
+        assert text["type"] == "markdown"
+        assert "Event ID" in text["params"]["markdown"]
 
 
 def drop_line(object_type: str, object_id: str) -> Callable[[list[Obj]], None]:
@@ -200,6 +243,36 @@ def versions(key: tuple[str, str], **values: Any) -> Callable[[list[Obj]], None]
     return change
 
 
+def add_drilldown(objects: list[Obj]) -> None:
+    """A dashboard drilldown on the events panel, with its reference (so only the link rule
+    can object)."""
+    drilldown = "DASHBOARD_TO_DASHBOARD_DRILLDOWN"
+    event = {
+        "eventId": "open",
+        "triggers": ["FILTER_TRIGGER"],
+        "action": {"factoryId": drilldown, "name": "Open", "config": {}},
+    }
+    dynamic = {"dynamicActions": {"events": [event]}}
+    edit_panels("events", lambda item: item["embeddableConfig"].update(enhancements=dynamic))(
+        objects
+    )
+    name = f"events:drilldown:{drilldown}:open:dashboardId"
+    logs(objects)["references"].append(
+        {"type": "dashboard", "id": source.DASHBOARD_EVENT, "name": name}
+    )
+
+
+def link_template(template: str) -> Callable[[list[Obj]], None]:
+    def change(objects: list[Obj]) -> None:
+        def edit(formats: Obj) -> Obj:
+            formats["event.id"]["params"]["urlTemplate"] = template
+            return formats
+
+        edit_json(find(objects, "index-pattern", source.DV_EVENTS), "fieldFormatMap", edit)
+
+    return change
+
+
 def rename_filter_key(filters: list[Obj]) -> list[Obj]:
     filters[0]["meta"]["key"] = "event.dataset"
     return filters
@@ -230,7 +303,11 @@ BROKEN: list[tuple[str, str, Callable[[list[Obj]], None]]] = [
         "a control with no data view reference",
         drop_reference(LOGS, "controlGroup_user:"),
     ),
-    ("ref-name", "a drilldown with no target reference", drop_reference(LOGS, "drilldown:")),
+    (
+        "ref-name",
+        "a panel with neither a reference nor text",
+        edit_panels("top-users", lambda item: item.pop("panelRefName")),
+    ),
     (
         "ref-name",
         "a search whose indexRefName has no reference",
@@ -293,15 +370,42 @@ BROKEN: list[tuple[str, str, Callable[[list[Obj]], None]]] = [
     ),
     (
         "field",
-        "a drilldown carrying a field the diff's data view lacks",
-        lens_column(source.LENS_EVENTS, "event-id", sourceField="appmixer.related.id"),
-    ),
-    (
-        "field",
         "a Lens query on an unmapped field",
         lambda objects: find(objects, "lens", source.LENS_FAILED_LOGINS)["attributes"]["state"][
             "query"
         ].update(query='event.code : "x"'),
+    ),
+    (
+        "row-cap",
+        "a Lens table with one row per event id",
+        lens_column(source.LENS_FAILED_LOGINS, "user", sourceField="event.id"),
+    ),
+    (
+        "aggregation",
+        "a last_value column (top_metrics)",
+        lens_column(
+            source.LENS_FAILED_LOGINS,
+            "last",
+            operationType="last_value",
+            sourceField="user.email",
+            params={"sortField": "@timestamp"},
+        ),
+    ),
+    ("link", "a dashboard drilldown on the events panel", add_drilldown),
+    (
+        "link",
+        "a link rooted at /app, which misses the base path and space",
+        link_template("/app/" + source.DETAILS_URL),
+    ),
+    (
+        "link",
+        "a link to a dashboard not in the file",
+        link_template(source.DETAILS_URL.replace(source.DASHBOARD_EVENT, "gone")),
+    ),
+    (
+        "link",
+        "the events table without the Event ID column",
+        search_attribute(source.SEARCH_LOG, columns=["message", "user.email", "@timestamp"]),
     ),
     (
         "filter",
@@ -347,8 +451,59 @@ class TestBrokenCopies:
             "field",
             "filter",
             "version",
+            "row-cap",
+            "aggregation",
+            "link",
         }
 
     def test_grid_width_is_kibanas(self) -> None:
         """Kibana's dashboard grid has 48 columns."""
         assert GRID_COLUMNS == 48
+
+
+def rule_lines() -> list[Obj]:
+    text = rule_source.IMPORT_FILE.read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def without_ecs(rules: list[Obj]) -> None:
+    for entry in rules[0]["required_fields"]:
+        entry.pop("ecs")
+
+
+BROKEN_RULES: list[tuple[str, str, Callable[[list[Obj]], None]]] = [
+    ("rule-parse", "a line that is no rule", lambda rules: rules[0].pop("rule_id")),
+    ("required-fields", "required_fields without ecs (Kibana 8.12 refused it)", without_ecs),
+    (
+        "required-fields",
+        "a required field without a type",
+        lambda rules: rules[1]["required_fields"][0].pop("type"),
+    ),
+    (
+        "timestamp-override",
+        "no timestamp_override",
+        lambda rules: rules[2].pop("timestamp_override"),
+    ),
+    (
+        "timestamp-override",
+        "timestamp_override on @timestamp",
+        lambda rules: rules[3].update(timestamp_override="@timestamp"),
+    ),
+]
+
+
+class TestRulesFile:
+    def test_shipped_rules_pass(self) -> None:
+        text = rule_source.IMPORT_FILE.read_text(encoding="utf-8")
+        assert [str(problem) for problem in check_rules(text)] == []
+
+    @pytest.mark.parametrize(
+        ("rule", "change"),
+        [(rule, change) for rule, _what, change in BROKEN_RULES],
+        ids=[f"{rule}: {what}" for rule, what, _change in BROKEN_RULES],
+    )
+    def test_fails_for_its_rule(self, rule: str, change: Callable[[list[Obj]], None]) -> None:
+        rules = rule_lines()
+        change(rules)
+        text = dump(rules)
+        assert {problem.rule for problem in check_rules(text)} == {rule}

@@ -12,6 +12,7 @@ import pytest
 import urllib3
 
 from agent.config import ConfigError, load_settings
+from devtools import rules as rule_source
 from indexer.kibana import (
     Auth,
     Kibana,
@@ -217,3 +218,99 @@ class TestCredentials:
         secret.chmod(0o600)
         settings = load_settings(kibana_api_key_file=secret)
         assert kibana_auth(settings).api_key == "ZmlsZTprZXk="
+
+
+def with_drilldown() -> bytes:
+    """The shipped file with a dashboard drilldown on the events panel (and its reference)."""
+    lines = []
+    for line in bundled_objects().decode().splitlines():
+        obj = json.loads(line)
+        if obj["type"] == "dashboard" and obj["id"] == "appmixer-audit-logs":
+            panels = json.loads(obj["attributes"]["panelsJSON"])
+            drilldown = "DASHBOARD_TO_DASHBOARD_DRILLDOWN"
+            event = {"eventId": "open", "triggers": ["FILTER_TRIGGER"],
+                     "action": {"factoryId": drilldown, "config": {}}}  # fmt: skip
+            dynamic = {"dynamicActions": {"events": [event]}}
+            panels[2]["embeddableConfig"]["enhancements"] = dynamic
+            obj["attributes"]["panelsJSON"] = json.dumps(panels)
+            name = f"{panels[2]['panelIndex']}:drilldown:{drilldown}:open:dashboardId"
+            obj["references"].append(
+                {"type": "dashboard", "id": "appmixer-audit-event", "name": name}
+            )
+        lines.append(json.dumps(obj))
+    return ("\n".join(lines) + "\n").encode()
+
+
+class TestPageRules:
+    def test_a_broken_page_is_refused(self) -> None:
+        """A drilldown instead of the link: the dashboard is that object's error, so the
+        import (and ``setup``) fails; the other objects are created."""
+        with kibana_contract_server() as (url, contract):
+            report = run(url, ndjson=with_drilldown())
+        assert not report.ok
+        [error] = report.errors
+        assert (error.type, error.id) == ("dashboard", "appmixer-audit-logs")
+        assert "[link]" in error.reason
+        assert ("dashboard", "appmixer-audit-logs") not in contract.spaces["default"]
+        assert len(contract.spaces["default"]) == len(shipped_keys()) - 1
+
+    def test_kibana_itself_imports_it(self) -> None:
+        """Without the page rules the server answers as Kibana does: imported."""
+        with kibana_contract_server(KibanaContract(page_rules=False)) as (url, _contract):
+            assert run(url, ndjson=with_drilldown()).ok
+
+
+RULES_FILE = rule_source.IMPORT_FILE
+
+
+def import_rules(url: str, ndjson: bytes) -> Any:
+    body, content_type = multipart(ndjson, "appmixer-audit-rules.ndjson")
+    response = urllib3.request(
+        "POST",
+        url + "/api/detection_engine/rules/_import?overwrite=true",
+        body=body,
+        headers={"content-type": content_type, "kbn-xsrf": "true"},
+    )
+    assert response.status == 200
+    return response.json()
+
+
+def rules_edited(change: Any) -> bytes:
+    rules = [json.loads(line) for line in RULES_FILE.read_text(encoding="utf-8").splitlines()]
+    for rule in rules:
+        change(rule)
+    return "".join(json.dumps(rule) + "\n" for rule in rules).encode()
+
+
+def drop_ecs(rule: dict[str, Any]) -> None:
+    for entry in rule["required_fields"]:
+        entry.pop("ecs")
+
+
+class TestRulesImport:
+    def test_shipped_rules_import_into_8_12(self) -> None:
+        """Every rule imported, with its ecs flags, into the version that refused them without."""
+        with kibana_contract_server(KibanaContract(version="8.12.2")) as (url, contract):
+            answer = import_rules(url, RULES_FILE.read_bytes())
+        assert answer["success"] is True
+        assert answer["success_count"] == answer["rules_count"] == 6
+        assert len(contract.rules["default"]) == 6
+
+    def test_without_ecs_8_12_refuses_every_rule(self) -> None:
+        with kibana_contract_server(KibanaContract(version="8.12.2")) as (url, contract):
+            answer = import_rules(url, rules_edited(drop_ecs))
+        assert answer["success_count"] == 0
+        messages = {error["error"]["message"] for error in answer["errors"]}
+        assert messages == {"required_fields.0.ecs: Required"}
+        assert contract.rules["default"] == {}
+
+    def test_without_ecs_8_15_computes_it(self) -> None:
+        with kibana_contract_server(KibanaContract(version="8.15.0")) as (url, _contract):
+            assert import_rules(url, rules_edited(drop_ecs))["success_count"] == 6
+
+    def test_without_timestamp_override_the_rules_are_refused(self) -> None:
+        """The project's rule: a rule on @timestamp never sees a late event."""
+        with kibana_contract_server(KibanaContract(version="9.1.0")) as (url, _contract):
+            answer = import_rules(url, rules_edited(lambda rule: rule.pop("timestamp_override")))
+        assert answer["success_count"] == 0
+        assert all("timestamp_override" in e["error"]["message"] for e in answer["errors"])

@@ -23,7 +23,7 @@ IMPORT_KEYS = {
     "rule_id", "name", "description", "type", "language", "query", "index", "from", "to",
     "interval", "threshold", "risk_score", "severity", "enabled", "version", "author",
     "license", "tags", "false_positives", "references", "threat", "note", "required_fields",
-    "max_signals", "exceptions_list", "actions",
+    "max_signals", "exceptions_list", "actions", "timestamp_override",
 }  # fmt: skip
 
 
@@ -49,7 +49,8 @@ class TestSources:
             assert rule["type"] in {"query", "threshold"}
             assert isinstance(rule["version"], int)
             assert rule["version"] >= 1
-            assert all({"name", "type"} == set(field) for field in rule["required_fields"])
+            assert all({"name", "type", "ecs"} == set(field) for field in rule["required_fields"])
+            assert rule["timestamp_override"] == "event.ingested"
 
     def test_unmapped_field_is_refused(self, tmp_path: Path) -> None:
         """A query naming a field mappings/ does not map is an error naming the file."""
@@ -74,10 +75,27 @@ class TestQueryFields:
         query = 'a.b:"x:y" AND (c:1 OR d.e:*\\"admin\\"*) AND NOT a.b:z'
         assert R.query_fields(query) == ["a.b", "c", "d.e"]
 
-    def test_flattened_key_requires_its_field(self) -> None:
+    def test_flattened_key_requires_its_field(self, tmp_path: Path) -> None:
         """A key inside the flattened diff requires the flattened field itself."""
-        rule = next(rule for rule in RULES if "changes.new" in rule.query)
-        assert {"name": "appmixer.audit.changes", "type": "flattened"} in R.required_fields(rule)
+        source = next(R.SOURCES.glob("impact_*.toml")).read_text(encoding="utf-8")
+        keyed = tmp_path / "keyed.toml"
+        keyed.write_text(
+            source.replace('event.action:"flow.deleted"', "appmixer.audit.changes.new:x")
+        )
+        entry = {"name": "appmixer.audit.changes", "type": "flattened", "ecs": False}
+        assert entry in R.required_fields(R.load(keyed))
+
+    def test_required_fields_say_whether_ecs_defines_them(self) -> None:
+        """Kibana before 8.15 refuses a required field without ``ecs``: ours are false."""
+        admin = next(rule for rule in RULES if "user.changes.roles" in rule.query)
+        assert R.required_fields(admin) == [
+            {"name": "event.action", "type": "keyword", "ecs": True},
+            {"name": "user.changes.roles", "type": "keyword", "ecs": True},
+        ]
+        token = next(rule for rule in RULES if "password_changed" in rule.query)
+        assert {"name": "appmixer.audit.type", "type": "keyword", "ecs": False} in (
+            R.required_fields(token)
+        )
 
 
 class TestEngineSearches:
@@ -90,9 +108,18 @@ class TestEngineSearches:
         assert all(b - a == timedelta(minutes=15) for a, b in windows)
 
     def test_query_rule_search(self) -> None:
-        """A query rule: query_string with analyze_wildcard, range on @timestamp."""
+        """A query rule: query_string with analyze_wildcard, range on event.ingested, or on
+        @timestamp for a document without it (the engine's fallback)."""
         rule = next(rule for rule in RULES if rule.type == "query")
         body = R.execution_search(rule, (T0, T0 + timedelta(minutes=6)))
+        query_string, in_window = body["query"]["bool"]["filter"]
+        ingested, fallback = in_window["bool"]["should"]
+        assert ingested["range"]["event.ingested"]["gte"] == "2026-11-24T00:00:00.000Z"
+        without, by_time = fallback["bool"]["filter"]
+        assert without == {"bool": {"must_not": [{"exists": {"field": "event.ingested"}}]}}
+        assert by_time["range"]["@timestamp"]["lte"] == "2026-11-24T00:06:00.000Z"
+        assert body["sort"] == [{"event.ingested": "asc"}]
+        body = R.execution_search(rule, (T0, T0 + timedelta(minutes=6)), "@timestamp")
         query_string, time_range = body["query"]["bool"]["filter"]
         assert query_string == {"query_string": {"query": rule.query, "analyze_wildcard": True}}
         assert time_range["range"]["@timestamp"]["gte"] == "2026-11-24T00:00:00.000Z"
