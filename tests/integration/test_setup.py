@@ -246,7 +246,7 @@ class TestTargets:
         report = install(es, settings.events_target, settings.changes_target)
         status, detail = step(report, "data stream", target)
         assert status == "updated"
-        assert "rolled over lazily" in detail
+        assert "rolled over: the new mapping applies" in detail
         es.index(index=target, id="b", op_type="create", document=document)
         backing = resolve(es, target)["data_streams"][0]
         assert len(backing["backing_indices"]) == 2
