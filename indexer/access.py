@@ -28,6 +28,7 @@ ROLE_NAMES: dict[Role, str] = {
     "reader": "appmixer_audit_reader",
 }
 WRITE_PRIVILEGE = "create_doc"
+TEMPLATE_PRIVILEGE = "manage_index_templates"
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,21 @@ def check_write_access(es: Elasticsearch, targets: list[str]) -> WriteAccess:
     except (ApiError, TransportError) as exc:
         return WriteAccess([], explain(exc))
     return WriteAccess(lacking(answer.body, targets))
+
+
+def may_install_templates(es: Elasticsearch) -> bool:
+    """Whether this credential may install index templates (``manage_index_templates``).
+
+    True where the node cannot say (security off): setup then finds out by trying. The
+    client's errors for a node that cannot be asked propagate, for the caller to retry.
+    """
+    try:
+        answer = es.security.has_privileges(cluster=[TEMPLATE_PRIVILEGE])
+    except ApiError as exc:
+        if isinstance(exc, AuthenticationException):
+            raise
+        return True  # no security API to ask: nothing limits this credential
+    return bool(answer.body.get("cluster", {}).get(TEMPLATE_PRIVILEGE, False))
 
 
 def explain(exc: ApiError | TransportError) -> str | None:

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 import orjson
 from elastic_transport import Transport
@@ -40,7 +41,6 @@ from common.filewatch import ContentWatch
 from common.log import get_logger
 from indexer.cluster import (
     Cluster,
-    UnsupportedCluster,
     check_supported,
     identify,
     mark_request,
@@ -88,8 +88,9 @@ class Compatibility:
     cannot be reached then is asked again on the next request.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, where: str = "the node") -> None:
         self.cluster: Cluster | None = None
+        self.where = where  # the node URLs, without credentials, for a refusal
         self._lock = threading.Lock()
 
     def learn(self, es: Elasticsearch) -> Cluster:
@@ -150,8 +151,15 @@ def build_client(
         if not verify_certs:
             kwargs["ssl_show_warn"] = False
     client = RenewableElasticsearch(list(urls), **kwargs)  # type: ignore[arg-type]
-    client.compatibility = Compatibility()
+    client.compatibility = Compatibility(", ".join(_without_userinfo(url) for url in urls))
     return client
+
+
+def _without_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
 
 def negotiate(es: Elasticsearch, where: str) -> Cluster:
@@ -161,6 +169,8 @@ def negotiate(es: Elasticsearch, where: str) -> Cluster:
     a cluster the agent does not support, and the client's errors when the node cannot be
     asked.
     """
+    if isinstance(es, RenewableElasticsearch) and es._watch is not None:
+        es._watch.renew(es)  # the question goes around perform_request: renew here
     compatibility = getattr(es, "compatibility", None)
     learn = compatibility.learn if isinstance(compatibility, Compatibility) else identify
     return check_supported(learn(es), where)
@@ -186,8 +196,10 @@ class RenewableElasticsearch(Elasticsearch):
         compatibility = self.compatibility
         if compatibility is not None:
             if compatibility.cluster is None:
-                with contextlib.suppress(ApiError, TransportError, UnsupportedCluster):
-                    compatibility.learn(self)
+                with contextlib.suppress(ApiError, TransportError):
+                    # Learnt here when nothing asked first (`run --no-setup` started while
+                    # the node was away): an unsupported cluster is refused, not written to.
+                    check_supported(compatibility.learn(self), compatibility.where)
             kwargs["headers"] = compatibility.headers(kwargs.get("headers"))
         try:
             return super().perform_request(method, path, **kwargs)

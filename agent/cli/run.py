@@ -187,7 +187,8 @@ def _pipeline(settings: Settings, es: Any, *, once: bool, setup: bool, **observe
     from agent.pipeline import wire
 
     try:
-        return wire(settings, es, once=once, setup=_starter(es, settings, setup), **observers)
+        starter = _starter(es, settings) if setup else None
+        return wire(settings, es, once=once, setup=starter, **observers)
     except (RegistryError, ValueError) as exc:
         raise _Refused(str(exc), EXIT_FAILURE) from None
 
@@ -310,52 +311,48 @@ def _refused_line(refused: Exception, settings: Settings) -> str:
     return f"Elasticsearch at {without_userinfo(', '.join(settings.es_url))}: {refused}"
 
 
-def _starter(es: Any, settings: Settings, setup: bool) -> Any:
+def _starter(es: Any, settings: Settings) -> Any:
     """What the sender does before its first write: learn who the node is (if the start
     could not), then install the templates, so the first write gets the managed mapping.
 
     Retried while the node is away or busy. A permanent refusal (400 or 404 on one of these
     requests, a template the node will not take, a credential refused that no file can
     renew) raises :class:`indexer.cluster.SetupRefused` and the agent ends with one line;
-    an unsupported cluster raises ``UnsupportedCluster``.
+    an unsupported cluster raises ``UnsupportedCluster``. A credential that may not manage
+    templates (the writer role) skips the install: an admin runs `setup` beforehand.
     """
     from agent.cli.options import identify_cluster
 
     def start() -> object:
-        from elasticsearch import ApiError, AuthorizationException
+        from elasticsearch import ApiError
 
+        from indexer.access import may_install_templates
         from indexer.cluster import SetupRefused, refusal
         from indexer.setup import install as install_templates
 
-        renewable = _credential_renewable(settings)
         try:
             compatibility = getattr(es, "compatibility", None)
             if compatibility is None or compatibility.cluster is None:
                 identify_cluster(es, settings, level="info")
-            if not setup:
+            if not may_install_templates(es):
+                log.warning("setup_not_permitted", action="run `setup` with an admin credential")
                 return None
             report = install_templates(es, settings.events_target, settings.changes_target)
-        except AuthorizationException:
-            # The writer role may only add documents; an admin runs `setup` beforehand.
-            log.warning("setup_not_permitted", action="run `setup` with an admin credential")
-            return None
         except ApiError as exc:
-            refused = refusal(exc, credential_renewable=renewable)
+            refused = refusal(exc, credential_renewable=_credential_renewable(settings))
             if refused is not None:
                 raise SetupRefused(_refused_line(refused, settings)) from None
             raise
         for step in report.steps:
             if step.status == "failed":
                 log.warning("setup_step_failed", kind=step.kind, name=step.name, reason=step.detail)
-        template_failed = [s for s in report.steps if s.status == "failed" and "template" in s.kind]
-        if template_failed:
-            step = template_failed[0]
-            raise SetupRefused(
-                _refused_line(
-                    SetupRefused(f"installing the {step.kind} {step.name} failed: {step.detail}"),
-                    settings,
-                )
-            )
+        refused_templates = [
+            step for step in report.steps if step.status == "failed" and "template" in step.kind
+        ]
+        if refused_templates:
+            step = refused_templates[0]
+            reason = f"installing the {step.kind} {step.name} failed: {step.detail}"
+            raise SetupRefused(_refused_line(SetupRefused(reason), settings))
         log.debug("setup_done", ok=report.ok)
         return report
 
