@@ -244,13 +244,14 @@ class Keeper:
     ) -> None:
         self.file = ChainFile(state_dir)
         self.chains = Chains(host, lambda _key, content, offset: self.file.lookup(content, offset))
-        self.ledger = Ledger(gaps=key is not None)
-        self.signer = (
-            Signer(key, host, state_dir, store, interval=interval) if key is not None else None
-        )
+        self.ledger = Ledger()
+        self.signer = Signer(key, host, state_dir, store, interval=interval)
         self._rotation = rotation
         if key is None:
-            log.warning("chain_unsigned", reason="no CHAIN_KEY_FILE: checkpoints are not signed")
+            log.warning(
+                "chain_unsigned",
+                reason="no CHAIN_KEY_FILE: checkpoints are not signed (they only declare gaps)",
+            )
 
     def wrap(self, registry: CheckpointStore[K], content_of: Callable[[K], str]) -> ChainedStore[K]:
         return ChainedStore(registry, self.file, self.ledger, content_of)
@@ -258,13 +259,11 @@ class Keeper:
     def sign(self, *, force: bool = False) -> None:
         """Sign and store a checkpoint when one is due (or now, at shutdown); switch keys
         first when ``rotation`` offers a new one."""
-        if self.signer is None:
-            return
         new_key = self._rotation() if self._rotation is not None else None
         if new_key is not None:
             self._rotate(self.signer, new_key)
-        elif force or self.signer.due():
-            self._checkpoint(self.signer)
+        if force or self.signer.due():
+            self._checkpoint(self.signer, final=force)
         if force:
             self.file.save()
 
@@ -276,13 +275,14 @@ class Keeper:
         heads, as a restart with the new key would, so ``verify --since`` the rotation with
         the new key alone has a signed start for every stream.
         """
-        old_key_id = signer.key.key_id
-        self._checkpoint(signer)
+        old_key_id = signer.key.key_id if signer.key is not None else None
+        if signer.key is not None:
+            self._checkpoint(signer)
         signer.rekey(key)
         self._checkpoint(signer)
         log.info("chain_key_rotated", old_key_id=old_key_id, key_id=key.key_id)
 
-    def _checkpoint(self, signer: Signer) -> None:
-        carried = signer.checkpoint(self.file.heads(), self.file.gaps())
+    def _checkpoint(self, signer: Signer, *, final: bool = False) -> None:
+        carried = signer.checkpoint(self.file.heads(), self.file.gaps(), final=final)
         if carried:
             self.file.clear_gaps(carried)

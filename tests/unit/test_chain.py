@@ -295,11 +295,14 @@ class TestVerify:
         assert result.intact == 10
 
     def test_forged_valid_link_loses_to_the_chain(self) -> None:
-        """Even a forged event with a correct link at a taken seq is the one left over."""
+        """Even a forged event with a correct link at a taken seq is the one left over: a
+        second branch after seq 3, the signed one going on with the genuine evt-4."""
         docs, head = chain_of(10)
         forged = event(99)
         step(Head(STREAM, 3, docs[2]["event"]["hash"], "evt-3"), "evt-99", forged)
-        assert kinds(walk([forged, *docs], signed([head])).findings) == [("inserted", 4, "evt-99")]
+        (finding,) = walk([forged, *docs], signed([head])).findings
+        assert (finding.kind, finding.seq, finding.event_id) == ("fork", 4, "evt-99")
+        assert "the signed branch goes on with event evt-4" in finding.detail
 
     def test_unchained_event(self) -> None:
         """An event without chain fields is named as inserted."""
@@ -485,18 +488,27 @@ class TestSigner:
         clock = iter(range(0, 10_000, 100))
         return Signer(KEY, "pod-a", tmp_path, store, interval=60, clock=lambda: next(clock))
 
-    def test_signs_changed_heads_and_gaps_once(self, tmp_path: Path) -> None:
-        """Only heads that moved are signed again; gaps carried are returned for clearing."""
+    def test_signs_every_head_each_time_in_a_chain(self, tmp_path: Path) -> None:
+        """Every head is signed each time, idle or not; gaps carried are returned for
+        clearing; each checkpoint names the one before, and a new signer goes on from the
+        local copy."""
         stored: list[Checkpoint] = []
         signer = self.signer(tmp_path, stored.append)
         head = Head(STREAM, 3, "c" * 64, "evt-3")
         gap = Gap(stream=STREAM, seq=2, prev="a" * 64, hash="b" * 64)
         assert signer.checkpoint([(head, "/l"), (Head.genesis("other"), None)], [gap, gap]) == [gap]
-        assert signer.checkpoint([(head, "/l")], []) is None
-        (checkpoint,) = stored
-        assert checkpoint.valid_under(KEY)
-        assert [(h.seq, h.path) for h in checkpoint.heads] == [(3, "/l")]
+        assert signer.checkpoint([(head, "/l")], [], final=True) == []
+        first, second = stored
+        assert first.valid_under(KEY) and second.valid_under(KEY)
+        assert [(h.seq, h.path) for h in second.heads] == [(3, "/l")]
+        assert (first.seq, first.prev, second.seq, second.prev) == (1, GENESIS, 2, first.digest())
+        assert (first.final, second.final, second.epoch) == (False, True, first.epoch)
         assert list(read_local_checkpoints(signer.local)) == stored
+        again = self.signer(tmp_path, stored.append)
+        again.checkpoint([(head, "/l")], [])
+        assert (stored[-1].epoch, stored[-1].seq, stored[-1].prev) == (
+            first.epoch, 3, second.digest()
+        )
 
     def test_store_failure_keeps_it_for_next_time(self, tmp_path: Path) -> None:
         """When the index cannot take it, the local copy has it and the next one repeats it."""
@@ -507,9 +519,11 @@ class TestSigner:
         signer = self.signer(tmp_path, refuse)
         head = Head(STREAM, 3, "c" * 64, "evt-3")
         assert signer.checkpoint([(head, None)], []) is None
-        signer._store = lambda _c: None
+        stored: list[Checkpoint] = []
+        signer._store = stored.append
         assert signer.checkpoint([(head, None)], []) == []
         assert len(list(read_local_checkpoints(signer.local))) == 2
+        assert [c.seq for c in stored] == [1, 2]  # the one the index missed, first
 
     def test_local_file_errors_name_the_line(self, tmp_path: Path) -> None:
         """A damaged local copy is one error naming the file and line."""

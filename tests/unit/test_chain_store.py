@@ -143,8 +143,9 @@ class TestKeeper:
         assert ChainFile(tmp_path).gaps() == []
         assert list(read_local_checkpoints(tmp_path / "chain-checkpoints.ndjson")) == stored
 
-    def test_without_key_nothing_is_signed(self, tmp_path: Path) -> None:
-        """No key: no checkpoint, no local copy, no gap kept."""
+    def test_without_key_only_gaps_are_declared(self, tmp_path: Path) -> None:
+        """No key: nothing is signed, but a refused event is still declared as a gap, in an
+        unsigned checkpoint with no heads, so verify knows the position is empty."""
         stored: list[Checkpoint] = []
         keeper = Keeper("pod-a", tmp_path, None, stored.append)
         keeper.ledger.note("k", 10, Place(head(1), GENESIS))
@@ -152,4 +153,10 @@ class TestKeeper:
         keeper.sign(force=True)
         assert stored == []
         assert not (tmp_path / "chain-checkpoints.ndjson").exists()
-        assert keeper.ledger.settle("k", 10) == (head(1), [])
+        settled, gaps = keeper.ledger.settle("k", 10)
+        assert settled == head(1)
+        keeper.file.add_gaps(gaps)
+        keeper.sign(force=True)
+        (checkpoint,) = stored
+        assert (checkpoint.key_id, checkpoint.signature, checkpoint.heads) == ("", "", [])
+        assert [(g.seq, g.reason) for g in checkpoint.gaps] == [(1, "400")]
