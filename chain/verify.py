@@ -172,7 +172,8 @@ class Evidence:
     hosts: dict[str, str] = field(default_factory=dict)  # stream -> host of its checkpoints
     agents: dict[str, Agent] = field(default_factory=dict)  # host -> its latest chain
     legacy_hosts: set[str] = field(default_factory=set)  # format 1: no window information
-    unverifiable_hosts: set[str] = field(default_factory=set)
+    unverifiable_hosts: dict[str, datetime] = field(default_factory=dict)  # host -> latest
+    unverifiable_seqs: set[tuple[str, str, int]] = field(default_factory=set)
     valid: int = 0
     unverifiable: int = 0  # signed under a key that was not given
     unsigned_checkpoints: int = 0  # from agents without a key: they only declare gaps
@@ -196,11 +197,14 @@ class Evidence:
         if self.valid == 0:
             return None
         agent = self.agents.get(host) if host is not None else None
+        foreign = self.unverifiable_hosts.get(host) if host is not None else None
         if agent is None:
-            if host in self.legacy_hosts or host in self.unverifiable_hosts:
+            if host in self.legacy_hosts or foreign is not None:
                 return None
             return CLOSED
         latest = agent.latest
+        if foreign is not None and foreign > latest.when:
+            return None  # it signed later under a key not given: that part cannot be judged
         window = timedelta(seconds=2 * latest.interval)
         if latest.final or (self.now is not None and self.now - latest.when > window):
             return CLOSED
@@ -239,7 +243,10 @@ def gather(
         key = by_id.get(checkpoint.key_id)
         if key is None:
             evidence.unverifiable += 1
-            evidence.unverifiable_hosts.add(checkpoint.host)
+            known = evidence.unverifiable_hosts.get(checkpoint.host)
+            if known is None or checkpoint.when > known:
+                evidence.unverifiable_hosts[checkpoint.host] = checkpoint.when
+            evidence.unverifiable_seqs.add((checkpoint.host, checkpoint.epoch, checkpoint.seq))
             continue
         if not checkpoint.valid_under(key):
             evidence.findings.append(
@@ -295,6 +302,8 @@ def _chain_checkpoints(ordered: list[Stored], evidence: Evidence) -> None:
         expected, prev = 1, GENESIS
         for seq in sorted(taken):
             doc_id, checkpoint = taken[seq]
+            while expected < seq and (host, epoch, expected) in evidence.unverifiable_seqs:
+                expected, prev = expected + 1, ""  # there, under a key not given
             if seq > expected:
                 span = f"{expected}" if seq - expected == 1 else f"{expected}..{seq - 1}"
                 evidence.findings.append(
@@ -302,7 +311,7 @@ def _chain_checkpoints(ordered: list[Stored], evidence: Evidence) -> None:
                             f"{epoch}) is not there: deleted; the next one is _id {doc_id}",
                             seq=expected, last=seq - 1)
                 )  # fmt: skip
-            elif checkpoint.prev != prev:
+            elif prev and checkpoint.prev != prev:
                 evidence.findings.append(
                     Finding("bad_checkpoint", f"checkpoint {seq} of host {host} does not follow "
                             f"checkpoint {seq - 1}: substituted or reordered", doc_id=doc_id)
@@ -524,6 +533,7 @@ class _Walk:
             for i, rec in enumerate(self.recs)
             if rec.seq is not None and rec.prev is not None
         )
+        self.by_hash: dict[str, int] = {r.hash: i for i, r in enumerate(self.recs) if r.hash}
         self.placed: dict[int, int] = {}  # record index -> position
         self.flagged: set[int] = set()
         self.at: dict[int, int | None] = {self.anchor.seq: None}  # position -> record index
@@ -577,6 +587,12 @@ class _Walk:
             else:
                 result.intact += 1
         return result
+
+    def _branch(self, i: int) -> bool:
+        """Whether record ``i`` follows another record not on the walked chain (it goes on
+        a second branch, reported as a fork, not placed by its position)."""
+        j = self.by_hash.get(self.recs[i].prev or "")
+        return j is not None and j not in self.placed and j != i
 
     def _reaches_signed(self, i: int, n: int) -> bool | None:
         """Whether the branch from record ``i`` at ``n`` passes a signed head (True), meets
@@ -652,7 +668,7 @@ class _Walk:
             i = self._choose(free, n)
             self._find("altered", "its content does not match its hash", i, n)
             return i
-        at_n = [i for i in self.by_seq.get(n, ()) if i not in self.placed]
+        at_n = [i for i in self.by_seq.get(n, ()) if i not in self.placed and not self._branch(i)]
         intact = [i for i in at_n if self.recs[i].intact_at(n)]
         if intact:
             i = self._choose(intact, n)
@@ -676,7 +692,7 @@ class _Walk:
         start = bisect.bisect_left(self.ahead, (n + 1,))
         for seq, damaged, _doc_id, i in self.ahead[start:]:
             rec = self.recs[i]
-            if i in self.placed or rec.prev is None or (damaged and seq > n + 1):
+            if i in self.placed or rec.prev is None or (damaged and seq > n + 1) or self._branch(i):
                 continue  # a damaged event is trusted to name its place only right after n
             named = f"; the last of them is event {rec.prev_id}" if seq - n > 1 else ""
             self.result.findings.append(
