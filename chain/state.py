@@ -85,7 +85,10 @@ class Chains:
 
     def _start(self, key: str, content_id: str, offset: int) -> Head:
         if offset == 0:
-            return Head.genesis(stream_id(self.host, content_id, 0))
+            # A file read from its start is a stream of its own (its key: device, inode and
+            # first line), so two unrelated files that begin with the same banner line are
+            # two chains; a copy continuing its original from an offset resumes below.
+            return Head.genesis(stream_id(self.host, key, 0))
         found = self._resume(key, content_id, offset)
         if found is not None:
             return found

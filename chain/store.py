@@ -56,9 +56,16 @@ class ChainFile:
         self._dirty = False
         self._load()
 
-    def lookup(self, content_id: str, offset: int) -> Head | None:
-        """The head at ``offset`` of any file with this content (a copy shares its chain)."""
+    def lookup(self, content_id: str, offset: int, key: str | None = None) -> Head | None:
+        """The head at ``offset`` of the file ``key`` itself, else of any file with this
+        content (a copy shares its original's chain)."""
         with self._lock:
+            own = self._files.get(key) if key is not None else None
+            for entry in [own] if own is not None else []:
+                for record in entry["heads"]:
+                    head = head_at(record, offset)
+                    if head is not None:
+                        return head
             for entry in self._files.values():
                 if entry["content"] != content_id:
                     continue
@@ -243,7 +250,9 @@ class Keeper:
         rotation: Callable[[], ChainKey | None] | None = None,
     ) -> None:
         self.file = ChainFile(state_dir)
-        self.chains = Chains(host, lambda _key, content, offset: self.file.lookup(content, offset))
+        self.chains = Chains(
+            host, lambda key, content, offset: self.file.lookup(content, offset, key)
+        )
         self.ledger = Ledger()
         self.signer = Signer(key, host, state_dir, store, interval=interval)
         self._rotation = rotation

@@ -56,6 +56,10 @@ class Site:
         return f"appmixer-audit.checkpoints-{self.namespace}"
 
     def verify(self, *args: str, key: bool = True) -> tuple[int, str]:
+        # The auditor's reader key may not refresh: make what was just written visible.
+        self.admin.indices.refresh(
+            index=[self.events, self.checkpoints], ignore_unavailable=True, allow_no_indices=True
+        )
         argv = ["verify", "--es-url", self.url, "--namespace", self.namespace]
         if key:
             argv += ["--key-file", str(self.key_file)]

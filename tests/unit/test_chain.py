@@ -419,10 +419,17 @@ class TestChains:
         first = chains.advance("k", "f" * 32, 0, 10, self.doc(1))
         skipped = chains.advance("k", "f" * 32, 10, 20, None)
         second = chains.advance("k", "f" * 32, 20, 30, self.doc(2))
-        assert first.head.stream == STREAM
+        assert first.head.stream == stream_id("pod-a", "k", 0)
         assert (first.head.seq, first.prev) == (1, GENESIS)
         assert skipped == Place(first.head)
         assert (second.head.seq, second.prev) == (2, first.head.hash)
+
+    def test_files_with_the_same_first_line_are_two_streams(self) -> None:
+        """Two files read from 0 that begin with the same banner line: two chains."""
+        chains = Chains("pod-a", lambda *_: None)
+        one = chains.advance("1:10:" + "f" * 32, "f" * 32, 0, 10, self.doc(1))
+        two = chains.advance("1:11:" + "f" * 32, "f" * 32, 0, 10, self.doc(1))
+        assert one.head.stream != two.head.stream
 
     def test_restart_resumes_from_persisted_state_identically(self) -> None:
         """Read again from a checkpoint, a line gets the values it had the first time."""
@@ -499,7 +506,8 @@ class TestSigner:
         assert signer.checkpoint([(head, "/l"), (Head.genesis("other"), None)], [gap, gap]) == [gap]
         assert signer.checkpoint([(head, "/l")], [], final=True) == []
         first, second = stored
-        assert first.valid_under(KEY) and second.valid_under(KEY)
+        assert first.valid_under(KEY)
+        assert second.valid_under(KEY)
         assert [(h.seq, h.path) for h in second.heads] == [(3, "/l")]
         assert (first.seq, first.prev, second.seq, second.prev) == (1, GENESIS, 2, first.digest())
         assert (first.final, second.final, second.epoch) == (False, True, first.epoch)
