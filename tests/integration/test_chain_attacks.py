@@ -382,3 +382,33 @@ def test_checked_at(site: Site) -> None:
     stored = _stored_checkpoints(site)
     assert [c.seq for _, c in stored] == [1, 2]
     assert stored[-1][1].when < datetime.now(UTC)
+
+
+class TestShowSaysWhatIsUnverified:
+    """Row 11, the rest: what verify cannot see, show does not present as vouched for."""
+
+    def test_forged_change_document_and_unchained_fields(
+        self, es: Elasticsearch, es_url: str, namespace: str, installed: SetupReport,
+        tmp_path: Path,
+    ) -> None:  # fmt: skip
+        """A change document <id>:7 added by the writer is not shown as the event's diff
+        (a warning names it); the log path and ingest time are marked as not chained."""
+        shipped = ship_chained(es, es_url, namespace, tmp_path / "state")
+        events = f"logs-appmixer.audit-{namespace}"
+        changes = f"logs-appmixer.audit_changes-{namespace}"
+        es.indices.refresh(index=[events, changes])
+        query = {"range": {"appmixer.audit.changes_count": {"gte": 1, "lt": 7}}}
+        (hit,) = es.search(index=events, query=query, size=1).body["hits"]["hits"]
+        event_id = hit["_id"]
+        assert event_id in shipped["ids"]
+        model = es.search(index=changes, query={"term": {"event.id": event_id}}, size=1).body
+        forged = copy.deepcopy(model["hits"]["hits"][0]["_source"])
+        forged["appmixer"]["change"].update(index=7, new='"forged-value"')
+        es.create(index=changes, id=f"{event_id}:7", document=forged, refresh=True)
+        argv = ["show", event_id, "--es-url", es_url, "--namespace", namespace]
+        result = CliRunner().invoke(cli, argv)
+        assert result.exit_code == 0, result.output
+        assert "forged-value" not in result.output
+        assert "Warning: 1 change document(s) (index 7) do not match" in result.output
+        log_line = next(line for line in result.output.splitlines() if line.startswith("Log"))
+        assert log_line.endswith("(not covered by the hash chain)")
