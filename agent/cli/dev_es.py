@@ -155,8 +155,34 @@ def build_plugin() -> None:
 @_node_options
 def stop(name: str, port: int, transport_port: int) -> None:
     """Stop the node this command started (nothing else)."""
-    node = _node(name, port, transport_port)
+    node = _node(name, *_own_ports(name, port, transport_port))
     click.echo("stopped" if node.stop() else "not running")
+
+
+def _own_ports(name: str, port: int, transport_port: int) -> tuple[int, int]:
+    """The ports node ``name`` was started with (its ``elasticsearch.yml``) where the flags
+    were not given, so ``status --name N`` and ``stop --name N`` find the node itself."""
+    from devtools.devnode import cache_dir
+
+    ctx = click.get_current_context()
+    given = {
+        param: ctx.get_parameter_source(param) == click.core.ParameterSource.COMMANDLINE
+        for param in ("port", "transport_port")
+    }
+    config = cache_dir() / "nodes" / name / "config" / "elasticsearch.yml"
+    try:
+        lines = config.read_text().splitlines()
+    except OSError:
+        return port, transport_port
+    found: dict[str, int] = {}
+    for line in lines:
+        key, _, value = line.partition(":")
+        if key.strip() in ("http.port", "transport.port") and value.strip().isdigit():
+            found[key.strip()] = int(value.strip())
+    return (
+        port if given["port"] else found.get("http.port", port),
+        transport_port if given["transport_port"] else found.get("transport.port", transport_port),
+    )
 
 
 @dev_es.command()
@@ -166,7 +192,7 @@ def status(name: str, port: int, transport_port: int, fmt: str) -> None:
     """Exit 0 when the node is up and healthy; print its URL and optional features."""
     from elasticsearch import ApiError, TransportError
 
-    node = _node(name, port, transport_port)
+    node = _node(name, *_own_ports(name, port, transport_port))
     state = node.status()
     features = None
     if state.healthy:

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 import structlog
+from click.testing import CliRunner
 
-from agent.cli import main
+from agent.cli import cli, main
 
 GOOD_URL = ["--es-url", "http://127.0.0.1:9"]
 
@@ -180,3 +181,19 @@ class TestDevEsStatusRace:
         out, err = capsys.readouterr()
         assert out.strip() == "running, not healthy"
         assert "Traceback" not in err
+
+
+def test_dev_es_status_by_name_reports_the_nodes_own_port(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``dev-es status --name N`` looks at node N's own port, not the default 9200."""
+    config = tmp_path / "nodes" / "other" / "config"
+    config.mkdir(parents=True)
+    (config / "elasticsearch.yml").write_text("http.port: 9467\ntransport.port: 9567\n")
+    monkeypatch.setenv("APPMIXER_AUDIT_CACHE_DIR", str(tmp_path))
+    result = CliRunner().invoke(cli, ["dev-es", "status", "--name", "other"])
+    assert result.exit_code == 1, result.output
+    assert "not running: http://127.0.0.1:9467" in result.output
+    argv = ["dev-es", "status", "--name", "other", "--port", "9468"]
+    given = CliRunner().invoke(cli, argv)
+    assert "not running: http://127.0.0.1:9468" in given.output
