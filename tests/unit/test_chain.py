@@ -515,7 +515,9 @@ class TestSigner:
         again = self.signer(tmp_path, stored.append)
         again.checkpoint([(head, "/l")], [])
         assert (stored[-1].epoch, stored[-1].seq, stored[-1].prev) == (
-            first.epoch, 3, second.digest()
+            first.epoch,
+            3,
+            second.digest(),
         )
 
     def test_store_failure_keeps_it_for_next_time(self, tmp_path: Path) -> None:
