@@ -412,3 +412,56 @@ class TestShowSaysWhatIsUnverified:
         assert "Warning: 1 change document(s) (index 7) do not match" in result.output
         log_line = next(line for line in result.output.splitlines() if line.startswith("Log"))
         assert log_line.endswith("(not covered by the hash chain)")
+
+
+class TestManyStreams:
+    def test_since_with_twenty_thousand_streams(
+        self, es: Elasticsearch, es_url: str, namespace: str, installed: SetupReport,
+        tmp_path: Path,
+    ) -> None:  # fmt: skip
+        """--since anchors 20,000 streams at once (past the node's clause limit, which the
+        old one-clause-per-stream query hit at about 4,000): one query, exit 0."""
+        from chain.checkpoint import ChainKey
+        from chain.link import stream_id
+        from chain.state import Signer
+        from indexer.chain import write_checkpoint
+        from tests.integration.conftest import make_settings
+
+        settings = make_settings(es_url, namespace)
+        days = iter([datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 3, tzinfo=UTC)])
+        signer = Signer(
+            ChainKey(KEY_BYTES), "test-host", tmp_path,
+            lambda checkpoint: write_checkpoint(es, settings.checkpoints_target, checkpoint),
+            now=lambda: next(days),
+        )  # fmt: skip
+        streams = 20_000
+        heads = [Head.genesis(stream_id("test-host", f"{n:032x}")) for n in range(streams)]
+
+        def chained(round_: int) -> list[dict[str, Any]]:
+            actions = []
+            for n in range(streams):
+                event_id = f"s{n}-{round_}"
+                doc: dict[str, Any] = {
+                    "@timestamp": f"2026-01-0{round_ + 1}T00:00:00Z",
+                    "event": {"id": event_id, "action": "flow.updated"},
+                    "host": {"name": "test-host"},
+                    "message": "Flow Updated",
+                    "appmixer": {"audit": {"type": "update"}},
+                }
+                doc["event"]["hash"] = content_digest(doc)
+                heads[n] = step(heads[n], event_id, doc)
+                actions.append({"_op_type": "create", "_index": settings.events_target,
+                                "_id": event_id, "_source": doc})  # fmt: skip
+            return actions
+
+        from elasticsearch import helpers
+
+        for round_ in (1, 2):
+            _ok, errors = helpers.bulk(es, chained(round_), chunk_size=5_000, raise_on_error=False)
+            assert errors == [], errors[:2]
+            signer.checkpoint([(h, None) for h in heads], [], final=round_ == 2)
+        site = Site(es_url, namespace, es, es, key_file=tmp_path / "chain.key")
+        site.key_file.write_bytes(KEY_BYTES)
+        code, output = site.verify("--since", "2026-01-02T00:00:00Z")
+        assert code == 0, output[-2000:]
+        assert f"intact; {streams} streams, {streams} events verified, 0 newer" in output
