@@ -70,6 +70,20 @@ def verify(
     )
 
 
+def ship_and_verify(
+    es: Elasticsearch, es_url: str, namespace: str, paths: list[Path], state: Path, *,
+    key: Path, events: int, streams: int,
+) -> None:  # fmt: skip
+    """One agent ships ``paths`` once; ``events`` stored, verify intact over ``streams``."""
+    agent = run_once(paths, es_url, namespace, state, key=key)
+    assert agent.returncode == 0, agent.tail()
+    assert count(es, targets(namespace)[0]) == events
+    result = verify(es_url, namespace, key, [state])
+    assert result.returncode == 0, result.stdout + result.stderr
+    stream_word = "stream" if streams == 1 else "streams"
+    assert f"intact; {streams} {stream_word}, {events} events verified, 0 newer" in result.stdout
+
+
 @pytest.fixture
 def key(tmp_path: Path) -> Path:
     path = tmp_path / "chain.key"
@@ -87,14 +101,9 @@ class TestNoFalseAlarms:
         lines.insert(51, lines[20])
         log = tmp_path / "audit.log"
         log.write_bytes(b"".join(lines))
-        state = tmp_path / "state"
-        agent = run_once([log], es_url, namespace, state, key=key)
-        assert agent.returncode == 0, agent.tail()
-        events = targets(namespace)[0]
-        assert count(es, events) == 100
-        result = verify(es_url, namespace, key, [state])
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert "intact; 1 stream, 100 events verified, 0 newer" in result.stdout
+        ship_and_verify(
+            es, es_url, namespace, [log], tmp_path / "state", key=key, events=100, streams=1
+        )
 
     def test_row7_two_files_with_the_same_first_line(
         self, es: Elasticsearch, es_url: str, namespace: str, tmp_path: Path, key: Path
@@ -105,13 +114,10 @@ class TestNoFalseAlarms:
         for tag in ("a", "b"):
             lines = [audit_line(n, tag=tag) for n in range(150)]
             (logs / f"{tag}.log").write_bytes(BANNER + b"".join(lines))
-        state = tmp_path / "state"
-        agent = run_once([logs / "a.log", logs / "b.log"], es_url, namespace, state, key=key)
-        assert agent.returncode == 0, agent.tail()
-        assert count(es, targets(namespace)[0]) == 300
-        result = verify(es_url, namespace, key, [state])
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert "intact; 2 streams, 300 events verified, 0 newer" in result.stdout
+        paths = [logs / "a.log", logs / "b.log"]
+        ship_and_verify(
+            es, es_url, namespace, paths, tmp_path / "state", key=key, events=300, streams=2
+        )
 
     def test_row8_one_file_two_pods(
         self, es: Elasticsearch, es_url: str, namespace: str, tmp_path: Path, key: Path
