@@ -28,6 +28,7 @@ by a signature (the agent signs every ``CHAIN_CHECKPOINT_INTERVAL`` and when it 
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -149,6 +150,9 @@ class StreamResult:
 
 
 CLOSED: Final = "closed"
+# After an anomaly a stream is walked in memory up to the next signed head at least this many
+# positions ahead (about 1 KB a position), then streamed again from that head.
+WINDOW = 50_000
 
 
 @dataclass
@@ -387,7 +391,49 @@ class _Fast:
         )
 
     def run(self, it: Iterator[Record]) -> StreamResult:
-        pending: list[Record] = []
+        findings: list[Finding] = []
+        while True:
+            pending = self._stream(it)
+            if not pending and self.state[0] >= self.last_signed:
+                self._count_held()
+                result = StreamResult(self.stream, intact=self.intact, head_seq=self.state[0])
+                break
+            if self.held is not None:
+                _n, rec, before = self.held
+                self.held, self.state = None, before
+                pending.insert(0, rec)
+            limit = self._limit()
+            if limit is None:  # the rest of the stream, walked by its links in memory
+                rest = [*pending, *(r for r in it if r.seq is None or r.seq > self.anchor.seq)]
+                result = self._walk(rest, None)
+                result.intact += self.intact
+                break
+            # A long stream: walk up to the next signed head at least WINDOW ahead, then go
+            # on from that head (its signed hash is a trusted start), streaming again.
+            window = [r for r in pending if r.seq is not None and r.seq <= limit]
+            later = [r for r in pending if r.seq is None or r.seq > limit]
+            beyond = None
+            for rec in it:
+                if rec.seq is None or rec.seq > limit:
+                    beyond = rec
+                    break
+                if rec.seq > self.anchor.seq:
+                    window.append(rec)
+            part = self._walk(window, limit)
+            self.intact += part.intact
+            findings.extend(part.findings)
+            head = self.signed[limit]
+            self.state = (limit, head.hash, head.event_id)
+            if beyond is not None:
+                later.append(beyond)
+            it = itertools.chain(later, it)
+        result.findings[:0] = findings
+        result.signed_seq = self.last_signed
+        result.path = result.path or self.path
+        return _finish(result, self.tail)
+
+    def _stream(self, it: Iterator[Record]) -> list[Record]:
+        """Place events while they fit; the records where they stop fitting, or none."""
         rec = next(it, None)
         while rec is not None:
             if rec.seq is not None and rec.seq <= self.anchor.seq:
@@ -397,34 +443,30 @@ class _Fast:
             self._fill_gaps(rec.seq)
             n = self.state[0] + 1
             if not self._fits(rec, n):
-                pending.append(rec)
-                break
+                return [rec]
             nxt = next(it, None)
             if nxt is not None and nxt.seq == n:
-                pending.extend((rec, nxt))
-                break
+                return [rec, nxt]
             self._count_held()
             self.held = (n, rec, self.state)
             self.state = (n, rec.hash or "", rec.event_id)
             rec = nxt
-        if not pending:
-            self._fill_gaps(None)
-        if pending or self.state[0] < self.last_signed:
-            if self.held is not None:
-                _n, rec, before = self.held
-                self.held, self.state = None, before
-                pending.insert(0, rec)
-            rest = [*pending, *(r for r in it if r.seq is None or r.seq > self.anchor.seq)]
-            pos, cur, cur_id = self.state
-            start = Head(self.stream, pos, cur, cur_id)
-            result = _walk_rest(self.stream, rest, self.evidence, start, self.tail)
-            result.intact += self.intact
-            result.path = result.path or self.path
-        else:
-            self._count_held()
-            result = StreamResult(self.stream, intact=self.intact, signed_seq=self.last_signed,
-                                  head_seq=self.state[0], path=self.path)  # fmt: skip
-        return _finish(result, self.tail)
+        self._fill_gaps(None)
+        return []
+
+    def _limit(self) -> int | None:
+        """The signed head that ends the next in-memory window, or None: to the end."""
+        far = self.state[0] + WINDOW
+        return min((seq for seq in self.signed if seq > far), default=None)
+
+    def _walk(self, records: list[Record], limit: int | None) -> StreamResult:
+        pos, cur, cur_id = self.state
+        start = Head(self.stream, pos, cur, cur_id)
+        for rec in records:
+            self.tail.host_of(rec)
+        walked = _Walk(self.stream, records, self.evidence, start, self.tail, limit=limit).run()
+        self.path = self.path or walked.path
+        return walked
 
 
 def _walk_rest(
@@ -508,13 +550,21 @@ class _Walk:
         evidence: Evidence,
         anchor: Head | None = None,
         tail: _Tail | None = None,
+        *,
+        limit: int | None = None,
     ) -> None:
         floor = evidence.anchor(stream).seq  # the --since anchor: nothing before it is read
+        top = limit if limit is not None else float("inf")
         self.anchor = anchor if anchor is not None else evidence.anchor(stream)
         self.tail = tail if tail is not None else _Tail(evidence, stream, 0)
         self.recs = [r for r in records if r.seq is None or r.seq > floor]
-        self.gaps = {s: g for s, g in evidence.gaps.get(stream, {}).items() if s > self.anchor.seq}
-        self.signed = {h.seq: h for h in evidence.heads.get(stream, []) if h.seq > self.anchor.seq}
+        self.gaps = {
+            s: g for s, g in evidence.gaps.get(stream, {}).items() if self.anchor.seq < s <= top
+        }
+        self.signed = {
+            h.seq: h for h in evidence.heads.get(stream, []) if self.anchor.seq < h.seq <= top
+        }
+        self.windowed = limit is not None
         self.signed_before = max(
             (h.seq for h in evidence.heads.get(stream, []) if floor < h.seq <= self.anchor.seq),
             default=floor,
@@ -542,7 +592,8 @@ class _Walk:
 
     def run(self) -> StreamResult:
         last_signed = max(self.signed, default=self.anchor.seq)
-        self.tail.last_signed = max(self.tail.last_signed, last_signed)
+        if not self.windowed:
+            self.tail.last_signed = max(self.tail.last_signed, last_signed)
         stored = [r.seq for r in self.recs if r.seq is not None]
         top = max([*stored, last_signed, *self.gaps, self.anchor.seq])
         pos, cur = self.anchor.seq, self.anchor.hash

@@ -563,3 +563,40 @@ class TestSummaryLine:
             "logs-x: intact; 2 streams, 5 events verified, 1 newer than the last signed "
             "checkpoint; 4 checkpoints valid, 2 under keys not given"
         )
+
+
+class TestWindowedWalk:
+    """A long tampered stream is walked in memory one window at a time (between signed
+    heads), with the same findings as one walk over all of it."""
+
+    def findings(self, monkeypatch: pytest.MonkeyPatch, window: int) -> list[tuple[Any, ...]]:
+        import chain.verify
+
+        monkeypatch.setattr(chain.verify, "WINDOW", window)
+        docs, _ = chain_of(60)
+        heads = [
+            Head(STREAM, n, docs[n - 1]["event"]["hash"], f"evt-{n}")
+            for n in (10, 20, 30, 40, 50, 60)
+        ]
+        cps = [signed([h], time=f"2026-11-25T10:{i:02d}:00.000Z") for i, h in enumerate(heads)]
+        docs[4]["message"] = "edited"  # altered at 5
+        del docs[14]  # missing 15
+        forged = copy.deepcopy(docs[40])
+        forged["event"]["id"] = "forged"
+        forged["message"] = "forged"
+        result = verify_stream(
+            STREAM,
+            sorted(records([*docs, forged]), key=lambda r: (r.seq, r.doc_id)),
+            gather(cps, [KEY]),
+        )
+        assert result.intact == 58
+        return sorted((f.kind, f.seq, f.event_id) for f in result.findings)
+
+    def test_same_findings_with_small_windows(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        whole = self.findings(monkeypatch, 10_000)
+        assert whole == [
+            ("altered", 5, "evt-5"),
+            ("inserted", 42, "forged"),
+            ("missing", 15, "evt-15"),
+        ]
+        assert self.findings(monkeypatch, 5) == whole
