@@ -6,8 +6,10 @@ For each size it fills a fresh namespace with that many chained events (simulate
 records through the agent's normalizer, chained as the agent chains them, in ``--streams``
 streams), signs a checkpoint every 10,000 events and a final one, then runs ``verify`` as a
 child process and prints its wall time, events per second, CPU seconds and peak RSS
-(``VmHWM``, read by ``bench/rigs.py``). The node is ``--es-url`` or a dev node of its own
-(``bench/run.py``'s). Figures go to ``docs/performance.md`` ("verify"); it asserts nothing.
+(``VmHWM``, read by ``bench/rigs.py``). With ``--tamper`` it then deletes one event a tenth
+of the way in and measures again (a damaged stream is walked in memory, window by window).
+The node is ``--es-url`` or a dev node of its own (``bench/run.py``'s). Figures go to
+``docs/performance.md`` ("verify"); it asserts nothing.
 """
 
 from __future__ import annotations
@@ -121,6 +123,12 @@ def measure(url: str, settings: Settings, key: Path, events: int, work: Path) ->
     }
 
 
+def _delete_one(es: Elasticsearch, settings: Settings, event_id: str) -> None:
+    found = es.search(index=settings.events_target, query={"ids": {"values": [event_id]}})
+    for hit in found.body["hits"]["hits"]:
+        es.delete(index=hit["_index"], id=hit["_id"], refresh=True)
+
+
 def _remove(es: Elasticsearch, settings: Settings) -> None:
     """Best effort (a distribution without the data stream API keeps them until wiped)."""
     for target in (settings.events_target, settings.checkpoints_target):
@@ -136,6 +144,12 @@ def main() -> int:
     parser.add_argument("--es-url")
     parser.add_argument("--keep-node", action="store_true")
     parser.add_argument("--keep-data", action="store_true")
+    parser.add_argument(
+        "--tamper",
+        action="store_true",
+        help="also delete one event a tenth of the way in and verify again (the in-memory "
+        "walk of a damaged stream, window by window)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, _node(args) as (url, _pause, _resume):
         work = Path(tmp)
@@ -152,6 +166,15 @@ def main() -> int:
                   f"CPU {row['cpu_s']} s, peak RSS {row['peak_rss_mib']} MiB, "
                   f"exit {row['exit']}", flush=True)  # fmt: skip
             print(f"  {row['summary']}", flush=True)
+            if args.tamper:
+                _delete_one(es, settings, f"bench-{events // 10:09d}")
+                row = measure(url, settings, key, events, work)
+                row["tampered"] = True
+                rows.append(row)
+                print(f"  one event deleted: {row['events_per_s']:,} events/s, "
+                      f"{row['seconds']} s, peak RSS {row['peak_rss_mib']} MiB, "
+                      f"exit {row['exit']}", flush=True)  # fmt: skip
+                print(f"  {row['summary']}", flush=True)
             if not args.keep_data:
                 _remove(es, settings)
         print(orjson.dumps(rows).decode())
