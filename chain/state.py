@@ -22,7 +22,6 @@ module knows nothing of the file layer):
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import time
@@ -241,24 +240,74 @@ class Signer:
 
 
 def _resume_local(path: Path) -> tuple[str, int, str]:
-    """(epoch, seq, digest) of the last checkpoint in the local copy; a new epoch if none."""
-    last: Checkpoint | None = None
-    with contextlib.suppress(ValueError):
-        for checkpoint in read_local_checkpoints(path, missing_ok=True):
-            if checkpoint.chained:
-                last = checkpoint
-    if last is None:
-        return secrets.token_hex(8), 0, GENESIS
-    return last.epoch, last.seq, last.digest()
+    """(epoch, seq, digest) of the last checkpoint in the local copy; a new epoch if none.
+
+    Read from the end (the copy grows by one line an interval, for as long as the agent
+    runs); a torn last line, from a crash mid-append, is passed over.
+    """
+    for line in _lines_from_the_end(path):
+        try:
+            last = Checkpoint.from_document(orjson.loads(line))
+        except (orjson.JSONDecodeError, ValueError):
+            continue
+        if last.chained:
+            return last.epoch, last.seq, last.digest()
+        break  # a checkpoint from before the chains: a new one begins
+    return secrets.token_hex(8), 0, GENESIS
+
+
+def _lines_from_the_end(path: Path, chunk: int = 1 << 16) -> Iterator[bytes]:
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        return
+    with handle:
+        handle.seek(0, os.SEEK_END)
+        pos, rest = handle.tell(), b""
+        while pos > 0:
+            step = min(chunk, pos)
+            pos -= step
+            handle.seek(pos)
+            lines = (handle.read(step) + rest).split(b"\n")
+            rest = lines[0]
+            yield from (line for line in reversed(lines[1:]) if line.strip())
+        if rest.strip():
+            yield rest
 
 
 def append_local(path: Path, checkpoint: Checkpoint) -> None:
-    """Append one checkpoint to the local NDJSON copy and fsync it."""
+    """Append one checkpoint to the local NDJSON copy and fsync it (on a line of its own,
+    even after a line torn by a crash)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("ab") as handle:
-        handle.write(orjson.dumps(checkpoint.to_document()) + b"\n")
+    with path.open("a+b") as handle:
+        handle.seek(0, os.SEEK_END)
+        torn = False
+        if handle.tell() > 0:
+            handle.seek(-1, os.SEEK_END)
+            torn = handle.read(1) != b"\n"
+        handle.write((b"\n" if torn else b"") + orjson.dumps(checkpoint.to_document()) + b"\n")
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def read_local_copy(path: Path) -> tuple[list[tuple[str, Checkpoint]], list[tuple[str, str]]]:
+    """An agent's local copy for ``verify``: (``<path>:<line>``, checkpoint) for each good
+    line, (``<path>:<line>``, why) for each malformed one; ``ValueError`` if unreadable."""
+    try:
+        lines = Path(path).read_bytes().splitlines()
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    good: list[tuple[str, Checkpoint]] = []
+    bad: list[tuple[str, str]] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            good.append((where, Checkpoint.from_document(orjson.loads(line))))
+        except (orjson.JSONDecodeError, ValueError) as exc:
+            bad.append((where, str(exc)))
+    return good, bad
 
 
 def read_local_checkpoints(path: Path, *, missing_ok: bool = False) -> Iterator[Checkpoint]:

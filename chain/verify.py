@@ -171,7 +171,7 @@ class Evidence:
     per agent, its last checkpoint (which bounds what may still be unsigned)."""
 
     anchors: dict[str, Head] = field(default_factory=dict)
-    heads: dict[str, list[SignedHead]] = field(default_factory=lambda: defaultdict(list))
+    heads: dict[str, dict[int, SignedHead]] = field(default_factory=lambda: defaultdict(dict))
     gaps: dict[str, dict[int, Gap]] = field(default_factory=lambda: defaultdict(dict))
     hosts: dict[str, str] = field(default_factory=dict)  # stream -> host of its checkpoints
     agents: dict[str, Agent] = field(default_factory=dict)  # host -> its latest chain
@@ -186,6 +186,10 @@ class Evidence:
 
     def anchor(self, stream: str) -> Head:
         return self.anchors.get(stream) or Head.genesis(stream)
+
+    def signed(self, stream: str) -> Iterable[SignedHead]:
+        """The heads signed for ``stream`` (after the ``--since`` anchor), one per seq."""
+        return self.heads.get(stream, {}).values()
 
     def streams(self) -> set[str]:
         return set(self.heads) | set(self.gaps) | set(self.anchors)
@@ -280,7 +284,7 @@ def _sort_heads(ordered: list[Stored], evidence: Evidence, since: datetime | Non
                     )
             continue
         for head in checkpoint.heads:
-            evidence.heads[head.stream].append(head)
+            evidence.heads[head.stream][head.seq] = head  # an idle head: listed once
         for gap in checkpoint.gaps:
             evidence.gaps[gap.stream][gap.seq] = gap
 
@@ -348,7 +352,7 @@ class _Fast:
         self.stream = stream
         self.evidence = evidence
         self.anchor = evidence.anchor(stream)
-        self.signed = {h.seq: h for h in evidence.heads.get(stream, []) if h.seq > self.anchor.seq}
+        self.signed = {h.seq: h for h in evidence.signed(stream) if h.seq > self.anchor.seq}
         self.gaps = {s: g for s, g in evidence.gaps.get(stream, {}).items() if s > self.anchor.seq}
         self.last_signed = max(self.signed, default=self.anchor.seq)
         self.tail = _Tail(evidence, stream, self.last_signed)
@@ -561,12 +565,10 @@ class _Walk:
         self.gaps = {
             s: g for s, g in evidence.gaps.get(stream, {}).items() if self.anchor.seq < s <= top
         }
-        self.signed = {
-            h.seq: h for h in evidence.heads.get(stream, []) if self.anchor.seq < h.seq <= top
-        }
+        self.signed = {h.seq: h for h in evidence.signed(stream) if self.anchor.seq < h.seq <= top}
         self.windowed = limit is not None
         self.signed_before = max(
-            (h.seq for h in evidence.heads.get(stream, []) if floor < h.seq <= self.anchor.seq),
+            (h.seq for h in evidence.signed(stream) if floor < h.seq <= self.anchor.seq),
             default=floor,
         )
         self.result = StreamResult(stream)

@@ -134,14 +134,17 @@ def verify(
     keys: list[ChainKey],
     *,
     since: datetime | None = None,
-    local: Iterable[Checkpoint] = (),
+    local: Iterable[Checkpoint | Stored] = (),
+    local_problems: Iterable[Finding] = (),
     now: datetime | None = None,
 ) -> Report:
     """Replay the stored chains against the signed checkpoints (index and ``local`` ones)."""
     stored, problems = read_checkpoints(es, checkpoints_target)
-    mine = [(f"local:{n}", checkpoint) for n, checkpoint in enumerate(local, 1)]
+    mine = [
+        item if isinstance(item, tuple) else (f"local:{n}", item) for n, item in enumerate(local, 1)
+    ]
     evidence = gather([*stored, *mine], keys, since, now or datetime.now(UTC))
-    evidence.findings[:0] = problems
+    evidence.findings[:0] = [*problems, *local_problems]
     return assemble(
         read_streams(es, events_target),
         read_unchained(es, events_target, since),

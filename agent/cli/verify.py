@@ -76,15 +76,21 @@ def verify(
 ) -> None:
     """Replay the hash chains from the index: intact (exit 0), each finding (exit 1),
     nothing verifiable (exit 4), index unreadable (exit 5)."""
-    from chain.checkpoint import ChainKey, KeyFileError
-    from chain.state import read_local_checkpoints
+    from chain.checkpoint import ChainKey, Checkpoint, KeyFileError
+    from chain.state import read_local_copy
+    from chain.verify import Finding
     from indexer.chain import verify as replay
 
     settings = build_settings(config_file, **flags)
     paths = list(key_files) or ([settings.chain_key_file] if settings.chain_key_file else [])
+    local: list[tuple[str, Checkpoint]] = []
+    malformed: list[Finding] = []
     try:
         keys = [ChainKey.from_file(path) for path in paths]
-        local = [c for path in checkpoint_files for c in read_local_checkpoints(path)]
+        for path in checkpoint_files:
+            good, bad = read_local_copy(path)
+            local.extend(good)
+            malformed.extend(Finding("bad_checkpoint", why, doc_id=where) for where, why in bad)
     except (KeyFileError, ValueError) as exc:
         click.echo(f"appmixer-audit: {exc}", err=True)
         sys.exit(EXIT_USAGE)
@@ -104,6 +110,7 @@ def verify(
             keys,
             since=since,
             local=local,
+            local_problems=malformed,
         )
     if output_format == "json":
         click.echo(json.dumps(report.as_dict(), sort_keys=True))

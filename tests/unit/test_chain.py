@@ -22,6 +22,7 @@ from chain.state import (
     chain_record,
     head_at,
     read_local_checkpoints,
+    read_local_copy,
 )
 from chain.verify import (
     Evidence,
@@ -534,6 +535,23 @@ class TestSigner:
         assert signer.checkpoint([(head, None)], []) == []
         assert len(list(read_local_checkpoints(signer.local))) == 2
         assert [c.seq for c in stored] == [1, 2]  # the one the index missed, first
+
+    def test_resumes_from_the_end_past_a_torn_line(self, tmp_path: Path) -> None:
+        """A crash mid-append leaves a torn last line: the next agent goes on from the last
+        whole checkpoint, read from the end of the copy."""
+        stored: list[Checkpoint] = []
+        signer = self.signer(tmp_path, stored.append)
+        head = Head(STREAM, 3, "c" * 64, "evt-3")
+        for _ in range(3):
+            signer.checkpoint([(head, None)], [])
+        with signer.local.open("ab") as out:
+            out.write(b'{"@timestamp": "2026-11-25T10:00:00Z", "appmix')
+        again = self.signer(tmp_path, stored.append)
+        assert (again.epoch, again.seq, again.prev) == (stored[-1].epoch, 3, stored[-1].digest())
+        again.checkpoint([(head, None)], [])
+        good, bad = read_local_copy(signer.local)
+        assert [c.seq for _where, c in good] == [1, 2, 3, 4]
+        assert [where.rsplit(":", 1)[1] for where, _why in bad] == ["4"]  # one BAD_CHECKPOINT
 
     def test_local_file_errors_name_the_line(self, tmp_path: Path) -> None:
         """A damaged local copy is one error naming the file and line."""
