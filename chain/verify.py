@@ -19,10 +19,17 @@ current hash and whose link, recomputed from its content *at the next position*,
   missing one; a missing tail is found against the signed head.
 
 A declared gap (an event Elasticsearch refused, signed in a checkpoint) fills its position.
+Where two events link correctly onto the same position, the one whose branch passes through
+the signed heads is placed, whatever their ids or order; the other branch is one **fork**.
 Events left over at the end link nowhere: **inserted**. Finally the walk must pass through
 every signed head with the signed hash, otherwise the chain was recomputed after an edit.
-Events after the last signed head are counted as *unsigned*: consistent, but not yet covered
-by a signature (the agent signs every ``CHAIN_CHECKPOINT_INTERVAL`` and when it stops).
+
+Events after the last signed head are consistent but not vouched for: *newer* while their
+agent is live and they are recent (:meth:`Evidence.cutoff`: two checkpoint intervals), else
+**unsigned**. Checkpoints themselves form a chain per agent (:func:`gather`).
+
+Memory: untouched stretches stream past (:class:`_Fast`); from an anomaly on, the walk holds
+the records up to the next signed head at least :data:`WINDOW` positions ahead.
 """
 
 from __future__ import annotations
