@@ -357,6 +357,15 @@ class TestAdminAndOperator:
         )  # fmt: skip
         assert result.returncode == 2, result.stderr
         assert "must be a finite number" in result.stderr
+        agent = subprocess.run(
+            [sys.executable, "-m", "agent", "run", "--once", "--path", str(tmp_path / "x.log"),
+             "--es-url", plain.url, "--namespace", plain.namespace,
+             "--state-dir", str(tmp_path / "run-state")],
+            env={**os.environ, "APPMIXER_AUDIT_CHAIN_CHECKPOINT_INTERVAL": "inf"},
+            capture_output=True, text=True, check=False, timeout=120,
+        )  # fmt: skip
+        assert agent.returncode == 2, agent.stderr  # row 12: the agent refuses it too
+        assert "CHAIN_CHECKPOINT_INTERVAL" in agent.stderr
 
     def test_row11_swapped_sources_are_altered(self, plain: Site) -> None:
         """Two whole _sources swapped, each kept under the other's _id: both ALTERED, named
