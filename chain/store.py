@@ -230,11 +230,13 @@ def upgrade(state_dir: Path, registry: ChainRegistry[Any]) -> None:
 
 
 class Keeper:
-    """The run loop's one handle on tamper evidence: chains, ledger, state file, signer.
+    """The run loop's one handle on tamper evidence: chains, ledger, signer, and the chain
+    state in the registry (bound by :meth:`wrap`).
 
     Without a key the events are still chained (the links alone show a deletion or an edit
-    in the middle of a stream), but nothing is signed and no gap is kept: ``verify`` then
-    counts every event as unsigned. ``store`` writes one checkpoint to the index.
+    in the middle of a stream), and gaps are still declared, in unsigned checkpoints; nothing
+    is vouched for, so ``verify`` counts every event as unsigned. ``store`` writes one
+    checkpoint to the index.
     """
 
     def __init__(
