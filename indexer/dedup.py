@@ -103,10 +103,11 @@ class ReplayWindow:
             if sent > acked:
                 self._startup[content] = max(self._startup.get(content, 0), sent)
         self._sent: dict[str, dict[str, int]] = defaultdict(dict)  # content -> key -> end
-        self._shared = False  # some content was sent under two file identities (a copy)
 
     def __bool__(self) -> bool:
-        return bool(self._startup) or self._shared
+        # Anything sent in this run counts: a copy's very first lines may replay it (its own
+        # first batch is checked too, or its 409s would be taken for another line's ids).
+        return bool(self._startup) or bool(self._sent)
 
     def covers(self, content: str, key: str, offset: int) -> bool:
         """True when the line of ``key`` (content ``content``) at ``offset`` may already be
@@ -125,4 +126,3 @@ class ReplayWindow:
         ends = self._sent[content]
         if end > ends.get(key, 0):
             ends[key] = end
-            self._shared = self._shared or len(ends) > 1
