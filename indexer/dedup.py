@@ -90,8 +90,10 @@ class ReplayWindow:
     Built from the registry at start: per file content (the content id, shared by a file,
     its renamed self and its copies), lines before the highest ``sent`` of an entry whose
     ``sent`` exceeds its ``acked`` were possibly sent by the previous run. While running, a
-    line is also covered when *another* file identity with the same content was already sent
-    past its offset (a ``copytruncate`` copy read again from its original's checkpoint).
+    line is also covered when its content was already sent past its offset, under another
+    file identity (a ``copytruncate`` copy read again from its original's checkpoint) or the
+    same one (a file read again from its checkpoint). So a 409 for a line that is not covered
+    means another line or agent holds its id.
     Content ids and keys are plain strings given by the caller, so this stays independent
     of the file layer (which alone knows how a key is made).
     """
@@ -116,10 +118,12 @@ class ReplayWindow:
             return False  # the common case, on the hot path: no window at all
         if offset < self._startup.get(content, 0):
             return True
-        others = self._sent.get(content)
-        if not others:
+        sent = self._sent.get(content)
+        if not sent:
             return False
-        return any(end > offset for other, end in others.items() if other != key)
+        # Sent already in this run, under this identity (a file read again from its
+        # checkpoint, after a rename is noticed) or another (a copy): a replay.
+        return any(end > offset for end in sent.values())
 
     def note_sent(self, content: str, key: str, end: int) -> None:
         """Record that lines of ``key`` up to ``end`` are being sent by this run."""
