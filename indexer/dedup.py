@@ -52,6 +52,29 @@ class Deduplicator:
             found.update((target, doc_id) for doc_id in self.find_ids(target, ids))
         return found
 
+    def chain_places(self, target: str, ids: list[str]) -> dict[str, tuple[str, int] | None]:
+        """Where each of ``ids`` stored in ``target`` sits in the hash chains."""
+        unique = list(dict.fromkeys(ids))
+        self.es.indices.refresh(index=target, ignore_unavailable=True, allow_no_indices=True)
+        places: dict[str, tuple[str, int] | None] = {}
+        for start in range(0, len(unique), self.chunk):
+            part = unique[start : start + self.chunk]
+            response = self.es.search(
+                index=target,
+                query={"ids": {"values": part}},
+                size=len(part),
+                source_includes=["appmixer.chain.stream", "appmixer.chain.seq"],
+                track_total_hits=False,
+                ignore_unavailable=True,
+                allow_no_indices=True,
+            )
+            self.lookups += 1
+            if response.body.get("_shards", {}).get("failed", 0):
+                raise IncompleteCheck(f"a shard of {target} did not answer")
+            for hit in response.body["hits"]["hits"]:
+                places[hit["_id"]] = chain_place(hit.get("_source"))
+        return places
+
     def find_ids(self, target: str, ids: list[str]) -> set[str]:
         """Which of ``ids`` exist in any backing index of ``target`` (missing target: none)."""
         unique = list(dict.fromkeys(ids))
@@ -77,6 +100,18 @@ class Deduplicator:
                 raise IncompleteCheck(f"{failed} shard(s) of {target} did not answer")
             found.update(_hit_ids(response.body))
         return found
+
+
+def chain_place(source: Any) -> tuple[str, int] | None:
+    """(stream, seq) of a stored or sent event document, if it has one."""
+    appmixer = source.get("appmixer") if isinstance(source, dict) else None
+    chain = appmixer.get("chain") if isinstance(appmixer, dict) else None
+    if not isinstance(chain, dict):
+        return None
+    stream, seq = chain.get("stream"), chain.get("seq")
+    if not isinstance(stream, str) or not isinstance(seq, int):
+        return None
+    return stream, seq
 
 
 def _hit_ids(body: Any) -> list[str]:
