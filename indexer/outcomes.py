@@ -45,10 +45,10 @@ class Delivered:
 class Duplicate:
     """The document was already there (409, or found by the replay check): a success.
 
-    ``replay`` is False for a 409 answered to a document this agent had not sent before
-    (anything it may have sent is checked first): the id is another line's or another
-    agent's (the same record twice in a file, one file tailed by two pods). Its place in
-    this agent's hash chain then stays empty, and is declared as a gap.
+    ``replay`` is False for a 409 whose stored event sits elsewhere in the hash chains (the
+    sink looks): the id is another line's or another agent's (the same record twice in a
+    file, one file tailed by two pods). Its place in this agent's chain then stays empty,
+    and is declared as a gap.
     """
 
     status: int = 409
