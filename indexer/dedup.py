@@ -15,7 +15,7 @@ to search; it is cheap because it runs only for these rare windows, never on the
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from elasticsearch import Elasticsearch
@@ -54,52 +54,40 @@ class Deduplicator:
 
     def chain_places(self, target: str, ids: list[str]) -> dict[str, tuple[str, int] | None]:
         """Where each of ``ids`` stored in ``target`` sits in the hash chains."""
-        unique = list(dict.fromkeys(ids))
-        self.es.indices.refresh(index=target, ignore_unavailable=True, allow_no_indices=True)
-        places: dict[str, tuple[str, int] | None] = {}
-        for start in range(0, len(unique), self.chunk):
-            part = unique[start : start + self.chunk]
-            response = self.es.search(
-                index=target,
-                query={"ids": {"values": part}},
-                size=len(part),
-                source_includes=["appmixer.chain.stream", "appmixer.chain.seq"],
-                track_total_hits=False,
-                ignore_unavailable=True,
-                allow_no_indices=True,
-            )
-            self.lookups += 1
-            if response.body.get("_shards", {}).get("failed", 0):
-                raise IncompleteCheck(f"a shard of {target} did not answer")
-            for hit in response.body["hits"]["hits"]:
-                places[hit["_id"]] = chain_place(hit.get("_source"))
-        return places
+        fields = ["appmixer.chain.stream", "appmixer.chain.seq"]
+        return {
+            hit["_id"]: chain_place(hit.get("_source"))
+            for hit in self._lookup(target, ids, source_includes=fields)
+        }
 
     def find_ids(self, target: str, ids: list[str]) -> set[str]:
         """Which of ``ids`` exist in any backing index of ``target`` (missing target: none)."""
+        filtered = {"source": False, "filter_path": "hits.hits._id,_shards.failed"}
+        return {str(hit["_id"]) for hit in self._lookup(target, ids, **filtered)}
+
+    def _lookup(self, target: str, ids: list[str], **options: Any) -> Iterator[dict[str, Any]]:
+        """The hits for ``ids`` in any backing index of ``target``, after a refresh."""
         unique = list(dict.fromkeys(ids))
         if not unique:
-            return set()
+            return
         self.es.indices.refresh(index=target, ignore_unavailable=True, allow_no_indices=True)
-        found: set[str] = set()
         for start in range(0, len(unique), self.chunk):
             part = unique[start : start + self.chunk]
             response = self.es.search(
                 index=target,
                 query={"ids": {"values": part}},
                 size=len(part),
-                source=False,
                 track_total_hits=False,
                 ignore_unavailable=True,
                 allow_no_indices=True,
-                filter_path="hits.hits._id,_shards.failed",
+                **options,
             )
             self.lookups += 1
             failed = response.body.get("_shards", {}).get("failed", 0)
             if failed:  # a shard that did not answer may hold the very ids we look for
                 raise IncompleteCheck(f"{failed} shard(s) of {target} did not answer")
-            found.update(_hit_ids(response.body))
-        return found
+            body = response.body if isinstance(response.body, dict) else {}
+            yield from (hit for hit in body.get("hits", {}).get("hits", []) if "_id" in hit)
 
 
 def chain_place(source: Any) -> tuple[str, int] | None:
@@ -112,11 +100,6 @@ def chain_place(source: Any) -> tuple[str, int] | None:
     if not isinstance(stream, str) or not isinstance(seq, int):
         return None
     return stream, seq
-
-
-def _hit_ids(body: Any) -> list[str]:
-    hits = body.get("hits", {}).get("hits", []) if isinstance(body, dict) else []
-    return [str(hit["_id"]) for hit in hits if "_id" in hit]
 
 
 class ReplayWindow:
