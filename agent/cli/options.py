@@ -189,20 +189,15 @@ def identify_cluster(es: Elasticsearch, settings: Settings, *, level: str = "deb
 
 @contextmanager
 def elasticsearch_client(
-    settings: Settings,
-    *,
-    refused: str = "Elasticsearch refused the request",
-    exit_code: int | None = None,
+    settings: Settings, *, refused: str = "Elasticsearch refused the request"
 ) -> Iterator[Elasticsearch]:
-    """A client; an unreachable node or a refused request is one line on stderr and exit 1
-    (or ``exit_code``)."""
+    """A client; an unreachable node or a refused request is one line on stderr and exit 1."""
     from elasticsearch import ApiError, TransportError
 
     from agent.cli import EXIT_FAILURE, EXIT_USAGE
     from indexer.cluster import UnsupportedCluster
     from indexer.setup import error_reason
 
-    code = EXIT_FAILURE if exit_code is None else exit_code
     client = client_for(settings)
     try:
         try:
@@ -213,12 +208,12 @@ def elasticsearch_client(
         yield client
     except ApiError as exc:
         click.echo(f"appmixer-audit: {refused}: {error_reason(exc)}", err=True)
-        sys.exit(code)
+        sys.exit(EXIT_FAILURE)
     except TransportError as exc:
         urls = ", ".join(settings.es_url)
         reason = exc.message if isinstance(exc.message, str) and exc.message else str(exc)
         line = f"appmixer-audit: cannot reach Elasticsearch at {urls}: {reason}"
         click.echo(without_userinfo(line), err=True)
-        sys.exit(code)
+        sys.exit(EXIT_FAILURE)
     finally:
         client.close()
