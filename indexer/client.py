@@ -18,7 +18,6 @@ as NDJSON bytes is sent as it is, not copied twice into a new buffer.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import threading
 import time
@@ -29,7 +28,7 @@ from urllib.parse import urlsplit
 
 import orjson
 from elastic_transport import Transport
-from elasticsearch import ApiError, Elasticsearch, TransportError
+from elasticsearch import ApiError, Elasticsearch
 from elasticsearch.serializer import (
     CompatibilityModeJsonSerializer,
     CompatibilityModeNdjsonSerializer,
@@ -94,10 +93,16 @@ class Compatibility:
         self._lock = threading.Lock()
 
     def learn(self, es: Elasticsearch) -> Cluster:
-        with self._lock:
-            if self.cluster is None:
-                self.cluster = identify(es)
-            return self.cluster
+        """Ask once; no lock is held while asking, so a health probe with a short timeout
+        never waits behind a bulk request's long one on a frozen node."""
+        cluster = self.cluster
+        if cluster is None:
+            cluster = identify(es)
+            with self._lock:
+                if self.cluster is None:
+                    self.cluster = cluster
+                cluster = self.cluster
+        return cluster
 
     def headers(self, headers: Any) -> Any:
         """``headers`` with JSON and NDJSON media types marked for the node's major."""
@@ -196,10 +201,11 @@ class RenewableElasticsearch(Elasticsearch):
         compatibility = self.compatibility
         if compatibility is not None:
             if compatibility.cluster is None:
-                with contextlib.suppress(ApiError, TransportError):
-                    # Learnt here when nothing asked first (`run --no-setup` started while
-                    # the node was away): an unsupported cluster is refused, not written to.
-                    check_supported(compatibility.learn(self), compatibility.where)
+                # Learnt here when nothing asked first (`run --no-setup` started while the
+                # node was away). Its errors are this request's: unmarked, the request could
+                # be refused for its media type (8.x) and taken for a refused document. An
+                # unsupported cluster is refused, never written to.
+                check_supported(compatibility.learn(self), compatibility.where)
             kwargs["headers"] = compatibility.headers(kwargs.get("headers"))
         try:
             return super().perform_request(method, path, **kwargs)

@@ -149,7 +149,9 @@ def identify(es: Elasticsearch) -> Cluster:
     retry); an HTTP error answer is raised as the client's own :class:`ApiError` subclass.
     A server that answers but is not Elasticsearch is returned as what it says it is.
     """
-    meta, body = es.transport.perform_request("GET", _NODE_INFO, headers=_headers(es))
+    meta, body = es.transport.perform_request(
+        "GET", _NODE_INFO, headers=_headers(es), request_timeout=_timeout(es)
+    )
     product = meta.headers.get("x-elastic-product")
     if product is None and meta.status not in _NOT_ABOUT_THE_PRODUCT:
         return _foreign(es, body if meta.status < 300 else None, meta.status)
@@ -174,7 +176,9 @@ def _without_monitor(es: Elasticsearch) -> Cluster:
     caller says in a warning. Minted keys of this project's roles carry ``monitor``.
     """
     headers = {**es._headers, "accept": f"{_VND}; compatible-with=8"}
-    meta, body = es.transport.perform_request("GET", _WHO_AM_I, headers=headers)
+    meta, body = es.transport.perform_request(
+        "GET", _WHO_AM_I, headers=headers, request_timeout=_timeout(es)
+    )
     _raise_for_status(meta, body, _WHO_AM_I)
     if meta.headers.get("x-elastic-product") != "Elasticsearch":
         return _foreign(es, None, meta.status)
@@ -184,7 +188,9 @@ def _without_monitor(es: Elasticsearch) -> Cluster:
 def _foreign(es: Elasticsearch, node_info: Any, status: int) -> Cluster:
     """No ``X-Elastic-Product``: name the product from ``GET /`` when it says."""
     try:
-        meta, root = es.transport.perform_request("GET", "/", headers=_headers(es))
+        meta, root = es.transport.perform_request(
+            "GET", "/", headers=_headers(es), request_timeout=_timeout(es)
+        )
         _raise_for_status(meta, root, "/")
     except Exception:  # any answer but a description: the product is unknown
         root = None
@@ -203,6 +209,12 @@ def _foreign(es: Elasticsearch, node_info: Any, status: int) -> Cluster:
             return Cluster("a server without X-Elastic-Product", node["version"], "unknown")
     answer = f"answered HTTP {status} to {_NODE_INFO_PATH}"
     return Cluster(f"a server that does not identify as Elasticsearch ({answer})", "", "unknown")
+
+
+def _timeout(es: Elasticsearch) -> Any:
+    """The client's own request timeout (a probe's copy has a short one): the question is
+    asked through the transport, which would otherwise use its default."""
+    return es._request_timeout
 
 
 def _headers(es: Elasticsearch) -> dict[str, str]:

@@ -112,8 +112,11 @@ def _run(settings: Settings, *, once: bool, setup: bool) -> int:
         # node keeps the write check waiting.
         server = _metrics_server(settings, metrics, health)
         access = AccessReport()
-        _identify(es, settings)
-        _require_write(es, settings, access)
+        unanswered = _identify(es, settings)
+        if unanswered is None:
+            _require_write(es, settings, access)
+        else:  # said once if a setting can fix it; the sender asks again before writing
+            access.failed(unanswered)
         for event, fields in input_warnings(settings.paths):
             log.warning(event, **fields)
         pipeline = _pipeline(
@@ -276,12 +279,14 @@ def _make_visible(es: Any, settings: Settings) -> None:
         log.warning("refresh_failed", reason=str(exc))
 
 
-def _identify(es: Any, settings: Settings) -> None:
+def _identify(es: Any, settings: Settings) -> Any:
     """Who the node is, asked once before anything else; refused in one line when the
     agent does not support it (exit 2) or the node refuses the question for good (exit 1).
 
-    A node that cannot be asked now (away, busy, a credential the agent is waiting for in
-    its file) is asked again by the sender before its first write (:func:`_starter`).
+    A node that cannot be asked now (away, frozen, busy, a credential the agent is waiting
+    for in its file) is asked again by the sender before its first write
+    (:func:`_starter`); that error is returned, and the start goes on without waiting for
+    another request to time out.
     """
     from elasticsearch import ApiError, TransportError
 
@@ -296,8 +301,10 @@ def _identify(es: Any, settings: Settings) -> None:
         refused = refusal(exc, credential_renewable=_credential_renewable(settings))
         if refused is not None:
             raise _Refused(_refused_line(refused, settings), EXIT_FAILURE) from None
-    except TransportError:
-        pass
+        return exc
+    except TransportError as exc:
+        return exc
+    return None
 
 
 def _credential_renewable(settings: Settings) -> bool:
