@@ -312,7 +312,7 @@ def _credential_renewable(settings: Settings) -> bool:
     return settings.es_api_key_file is not None or settings.es_password_file is not None
 
 
-def _refused_line(refused: Exception, settings: Settings) -> str:
+def _refused_line(refused: object, settings: Settings) -> str:
     from agent.config import without_userinfo
 
     return f"Elasticsearch at {without_userinfo(', '.join(settings.es_url))}: {refused}"
@@ -359,7 +359,7 @@ def _starter(es: Any, settings: Settings) -> Any:
         if refused_templates:
             step = refused_templates[0]
             reason = f"installing the {step.kind} {step.name} failed: {step.detail}"
-            raise SetupRefused(_refused_line(SetupRefused(reason), settings))
+            raise SetupRefused(_refused_line(reason, settings))
         log.debug("setup_done", ok=report.ok)
         return report
 
