@@ -158,7 +158,9 @@ class Settings(BaseSettings):
 
     # --- tamper evidence: the HMAC key that signs chain checkpoints (never sent anywhere)
     chain_key_file: Path | None = None
-    chain_checkpoint_interval: float = Field(default=60.0, gt=0)
+    # at least a second, at most a day, finite: it bounds what verify may count as not yet
+    # signed (two intervals), so "never" (inf) is refused
+    chain_checkpoint_interval: float = Field(default=60.0, ge=1, le=86_400, allow_inf_nan=False)
 
     # --- observability
     metrics_address: str | None = None

@@ -74,7 +74,7 @@ def wire(
     metrics.track_buffer(buffer)
     retrier = Retrier(policy, threading.Event(), heartbeat=lambda: health.beat("sender"))
     keeper = _keeper(settings, es)
-    store = keeper.wrap(registry, lambda key: key.content_id)
+    store = keeper.wrap(registry)
     checkpoints = Checkpointer(store, interval=CHECKPOINT_INTERVAL, retrier=retrier)
     dead_letters = DeadLetterFile(settings.dead_letter_dir)
     window = ReplayWindow((p.content_id, p.key, p.acked, p.sent) for p in registry.positions())

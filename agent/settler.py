@@ -37,6 +37,9 @@ from indexer.dedup import ReplayWindow
 from indexer.outcomes import Delivered, Duplicate, Refused
 from indexer.sink import EventResult, Shipment
 
+# The gap reason of an event whose id another line or agent had already stored.
+TAKEN = "duplicate: an event with this id is already in the index (stored by another line)"
+
 log = get_logger("agent.settler")
 
 FORGET_INTERVAL = 600.0  # how often registry entries of long-gone files are looked at
@@ -200,6 +203,9 @@ class Settler:
             if not result.acknowledged:
                 continue  # interrupted at shutdown: read again next time
             claim, event_id = result.shipment.tag, result.shipment.event_id
+            if isinstance(result.outcome, Duplicate) and not result.outcome.replay:
+                line = claim.line
+                self.keeper.ledger.refused(str(line.key), line.end, TAKEN)
             if isinstance(result.outcome, Refused):
                 line = claim.line
                 self.keeper.ledger.refused(str(line.key), line.end, result.outcome.describe())

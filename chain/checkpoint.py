@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-FORMAT: Final = 1
+FORMAT: Final = 2
 MIN_KEY_BYTES: Final = 32
+_BOM: Final = b"\xef\xbb\xbf"
 _DIGEST = r"^[0-9a-f]{64}$"
 
 
@@ -53,9 +55,17 @@ class ChainKey:
     @classmethod
     def from_file(cls, path: Path) -> ChainKey:
         try:
-            secret = Path(path).read_bytes().strip()
+            raw = Path(path).read_bytes()
         except OSError as exc:
             raise KeyFileError(f"cannot read the chain key file {path}: {exc.strerror}") from None
+        if raw.startswith(_BOM):
+            # An editor's byte-order mark is not part of the key, but stripping it silently
+            # would make this key differ from the same file saved without one.
+            raise KeyFileError(
+                f"chain key file {path} starts with a UTF-8 byte-order mark; save it without "
+                "one (the mark would otherwise change the key)"
+            )
+        secret = raw.strip()
         try:
             return cls(secret)
         except KeyFileError as exc:
@@ -91,20 +101,66 @@ class Gap(_Model):
 
 
 class Checkpoint(_Model):
-    """What the agent signs; ``signature`` is HMAC-SHA256 over :meth:`payload`."""
+    """What the agent signs; ``signature`` is HMAC-SHA256 over :meth:`payload`.
+
+    Format 2 checkpoints form their own chain per agent: ``epoch`` names the chain (drawn
+    when an agent first signs in its state directory), ``seq`` counts 1, 2, 3, ... in it and
+    ``prev`` is the :meth:`digest` of the one before (64 zeros for the first), all inside the
+    signed body; so a deleted, reordered or substituted checkpoint breaks the next one.
+    ``heads`` lists *every* stream the agent knows (not only those that moved), ``interval``
+    says how often the agent signs, and ``final`` marks the checkpoint of a clean stop: from
+    these ``verify`` bounds what can still be unsigned. A checkpoint with an empty
+    ``key_id`` and ``signature`` is unsigned (an agent without a key): it only declares gaps.
+    """
 
     format: int = FORMAT
     host: str
-    time: str  # ISO 8601, UTC: when the agent took it
+    time: str  # ISO 8601 with a zone: when the agent took it
     key_id: str
+    epoch: str = ""
+    seq: int = Field(default=0, ge=0)
+    prev: str = ""
+    interval: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    final: bool = False
     heads: list[SignedHead] = Field(default_factory=list)
     gaps: list[Gap] = Field(default_factory=list)
     signature: str = ""
 
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: int) -> int:
+        if value not in (1, FORMAT):
+            raise ValueError(f"format {value} is not 1 or {FORMAT}")
+        return value
+
+    @field_validator("time")
+    @classmethod
+    def _zoned_time(cls, value: str) -> str:
+        parse_time(value)
+        return value
+
+    @property
+    def when(self) -> datetime:
+        return parse_time(self.time)
+
+    @property
+    def chained(self) -> bool:
+        """A format 2 checkpoint: it has a place in its agent's checkpoint chain."""
+        return self.format >= 2 and self.seq > 0
+
+    @property
+    def signed_by_agent(self) -> bool:
+        return bool(self.key_id)
+
     def payload(self) -> bytes:
         """The signed bytes: every field but the signature, sorted compact JSON."""
-        body = self.model_dump(mode="json", exclude={"signature"})
+        leave_out = {"signature"} if self.format >= 2 else {"signature", *_FORMAT_2_ONLY}
+        body = self.model_dump(mode="json", exclude=leave_out)
         return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+
+    def digest(self) -> str:
+        """What the next checkpoint of the same agent names as ``prev``."""
+        return hashlib.sha256(self.payload() + b"\0" + self.signature.encode()).hexdigest()
 
     def signed(self, key: ChainKey) -> Checkpoint:
         if key.key_id != self.key_id:
@@ -119,6 +175,8 @@ class Checkpoint(_Model):
     @property
     def doc_id(self) -> str:
         """A deterministic document id, so a write retried after a lost answer is a 409."""
+        if not self.signature:
+            return f"unsigned-{self.host}-{self.epoch}-{self.seq}"[:200]
         return f"{self.key_id}-{self.signature[:40]}"
 
     def to_document(self) -> dict[str, Any]:
@@ -131,11 +189,30 @@ class Checkpoint(_Model):
 
     @classmethod
     def from_document(cls, source: Any) -> Checkpoint:
-        """Inverse of :meth:`to_document`; ``ValueError`` when it is not a checkpoint."""
+        """Inverse of :meth:`to_document`; ``ValueError`` for anything that is not one,
+        whatever its shape (never another exception)."""
         try:
             body = source["appmixer"]["checkpoint"]
             return cls.model_validate(body)
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"not a checkpoint document ({exc})") from None
         except ValidationError as exc:
-            raise ValueError(f"malformed checkpoint: {exc.errors()[0]['msg']}") from None
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first.get("loc", ())) or "document"
+            raise ValueError(f"malformed checkpoint: {where}: {first['msg']}") from None
+        except Exception as exc:  # any shape at all is one finding
+            raise ValueError(f"not a checkpoint document ({type(exc).__name__}: {exc})") from None
+
+
+_FORMAT_2_ONLY: Final = frozenset({"epoch", "seq", "prev", "interval", "final"})
+
+
+def parse_time(value: Any) -> datetime:
+    """An ISO 8601 time with a zone (``Z`` or an offset); ``ValueError`` otherwise."""
+    if not isinstance(value, str):
+        raise ValueError("the time is not a string")
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"the time {value[:40]!r} is not ISO 8601") from None
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError(f"the time {value[:40]!r} has no zone")
+    return when

@@ -23,6 +23,7 @@ module knows nothing of the file layer):
 from __future__ import annotations
 
 import os
+import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from typing import Any
 import orjson
 
 from chain.checkpoint import ChainKey, Checkpoint, Gap, SignedHead
-from chain.link import Head, step, stream_id
+from chain.link import GENESIS, Head, step, stream_id
 from common.log import get_logger
 
 log = get_logger("chain")
@@ -83,7 +84,10 @@ class Chains:
 
     def _start(self, key: str, content_id: str, offset: int) -> Head:
         if offset == 0:
-            return Head.genesis(stream_id(self.host, content_id, 0))
+            # A file read from its start is a stream of its own (its key: device, inode and
+            # first line), so two unrelated files that begin with the same banner line are
+            # two chains; a copy continuing its original from an offset resumes below.
+            return Head.genesis(stream_id(self.host, key, 0))
         found = self._resume(key, content_id, offset)
         if found is not None:
             return found
@@ -145,11 +149,19 @@ def head_at(record: Any, offset: int) -> Head | None:
 
 
 class Signer:
-    """Signs the persisted heads now and then; stores each checkpoint locally and remotely."""
+    """Signs the persisted heads every ``interval`` seconds, idle or not, and at a clean stop.
+
+    Each checkpoint lists every stream the agent knows and continues the agent's own
+    checkpoint chain (``epoch``, ``seq``, ``prev``), read back from the local copy at start,
+    so a restarted agent goes on where it stopped. It is appended to the local copy first,
+    then stored in the index; one that could not be stored is stored again, in order, before
+    the next. Without a key (``key`` None) the checkpoints are unsigned and only carry gaps,
+    so ``verify`` still knows which positions Elasticsearch refused.
+    """
 
     def __init__(
         self,
-        key: ChainKey,
+        key: ChainKey | None,
         host: str,
         state_dir: Path,
         store: Callable[[Checkpoint], None],
@@ -166,68 +178,146 @@ class Signer:
         self._clock = clock
         self._now = now
         self._last = clock()
-        self._signed: dict[str, tuple[int, str]] = {}  # stream -> (seq, hash) last stored
+        self._unstored: list[Checkpoint] = []
         self.stored = 0
+        self.epoch, self.seq, self.prev = _resume_local(self.local)
 
     def due(self) -> bool:
         return self._clock() - self._last >= self.interval
 
     def rekey(self, key: ChainKey) -> None:
-        """Sign with ``key`` from now on; the next checkpoint signs every head again."""
+        """Sign with ``key`` from now on (the checkpoint chain goes on across the switch)."""
         self.key = key
-        self._signed.clear()
 
     def checkpoint(
-        self, heads: Iterable[tuple[Head, str | None]], gaps: Iterable[Gap]
+        self,
+        heads: Iterable[tuple[Head, str | None]],
+        gaps: Iterable[Gap],
+        *,
+        final: bool = False,
     ) -> list[Gap] | None:
-        """Sign what changed since the last stored checkpoint; the gaps it carried, or None.
+        """Sign every head and the gaps; the gaps it carried, or None when not stored.
 
-        None when nothing changed or the checkpoint could not be stored in the index (it is
-        then in the local file only, and the next one carries the same heads and gaps again).
+        None when the checkpoint could not be stored in the index (it is then in the local
+        file, and is stored again before the next one; the gaps are carried again too).
+        Without a key and without gaps nothing is written.
         """
         self._last = self._clock()
         best: dict[str, tuple[Head, str | None]] = {}
         for head, path in heads:
             if head.seq > 0 and (head.stream not in best or head.seq > best[head.stream][0].seq):
                 best[head.stream] = (head, path)
-        changed = [
-            SignedHead(stream=h.stream, seq=h.seq, hash=h.hash, event_id=h.event_id, path=path)
-            for h, path in best.values()
-            if self._signed.get(h.stream) != (h.seq, h.hash)
-        ]
         carried = list({(g.stream, g.seq): g for g in gaps}.values())
-        if not changed and not carried:
+        if self.key is None and not carried:
             return None
+        listed = [
+            SignedHead(stream=h.stream, seq=h.seq, hash=h.hash, event_id=h.event_id, path=path)
+            for h, path in sorted(best.values(), key=lambda item: item[0].stream)
+        ]
         when = self._now().isoformat(timespec="milliseconds").replace("+00:00", "Z")
         checkpoint = Checkpoint(
-            host=self.host, time=when, key_id=self.key.key_id, heads=changed, gaps=carried
-        ).signed(self.key)
+            host=self.host, time=when, key_id=self.key.key_id if self.key else "",
+            epoch=self.epoch, seq=self.seq + 1, prev=self.prev, interval=self.interval,
+            final=final, heads=listed if self.key else [], gaps=carried,
+        )  # fmt: skip
+        if self.key is not None:
+            checkpoint = checkpoint.signed(self.key)
         append_local(self.local, checkpoint)
+        self.seq, self.prev = checkpoint.seq, checkpoint.digest()
+        self._unstored.append(checkpoint)
         try:
-            self._store(checkpoint)
+            while self._unstored:
+                self._store(self._unstored[0])
+                self._unstored.pop(0)
         except Exception as exc:
-            log.warning("chain_checkpoint_failed", error=str(exc), heads=len(changed))
+            log.warning("chain_checkpoint_failed", error=str(exc), heads=len(listed),
+                        waiting=len(self._unstored))  # fmt: skip
             return None
-        for signed in changed:
-            self._signed[signed.stream] = (signed.seq, signed.hash)
         self.stored += 1
-        log.info("chain_checkpoint_stored", heads=len(changed), gaps=len(carried))
+        log.info("chain_checkpoint_stored", heads=len(listed), gaps=len(carried),
+                 seq=checkpoint.seq, final=final)  # fmt: skip
         return carried
 
 
+def _resume_local(path: Path) -> tuple[str, int, str]:
+    """(epoch, seq, digest) of the last checkpoint in the local copy; a new epoch if none.
+
+    Read from the end (the copy grows by one line an interval, for as long as the agent
+    runs); a torn last line, from a crash mid-append, is passed over.
+    """
+    for line in _lines_from_the_end(path):
+        try:
+            last = Checkpoint.from_document(orjson.loads(line))
+        except (orjson.JSONDecodeError, ValueError):
+            continue
+        if last.chained:
+            return last.epoch, last.seq, last.digest()
+        break  # a checkpoint from before the chains: a new one begins
+    return secrets.token_hex(8), 0, GENESIS
+
+
+def _lines_from_the_end(path: Path, chunk: int = 1 << 16) -> Iterator[bytes]:
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        return
+    with handle:
+        handle.seek(0, os.SEEK_END)
+        pos, rest = handle.tell(), b""
+        while pos > 0:
+            step = min(chunk, pos)
+            pos -= step
+            handle.seek(pos)
+            lines = (handle.read(step) + rest).split(b"\n")
+            rest = lines[0]
+            yield from (line for line in reversed(lines[1:]) if line.strip())
+        if rest.strip():
+            yield rest
+
+
 def append_local(path: Path, checkpoint: Checkpoint) -> None:
-    """Append one checkpoint to the local NDJSON copy and fsync it."""
+    """Append one checkpoint to the local NDJSON copy and fsync it (on a line of its own,
+    even after a line torn by a crash)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("ab") as handle:
-        handle.write(orjson.dumps(checkpoint.to_document()) + b"\n")
+    with path.open("a+b") as handle:
+        handle.seek(0, os.SEEK_END)
+        torn = False
+        if handle.tell() > 0:
+            handle.seek(-1, os.SEEK_END)
+            torn = handle.read(1) != b"\n"
+        handle.write((b"\n" if torn else b"") + orjson.dumps(checkpoint.to_document()) + b"\n")
         handle.flush()
         os.fsync(handle.fileno())
 
 
-def read_local_checkpoints(path: Path) -> Iterator[Checkpoint]:
+def read_local_copy(path: Path) -> tuple[list[tuple[str, Checkpoint]], list[tuple[str, str]]]:
+    """An agent's local copy for ``verify``: (``<path>:<line>``, checkpoint) for each good
+    line, (``<path>:<line>``, why) for each malformed one; ``ValueError`` if unreadable."""
+    try:
+        lines = Path(path).read_bytes().splitlines()
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    good: list[tuple[str, Checkpoint]] = []
+    bad: list[tuple[str, str]] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            good.append((where, Checkpoint.from_document(orjson.loads(line))))
+        except (orjson.JSONDecodeError, ValueError) as exc:
+            bad.append((where, str(exc)))
+    return good, bad
+
+
+def read_local_checkpoints(path: Path, *, missing_ok: bool = False) -> Iterator[Checkpoint]:
     """The checkpoints of a local copy; a malformed line is a ``ValueError`` naming it."""
     try:
         lines = Path(path).read_bytes().splitlines()
+    except FileNotFoundError:
+        if missing_ok:
+            return
+        raise ValueError(f"cannot read {path}: no such file") from None
     except OSError as exc:
         raise ValueError(f"cannot read {path}: {exc.strerror}") from None
     for number, line in enumerate(lines, 1):

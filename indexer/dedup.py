@@ -15,7 +15,7 @@ to search; it is cheap because it runs only for these rare windows, never on the
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from elasticsearch import Elasticsearch
@@ -52,36 +52,54 @@ class Deduplicator:
             found.update((target, doc_id) for doc_id in self.find_ids(target, ids))
         return found
 
+    def chain_places(self, target: str, ids: list[str]) -> dict[str, tuple[str, int] | None]:
+        """Where each of ``ids`` stored in ``target`` sits in the hash chains."""
+        fields = ["appmixer.chain.stream", "appmixer.chain.seq"]
+        return {
+            hit["_id"]: chain_place(hit.get("_source"))
+            for hit in self._lookup(target, ids, source_includes=fields)
+        }
+
     def find_ids(self, target: str, ids: list[str]) -> set[str]:
         """Which of ``ids`` exist in any backing index of ``target`` (missing target: none)."""
+        filtered = {"source": False, "filter_path": "hits.hits._id,_shards.failed"}
+        return {str(hit["_id"]) for hit in self._lookup(target, ids, **filtered)}
+
+    def _lookup(self, target: str, ids: list[str], **options: Any) -> Iterator[dict[str, Any]]:
+        """The hits for ``ids`` in any backing index of ``target``, after a refresh."""
         unique = list(dict.fromkeys(ids))
         if not unique:
-            return set()
+            return
         self.es.indices.refresh(index=target, ignore_unavailable=True, allow_no_indices=True)
-        found: set[str] = set()
         for start in range(0, len(unique), self.chunk):
             part = unique[start : start + self.chunk]
             response = self.es.search(
                 index=target,
                 query={"ids": {"values": part}},
                 size=len(part),
-                source=False,
                 track_total_hits=False,
                 ignore_unavailable=True,
                 allow_no_indices=True,
-                filter_path="hits.hits._id,_shards.failed",
+                **options,
             )
             self.lookups += 1
             failed = response.body.get("_shards", {}).get("failed", 0)
             if failed:  # a shard that did not answer may hold the very ids we look for
                 raise IncompleteCheck(f"{failed} shard(s) of {target} did not answer")
-            found.update(_hit_ids(response.body))
-        return found
+            body = response.body if isinstance(response.body, dict) else {}
+            yield from (hit for hit in body.get("hits", {}).get("hits", []) if "_id" in hit)
 
 
-def _hit_ids(body: Any) -> list[str]:
-    hits = body.get("hits", {}).get("hits", []) if isinstance(body, dict) else []
-    return [str(hit["_id"]) for hit in hits if "_id" in hit]
+def chain_place(source: Any) -> tuple[str, int] | None:
+    """(stream, seq) of a stored or sent event document, if it has one."""
+    appmixer = source.get("appmixer") if isinstance(source, dict) else None
+    chain = appmixer.get("chain") if isinstance(appmixer, dict) else None
+    if not isinstance(chain, dict):
+        return None
+    stream, seq = chain.get("stream"), chain.get("seq")
+    if not isinstance(stream, str) or not isinstance(seq, int):
+        return None
+    return stream, seq
 
 
 class ReplayWindow:
@@ -90,8 +108,10 @@ class ReplayWindow:
     Built from the registry at start: per file content (the content id, shared by a file,
     its renamed self and its copies), lines before the highest ``sent`` of an entry whose
     ``sent`` exceeds its ``acked`` were possibly sent by the previous run. While running, a
-    line is also covered when *another* file identity with the same content was already sent
-    past its offset (a ``copytruncate`` copy read again from its original's checkpoint).
+    line is also covered when its content was already sent past its offset, under another
+    file identity (a ``copytruncate`` copy read again from its original's checkpoint) or the
+    same one (a file read again from its checkpoint). So a 409 for a line that is not covered
+    means another line or agent holds its id.
     Content ids and keys are plain strings given by the caller, so this stays independent
     of the file layer (which alone knows how a key is made).
     """
@@ -103,10 +123,11 @@ class ReplayWindow:
             if sent > acked:
                 self._startup[content] = max(self._startup.get(content, 0), sent)
         self._sent: dict[str, dict[str, int]] = defaultdict(dict)  # content -> key -> end
-        self._shared = False  # some content was sent under two file identities (a copy)
 
     def __bool__(self) -> bool:
-        return bool(self._startup) or self._shared
+        # Anything sent in this run counts: a copy's very first lines may replay it (its own
+        # first batch is checked too, or its 409s would be taken for another line's ids).
+        return bool(self._startup) or bool(self._sent)
 
     def covers(self, content: str, key: str, offset: int) -> bool:
         """True when the line of ``key`` (content ``content``) at ``offset`` may already be
@@ -115,14 +136,15 @@ class ReplayWindow:
             return False  # the common case, on the hot path: no window at all
         if offset < self._startup.get(content, 0):
             return True
-        others = self._sent.get(content)
-        if not others:
+        sent = self._sent.get(content)
+        if not sent:
             return False
-        return any(end > offset for other, end in others.items() if other != key)
+        # Sent already in this run, under this identity (a file read again from its
+        # checkpoint, after a rename is noticed) or another (a copy): a replay.
+        return any(end > offset for end in sent.values())
 
     def note_sent(self, content: str, key: str, end: int) -> None:
         """Record that lines of ``key`` up to ``end`` are being sent by this run."""
         ends = self._sent[content]
         if end > ends.get(key, 0):
             ends[key] = end
-            self._shared = self._shared or len(ends) > 1

@@ -43,9 +43,16 @@ class Delivered:
 
 @dataclass(frozen=True, slots=True)
 class Duplicate:
-    """The document was already there (409, or found by the replay check): a success."""
+    """The document was already there (409, or found by the replay check): a success.
+
+    ``replay`` is False for a 409 whose stored event sits elsewhere in the hash chains (the
+    sink looks): the id is another line's or another agent's (the same record twice in a
+    file, one file tailed by two pods). Its place in this agent's chain then stays empty,
+    and is declared as a gap.
+    """
 
     status: int = 409
+    replay: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +101,11 @@ Answer = list[dict[str, Any]] | RequestFailed
 
 
 # The outcomes of every successful item are immutable and alike: shared, not made per item.
-_SUCCESSES: dict[int, ItemOutcome] = {200: Delivered(200), 201: Delivered(201), 409: Duplicate()}
+_SUCCESSES: dict[int, ItemOutcome] = {
+    200: Delivered(200),
+    201: Delivered(201),
+    409: Duplicate(replay=False),
+}
 
 
 def classify_item(item: Mapping[str, Any]) -> ItemOutcome:

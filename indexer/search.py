@@ -17,7 +17,7 @@ import shlex
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from elasticsearch import Elasticsearch, NotFoundError
 
@@ -306,6 +306,35 @@ def detail_rows(document: Mapping[str, Any]) -> list[tuple[str, str]]:
             main, rest = shown[0], shown[1:]
             rows.append((label, f"{main} ({', '.join(rest)})" if rest else main))
     return rows
+
+
+# Detail rows whose values the hash chain does not cover (a rename changes the path, every
+# retry the ingest time): ``show`` marks them, so an edit there is not taken as vouched for.
+UNCHAINED_DETAILS: Final = frozenset({"Log", "Ingested"})
+
+
+def matching_changes(
+    event: Mapping[str, Any], changes: Sequence[Mapping[str, Any]]
+) -> tuple[list[Mapping[str, Any]], list[int | None]]:
+    """The change documents that repeat the event's own diff (``appmixer.audit.changes``,
+    covered by the hash chain), and the index of each one that does not (forged, edited or
+    stray: it is not shown as the event's diff)."""
+    own = get_path(event, "appmixer.audit.changes")
+    own = own if isinstance(own, list) else []
+    good: list[Mapping[str, Any]] = []
+    bad: list[int | None] = []
+    seen: set[int] = set()
+    for change in changes:
+        body = get_path(change, "appmixer.change")
+        found = body.get("index") if isinstance(body, Mapping) else None
+        index = found if isinstance(found, int) and not isinstance(found, bool) else None
+        rest = {k: v for k, v in body.items() if k != "index"} if isinstance(body, Mapping) else {}
+        if index is not None and 0 <= index < len(own) and index not in seen and rest == own[index]:
+            seen.add(index)
+            good.append(change)
+        else:
+            bad.append(index)
+    return good, bad
 
 
 def diff_rows(changes: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str, str]]:

@@ -31,7 +31,7 @@ from common.log import get_logger
 from common.retry import Backoff, Retrier
 from indexer.access import AccessReport
 from indexer.bulkbody import EncodedEvent, bulk_body
-from indexer.dedup import Deduplicator, IncompleteCheck
+from indexer.dedup import Deduplicator, IncompleteCheck, chain_place
 from indexer.outcomes import (
     FINAL,
     Answer,
@@ -230,6 +230,7 @@ class BulkSink:
                 if not pending:
                     break
             sent, answers = pending, self.send([docs[i] for i in pending])
+            answers = self._taken_or_replayed(sent, answers, docs)
             for i, outcome in zip(sent, answers, strict=True):
                 outcomes[i] = outcome
                 if isinstance(outcome, Refused):
@@ -248,6 +249,34 @@ class BulkSink:
             ):  # fmt: skip
                 return outcomes
         return outcomes
+
+    def _taken_or_replayed(
+        self, sent: list[int], answers: list[ItemOutcome], docs: Sequence[Doc]
+    ) -> list[ItemOutcome]:
+        """A 409 is another line's id only when the stored event sits elsewhere in the hash
+        chains; the same place means this very line was stored already (a request of an
+        earlier run that the node finished late, a line read again): a replay. When that
+        cannot be looked up, a replay is assumed."""
+        taken = [
+            k for k, (i, outcome) in enumerate(zip(sent, answers, strict=True))
+            if isinstance(outcome, Duplicate) and not outcome.replay
+            and docs[i].target == self.events_target
+        ]  # fmt: skip
+        if not taken:
+            return answers
+        ids = [docs[sent[k]].doc_id for k in taken]
+        try:
+            stored = self.dedup.chain_places(self.events_target, ids)
+        except (ApiError, TransportError, IncompleteCheck) as exc:
+            log.warning("conflict_lookup_failed", error=str(exc), documents=len(ids))
+            stored = None
+        checked = list(answers)
+        for k in taken:
+            doc = docs[sent[k]]
+            mine = chain_place(orjson.loads(doc.body.data))
+            if stored is None or mine is None or stored.get(doc.doc_id) == mine:
+                checked[k] = Duplicate()
+        return checked
 
     def _check(self, docs: list[Doc], backoff: Backoff) -> set[tuple[str, str]] | None:
         """The replay check; None (after backing off) when it could not be answered."""

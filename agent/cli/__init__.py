@@ -3,6 +3,8 @@
 Each command lives in its own module and is imported only when used, so ``--help`` and the
 hot ``normalize`` path do not pay for the Elasticsearch client. Exit status, for scripts:
 0 success, 1 failure, 2 usage or configuration error, 3 done but some input was rejected;
+``verify`` also exits 4 when nothing could be verified and 5 when Elasticsearch could not
+be read (unreachable, TLS, refused);
 ``run --once`` stopped by a signal before it finished exits 128 + the signal's number.
 """
 
@@ -21,6 +23,8 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_REJECTED = 3
+EXIT_UNVERIFIED = 4  # verify: no finding, but nothing vouched for either
+EXIT_UNREACHABLE = 5  # verify: the index could not be read (connection, TLS, refusal)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 
 # name -> (module, attribute, one-line help shown by --help without importing the module)

@@ -189,15 +189,20 @@ def identify_cluster(es: Elasticsearch, settings: Settings, *, level: str = "deb
 
 @contextmanager
 def elasticsearch_client(
-    settings: Settings, *, refused: str = "Elasticsearch refused the request"
+    settings: Settings,
+    *,
+    refused: str = "Elasticsearch refused the request",
+    exit_code: int | None = None,
 ) -> Iterator[Elasticsearch]:
-    """A client; an unreachable node or a refused request is one line on stderr and exit 1."""
+    """A client; an unreachable node or a refused request is one line on stderr and exit 1
+    (or ``exit_code``)."""
     from elasticsearch import ApiError, TransportError
 
     from agent.cli import EXIT_FAILURE, EXIT_USAGE
     from indexer.cluster import UnsupportedCluster
     from indexer.setup import error_reason
 
+    code = EXIT_FAILURE if exit_code is None else exit_code
     client = client_for(settings)
     try:
         try:
@@ -208,12 +213,12 @@ def elasticsearch_client(
         yield client
     except ApiError as exc:
         click.echo(f"appmixer-audit: {refused}: {error_reason(exc)}", err=True)
-        sys.exit(EXIT_FAILURE)
+        sys.exit(code)
     except TransportError as exc:
         urls = ", ".join(settings.es_url)
         reason = exc.message if isinstance(exc.message, str) and exc.message else str(exc)
         line = f"appmixer-audit: cannot reach Elasticsearch at {urls}: {reason}"
         click.echo(without_userinfo(line), err=True)
-        sys.exit(EXIT_FAILURE)
+        sys.exit(code)
     finally:
         client.close()

@@ -187,7 +187,15 @@ def show(event_id: str, output_format: str, config_file: Path | None, **flags: A
     The diff comes from the event's change documents, in diff order. Exit 1 when no event
     has this id.
     """
-    from indexer.search import DIFF_HEADERS, detail_rows, diff_rows, fetch_changes, find_event
+    from indexer.search import (
+        DIFF_HEADERS,
+        UNCHAINED_DETAILS,
+        detail_rows,
+        diff_rows,
+        fetch_changes,
+        find_event,
+        matching_changes,
+    )
 
     settings = build_settings(config_file, **flags)
     with elasticsearch_client(settings) as es:
@@ -199,14 +207,23 @@ def show(event_id: str, output_format: str, config_file: Path | None, **flags: A
     if output_format == "json":
         click.echo(_dumps({"event": event, "changes": changes}))
         sys.exit(EXIT_OK)
-    width = max(len(label) for label, _value in detail_rows(event))
-    for label, value in detail_rows(event):
-        click.echo(f"{label:<{width}}  {_cell(value)}")
+    shown, stray = matching_changes(event, changes)
+    rows = detail_rows(event)
+    width = max(len(label) for label, _value in rows)
+    for label, value in rows:
+        note = "  (not covered by the hash chain)" if label in UNCHAINED_DETAILS else ""
+        click.echo(f"{label:<{width}}  {_cell(value)}{note}")
     click.echo("")
-    if not changes:
+    if stray:
+        where = ", ".join("?" if index is None else str(index) for index in stray)
+        click.echo(
+            f"Warning: {len(stray)} change document(s) (index {where}) do not match the "
+            "event's own diff, which the hash chain covers: not shown"
+        )
+    if not shown:
         click.echo("Diff: no changes recorded for this event")
         sys.exit(EXIT_OK)
-    click.echo(f"Diff ({len(changes)} change{'s' if len(changes) != 1 else ''})")
-    for line in format_table(DIFF_HEADERS, diff_rows(changes)):
+    click.echo(f"Diff ({len(shown)} change{'s' if len(shown) != 1 else ''})")
+    for line in format_table(DIFF_HEADERS, diff_rows(shown)):
         click.echo(line)
     sys.exit(EXIT_OK)

@@ -1,9 +1,19 @@
 """``appmixer-audit verify [--since T]``: replay the hash chains against the signed checkpoints.
 
-Exit status 0 when everything stored is intact, 1 when anything is missing, altered,
-inserted or out of order (each named on its own line), or a checkpoint's signature fails.
-Events newer than the last signed checkpoint are counted as unsigned, not failed: the agent
-signs every ``CHAIN_CHECKPOINT_INTERVAL`` seconds and when it stops.
+Exit status (docs/chain.md, "Exit status"):
+
+- 0: something was verified (a valid signed checkpoint covers at least one stored event)
+  and nothing is wrong;
+- 1: a finding: missing, altered, inserted, out of order, a fork, unsigned events outside
+  the window, a bad or missing checkpoint (each named on its own line);
+- 2: a configuration error (an unusable key file or local checkpoint file);
+- 4: no finding, but nothing could be verified: no checkpoint under the keys given, no
+  events, or only events newer than the last checkpoint (``verify || alert`` fires);
+- 5: Elasticsearch could not be read (unreachable, TLS, refused): no verdict at all.
+
+Events after an agent's last checkpoint are counted as newer, not failed, while that agent
+is live (its last checkpoint is not final and at most two intervals old) and they are at
+most two intervals older than it; otherwise they are an ``UNSIGNED`` finding.
 """
 
 from __future__ import annotations
@@ -16,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from agent.cli import EXIT_FAILURE, EXIT_OK
+from agent.cli import EXIT_FAILURE, EXIT_OK, EXIT_UNREACHABLE, EXIT_UNVERIFIED, EXIT_USAGE
 from agent.cli.options import build_settings, elasticsearch_client, es_options, format_option
 from agent.cli.search import _time_option
 
@@ -64,26 +74,35 @@ def verify(
     config_file: Path | None,
     **flags: object,
 ) -> None:
-    """Replay the hash chains from the index: intact (exit 0) or each finding (exit 1)."""
-    from chain.checkpoint import ChainKey, KeyFileError
-    from chain.state import read_local_checkpoints
+    """Replay the hash chains from the index: intact (exit 0), each finding (exit 1),
+    nothing verifiable (exit 4), index unreadable (exit 5)."""
+    from chain.checkpoint import ChainKey, Checkpoint, KeyFileError
+    from chain.state import read_local_copy
+    from chain.verify import Finding
     from indexer.chain import verify as replay
 
     settings = build_settings(config_file, **flags)
     paths = list(key_files) or ([settings.chain_key_file] if settings.chain_key_file else [])
+    local: list[tuple[str, Checkpoint]] = []
+    malformed: list[Finding] = []
     try:
         keys = [ChainKey.from_file(path) for path in paths]
-        local = [c for path in checkpoint_files for c in read_local_checkpoints(path)]
+        for path in checkpoint_files:
+            good, bad = read_local_copy(path)
+            local.extend(good)
+            malformed.extend(Finding("bad_checkpoint", why, doc_id=where) for where, why in bad)
     except (KeyFileError, ValueError) as exc:
         click.echo(f"appmixer-audit: {exc}", err=True)
-        sys.exit(EXIT_FAILURE)
+        sys.exit(EXIT_USAGE)
     if not keys:
         click.echo(
             "appmixer-audit: no chain key given: only the links between stored events are "
             "checked, no checkpoint is trusted",
             err=True,
         )
-    with elasticsearch_client(settings, refused="cannot read the chains") as es:
+    with elasticsearch_client(
+        settings, refused="cannot read the chains", exit_code=EXIT_UNREACHABLE
+    ) as es:
         report = replay(
             es,
             settings.events_target,
@@ -91,6 +110,7 @@ def verify(
             keys,
             since=since,
             local=local,
+            local_problems=malformed,
         )
     if output_format == "json":
         click.echo(json.dumps(report.as_dict(), sort_keys=True))
@@ -98,13 +118,19 @@ def verify(
         for finding in report.all_findings:
             click.echo(finding.line())
         click.echo(summary_line(settings.events_target, report))
-    sys.exit(EXIT_OK if report.intact else EXIT_FAILURE)
+    codes = {"intact": EXIT_OK, "not_intact": EXIT_FAILURE, "unverified": EXIT_UNVERIFIED}
+    sys.exit(codes[report.verdict])
 
 
 def summary_line(target: str, report: Report) -> str:
     """The last line: the verdict, then what was covered."""
     counts = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in report.counts().items())
-    verdict = "intact" if report.intact else f"NOT intact: {counts}"
+    verdict = {
+        "intact": "intact",
+        "not_intact": f"NOT intact: {counts}",
+        "unverified": "NOTHING VERIFIED (no finding, but no event is covered by a valid "
+        "signed checkpoint under the keys given)",
+    }[report.verdict]
     summary = report.as_dict()
     other_keys = report.checkpoints_unverifiable
     return (

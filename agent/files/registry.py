@@ -10,6 +10,14 @@ in place whose first line (so whose identity) did not change.
 
 One writer: only the checkpointer (``agent.acks.Checkpointer``) calls the methods that change
 it; the tailer only reads (``get``, ``find_fingerprint``) and reports what it sees as facts.
+
+It is also where the hash chains persist (one state file, one retention rule): each entry
+may carry ``chain``, the chain head *at* its acknowledged offset, set by the same
+acknowledgement and written in the same atomic write, so a restart resumes every chain
+exactly where its checkpoint is; and the document carries ``gaps``, events with a place in
+their chain that never reached the index, kept until a stored checkpoint declares them.
+Both are opaque here (``chain.store`` gives them meaning); an entry forgotten takes its
+chain head with it.
 """
 
 from __future__ import annotations
@@ -52,6 +60,7 @@ class FilePosition:
     acked: int
     sent: int
     updated: float
+    chain: dict[str, Any] | None = None  # the chain head at ``acked`` (``chain.store``)
 
     @property
     def content_id(self) -> str:
@@ -72,6 +81,7 @@ class Registry:
         self._lock = threading.Lock()
         self._save_lock = threading.Lock()
         self._entries: dict[str, FilePosition] = {}
+        self._gaps: dict[tuple[str, int], dict[str, Any]] = {}
         self._dirty = False
         self._remove_stray_temp_files()
         self._load()
@@ -110,20 +120,63 @@ class Registry:
                 entry.sent = end
                 self._touch(entry)
 
-    def ack(self, key: FileKey, path: str, end: int) -> None:
-        """Record that every line before ``end`` is acknowledged; never moves back."""
+    def ack(
+        self, key: FileKey, path: str, end: int, /, chain: dict[str, Any] | None = None
+    ) -> None:
+        """Record that every line before ``end`` is acknowledged; never moves back.
+
+        ``chain`` is the chain head at ``end``; it is kept only with the offset it belongs to.
+        """
         with self._lock:
             entry = self._entry(key, path)
             if end > entry.acked:
                 entry.acked = end
                 entry.sent = max(entry.sent, end)
+                entry.chain = chain
                 self._touch(entry)
+            elif end == entry.acked and chain is not None and entry.chain != chain:
+                entry.chain = chain
+                self._touch(entry)
+
+    def chain_records(self) -> list[tuple[str, str, str, dict[str, Any]]]:
+        """(key, content id, path, chain head record) of every entry that has one."""
+        with self._lock:
+            return [
+                (e.key, e.content_id, e.path, dict(e.chain))
+                for e in self._entries.values()
+                if e.chain is not None
+            ]
+
+    def adopt_chain(self, key: str, chain: dict[str, Any]) -> None:
+        """Give an entry that has none the chain head at its offset (an upgrade in place)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry.chain is None:
+                entry.chain = dict(chain)
+                self._dirty = True
+
+    def add_gaps(self, gaps: list[dict[str, Any]]) -> None:
+        with self._lock:
+            for gap in gaps:
+                self._gaps[(str(gap.get("stream")), int(gap.get("seq", 0)))] = dict(gap)
+                self._dirty = True
+
+    def clear_gaps(self, gaps: list[tuple[str, int]]) -> None:
+        with self._lock:
+            for gap in gaps:
+                if self._gaps.pop(gap, None) is not None:
+                    self._dirty = True
+
+    def gaps(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(gap) for gap in self._gaps.values()]
 
     def reset(self, key: FileKey, path: str) -> None:
         """Start a file over at offset 0: it was truncated in place with the same first line."""
         with self._lock:
             entry = self._entry(key, path)
             entry.acked = entry.sent = 0
+            entry.chain = None
             self._touch(entry)
 
     def move(self, key: FileKey, path: str) -> None:
@@ -165,10 +218,12 @@ class Registry:
             with self._lock:
                 if not self._dirty:
                     return
-                document = {
+                document: dict[str, Any] = {
                     "version": FORMAT_VERSION,
                     "files": [_encode(entry) for entry in self._entries.values()],
                 }
+                if self._gaps:
+                    document["gaps"] = list(self._gaps.values())
                 self._dirty = False
             try:
                 self._write(orjson.dumps(document, option=orjson.OPT_INDENT_2))
@@ -185,13 +240,16 @@ class Registry:
         if raw is None:
             return
         try:
-            entries = _decode(orjson.loads(raw))
+            document = orjson.loads(raw)
+            entries = _decode(document)
+            gaps = _decode_gaps(document)
         except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
             raise RegistryError(
                 f"the registry {self.path} is unreadable ({exc}); fix or move it aside "
                 "(without it every file is read again from the start)"
             ) from exc
         self._entries = {entry.key: entry for entry in entries}
+        self._gaps = {(str(g["stream"]), int(g["seq"])): g for g in gaps}
 
     def _remove_stray_temp_files(self) -> None:
         """A temp file left by a crash mid-save is never the registry; remove it."""
@@ -220,13 +278,16 @@ class Registry:
 
 
 def _encode(entry: FilePosition) -> dict[str, Any]:
-    return {
+    encoded: dict[str, Any] = {
         "key": entry.key,
         "path": entry.path,
         "acked": entry.acked,
         "sent": entry.sent,
         "updated": entry.updated,
     }
+    if entry.chain is not None:
+        encoded["chain"] = entry.chain
+    return encoded
 
 
 def _decode(document: Any) -> list[FilePosition]:
@@ -259,7 +320,22 @@ def _decode_entry(item: Any) -> FilePosition:
         raise ValueError(f"entry {key}: offsets acked={acked!r} sent={sent!r} are invalid")
     if isinstance(updated, bool) or not isinstance(updated, int | float):
         raise ValueError(f"entry {key}: updated={updated!r} is not a time")
-    return FilePosition(key=key, path=path, acked=acked, sent=sent, updated=float(updated))
+    chain = item.get("chain")
+    if chain is not None and not isinstance(chain, dict):
+        raise ValueError(f"entry {key}: chain is not an object")
+    return FilePosition(
+        key=key, path=path, acked=acked, sent=sent, updated=float(updated), chain=chain
+    )
+
+
+def _decode_gaps(document: dict[str, Any]) -> list[dict[str, Any]]:
+    gaps = document.get("gaps", [])
+    if not isinstance(gaps, list) or not all(
+        isinstance(g, dict) and isinstance(g.get("stream"), str) and isinstance(g.get("seq"), int)
+        for g in gaps
+    ):
+        raise ValueError('"gaps" is not a list of gaps')
+    return gaps
 
 
 def _is_offset(value: Any) -> bool:

@@ -2,9 +2,12 @@
 
 * The input's own id (``id``, ``_id``, ``eventId``, ``auditId``) when present: Appmixer's ids
   are global, so one event seen through two paths is still one document.
-* Otherwise ``auto-`` and 32 hex digits (128 bits) of SHA-256 over the host, the file
-  identity, the byte offset and the raw line: the host is part of it, so two sidecars whose
-  files happen to share an inode and offset never collide.
+* Otherwise ``auto-`` and 32 hex digits (128 bits) of SHA-256 over the file's content id
+  (the fingerprint of its first line), the byte offset and the raw line. The host is *not*
+  part of it: one file on a shared volume tailed by two pods is one set of documents (the
+  second pod's copy is a 409, declared as a gap in its chain), and two files can only
+  collide if they begin with the same line and hold the same line at the same offset, which
+  is the same content.
 * An input id longer than 200 bytes becomes ``idh-`` and 40 hex digits of its SHA-256:
   Elasticsearch caps ``_id`` at 512 bytes and change ids append ``:<index>`` to it.
 * Change documents: ``<event id>:<index>``.
@@ -31,19 +34,15 @@ def from_input(value: str) -> str:
 
 
 @lru_cache(maxsize=256)
-def _origin(host: str, file_id: str) -> bytes:
-    """The hashed prefix for one file on one host: each part length-prefixed, so that no two
-    tuples share bytes."""
-    prefix = b""
-    for part in (host, file_id):
-        encoded = part.encode("utf-8", "surrogatepass")
-        prefix += b"%d:%b" % (len(encoded), encoded)
-    return prefix
+def _origin(file_id: str) -> bytes:
+    """The hashed prefix for one file content: length-prefixed, so no two share bytes."""
+    encoded = file_id.encode("utf-8", "surrogatepass")
+    return b"%d:%b" % (len(encoded), encoded)
 
 
-def derived(host: str, file_id: str, offset: int, line: bytes) -> str:
+def derived(file_id: str, offset: int, line: bytes) -> str:
     position = str(offset).encode("utf-8", "surrogatepass")
-    digest = hashlib.sha256(b"%b%d:%b" % (_origin(host, file_id), len(position), position))
+    digest = hashlib.sha256(b"%b%d:%b" % (_origin(file_id), len(position), position))
     digest.update(line)
     return DERIVED_PREFIX + digest.hexdigest()[:32]
 

@@ -113,7 +113,7 @@ class Normalizer:
         event_id = (
             from_input(event_id)
             if event_id is not None
-            else derived(source.host, source.file_id, source.offset, line)
+            else derived(source.file_id, source.offset, line)
         )
         raw_type = values[A.M_TYPE]
         audit_type = None if raw_type is None else fields.audit_type(raw_type)

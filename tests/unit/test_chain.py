@@ -22,6 +22,7 @@ from chain.state import (
     chain_record,
     head_at,
     read_local_checkpoints,
+    read_local_copy,
 )
 from chain.verify import (
     Evidence,
@@ -295,11 +296,14 @@ class TestVerify:
         assert result.intact == 10
 
     def test_forged_valid_link_loses_to_the_chain(self) -> None:
-        """Even a forged event with a correct link at a taken seq is the one left over."""
+        """Even a forged event with a correct link at a taken seq is the one left over: a
+        second branch after seq 3, the signed one going on with the genuine evt-4."""
         docs, head = chain_of(10)
         forged = event(99)
         step(Head(STREAM, 3, docs[2]["event"]["hash"], "evt-3"), "evt-99", forged)
-        assert kinds(walk([forged, *docs], signed([head])).findings) == [("inserted", 4, "evt-99")]
+        (finding,) = walk([forged, *docs], signed([head])).findings
+        assert (finding.kind, finding.seq, finding.event_id) == ("fork", 4, "evt-99")
+        assert "the signed branch goes on with event evt-4" in finding.detail
 
     def test_unchained_event(self) -> None:
         """An event without chain fields is named as inserted."""
@@ -416,10 +420,17 @@ class TestChains:
         first = chains.advance("k", "f" * 32, 0, 10, self.doc(1))
         skipped = chains.advance("k", "f" * 32, 10, 20, None)
         second = chains.advance("k", "f" * 32, 20, 30, self.doc(2))
-        assert first.head.stream == STREAM
+        assert first.head.stream == stream_id("pod-a", "k", 0)
         assert (first.head.seq, first.prev) == (1, GENESIS)
         assert skipped == Place(first.head)
         assert (second.head.seq, second.prev) == (2, first.head.hash)
+
+    def test_files_with_the_same_first_line_are_two_streams(self) -> None:
+        """Two files read from 0 that begin with the same banner line: two chains."""
+        chains = Chains("pod-a", lambda *_: None)
+        one = chains.advance("1:10:" + "f" * 32, "f" * 32, 0, 10, self.doc(1))
+        two = chains.advance("1:11:" + "f" * 32, "f" * 32, 0, 10, self.doc(1))
+        assert one.head.stream != two.head.stream
 
     def test_restart_resumes_from_persisted_state_identically(self) -> None:
         """Read again from a checkpoint, a line gets the values it had the first time."""
@@ -485,18 +496,30 @@ class TestSigner:
         clock = iter(range(0, 10_000, 100))
         return Signer(KEY, "pod-a", tmp_path, store, interval=60, clock=lambda: next(clock))
 
-    def test_signs_changed_heads_and_gaps_once(self, tmp_path: Path) -> None:
-        """Only heads that moved are signed again; gaps carried are returned for clearing."""
+    def test_signs_every_head_each_time_in_a_chain(self, tmp_path: Path) -> None:
+        """Every head is signed each time, idle or not; gaps carried are returned for
+        clearing; each checkpoint names the one before, and a new signer goes on from the
+        local copy."""
         stored: list[Checkpoint] = []
         signer = self.signer(tmp_path, stored.append)
         head = Head(STREAM, 3, "c" * 64, "evt-3")
         gap = Gap(stream=STREAM, seq=2, prev="a" * 64, hash="b" * 64)
         assert signer.checkpoint([(head, "/l"), (Head.genesis("other"), None)], [gap, gap]) == [gap]
-        assert signer.checkpoint([(head, "/l")], []) is None
-        (checkpoint,) = stored
-        assert checkpoint.valid_under(KEY)
-        assert [(h.seq, h.path) for h in checkpoint.heads] == [(3, "/l")]
+        assert signer.checkpoint([(head, "/l")], [], final=True) == []
+        first, second = stored
+        assert first.valid_under(KEY)
+        assert second.valid_under(KEY)
+        assert [(h.seq, h.path) for h in second.heads] == [(3, "/l")]
+        assert (first.seq, first.prev, second.seq, second.prev) == (1, GENESIS, 2, first.digest())
+        assert (first.final, second.final, second.epoch) == (False, True, first.epoch)
         assert list(read_local_checkpoints(signer.local)) == stored
+        again = self.signer(tmp_path, stored.append)
+        again.checkpoint([(head, "/l")], [])
+        assert (stored[-1].epoch, stored[-1].seq, stored[-1].prev) == (
+            first.epoch,
+            3,
+            second.digest(),
+        )
 
     def test_store_failure_keeps_it_for_next_time(self, tmp_path: Path) -> None:
         """When the index cannot take it, the local copy has it and the next one repeats it."""
@@ -507,9 +530,28 @@ class TestSigner:
         signer = self.signer(tmp_path, refuse)
         head = Head(STREAM, 3, "c" * 64, "evt-3")
         assert signer.checkpoint([(head, None)], []) is None
-        signer._store = lambda _c: None
+        stored: list[Checkpoint] = []
+        signer._store = stored.append
         assert signer.checkpoint([(head, None)], []) == []
         assert len(list(read_local_checkpoints(signer.local))) == 2
+        assert [c.seq for c in stored] == [1, 2]  # the one the index missed, first
+
+    def test_resumes_from_the_end_past_a_torn_line(self, tmp_path: Path) -> None:
+        """A crash mid-append leaves a torn last line: the next agent goes on from the last
+        whole checkpoint, read from the end of the copy."""
+        stored: list[Checkpoint] = []
+        signer = self.signer(tmp_path, stored.append)
+        head = Head(STREAM, 3, "c" * 64, "evt-3")
+        for _ in range(3):
+            signer.checkpoint([(head, None)], [])
+        with signer.local.open("ab") as out:
+            out.write(b'{"@timestamp": "2026-11-25T10:00:00Z", "appmix')
+        again = self.signer(tmp_path, stored.append)
+        assert (again.epoch, again.seq, again.prev) == (stored[-1].epoch, 3, stored[-1].digest())
+        again.checkpoint([(head, None)], [])
+        good, bad = read_local_copy(signer.local)
+        assert [c.seq for _where, c in good] == [1, 2, 3, 4]
+        assert [where.rsplit(":", 1)[1] for where, _why in bad] == ["4"]  # one BAD_CHECKPOINT
 
     def test_local_file_errors_name_the_line(self, tmp_path: Path) -> None:
         """A damaged local copy is one error naming the file and line."""
@@ -539,3 +581,40 @@ class TestSummaryLine:
             "logs-x: intact; 2 streams, 5 events verified, 1 newer than the last signed "
             "checkpoint; 4 checkpoints valid, 2 under keys not given"
         )
+
+
+class TestWindowedWalk:
+    """A long tampered stream is walked in memory one window at a time (between signed
+    heads), with the same findings as one walk over all of it."""
+
+    def findings(self, monkeypatch: pytest.MonkeyPatch, window: int) -> list[tuple[Any, ...]]:
+        import chain.verify
+
+        monkeypatch.setattr(chain.verify, "WINDOW", window)
+        docs, _ = chain_of(60)
+        heads = [
+            Head(STREAM, n, docs[n - 1]["event"]["hash"], f"evt-{n}")
+            for n in (10, 20, 30, 40, 50, 60)
+        ]
+        cps = [signed([h], time=f"2026-11-25T10:{i:02d}:00.000Z") for i, h in enumerate(heads)]
+        docs[4]["message"] = "edited"  # altered at 5
+        del docs[14]  # missing 15
+        forged = copy.deepcopy(docs[40])
+        forged["event"]["id"] = "forged"
+        forged["message"] = "forged"
+        result = verify_stream(
+            STREAM,
+            sorted(records([*docs, forged]), key=lambda r: (r.seq, r.doc_id)),
+            gather(cps, [KEY]),
+        )
+        assert result.intact == 58
+        return sorted((f.kind, f.seq, f.event_id) for f in result.findings)
+
+    def test_same_findings_with_small_windows(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        whole = self.findings(monkeypatch, 10_000)
+        assert whole == [
+            ("altered", 5, "evt-5"),
+            ("inserted", 42, "forged"),
+            ("missing", 15, "evt-15"),
+        ]
+        assert self.findings(monkeypatch, 5) == whole

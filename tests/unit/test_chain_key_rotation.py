@@ -6,12 +6,14 @@ from pathlib import Path
 
 from structlog.testing import capture_logs
 
+from agent.files.identity import FileKey
+from agent.files.registry import Registry
 from chain.checkpoint import ChainKey, Checkpoint
 from chain.keyfile import KeyFileWatch
 from chain.link import GENESIS, Head
 from chain.state import Place
 from chain.store import ChainedStore, Keeper
-from tests.unit.test_chain_store import FakeRegistry
+from tests.unit.test_chain_store import KEY
 
 STREAM = "s" * 32
 OLD = b"o" * 32
@@ -108,14 +110,14 @@ class TestKeyFileWatch:
 
 def rotating_keeper(
     state_dir: Path, stored: list[Checkpoint], offers: list[ChainKey]
-) -> tuple[Keeper, ChainedStore[str]]:
+) -> tuple[Keeper, ChainedStore[FileKey]]:
     """A keeper under OLD that is offered each key in ``offers`` (one per sign), checkpoints
     due only when forced."""
     keeper = Keeper(
         "pod-a", state_dir, ChainKey(OLD), stored.append, interval=3600.0,
         rotation=lambda: offers.pop() if offers else None,
     )  # fmt: skip
-    return keeper, keeper.wrap(FakeRegistry(), lambda _key: "f")
+    return keeper, keeper.wrap(Registry(state_dir))
 
 
 class TestKeeperRotation:
@@ -125,9 +127,9 @@ class TestKeeperRotation:
         stored: list[Checkpoint] = []
         offers: list[ChainKey] = []
         keeper, store = rotating_keeper(tmp_path, stored, offers)
-        keeper.ledger.note("k", 10, Place(head(1), GENESIS))
-        keeper.ledger.note("k", 20, Place(head(2), head(1).hash))
-        store.ack("k", "/l", 20)
+        keeper.ledger.note(str(KEY), 10, Place(head(1), GENESIS))
+        keeper.ledger.note(str(KEY), 20, Place(head(2), head(1).hash))
+        store.ack(KEY, "/l", 20)
         keeper.sign()
         assert stored == []  # not due, no new key: nothing signed
         offers.append(ChainKey(NEW))
@@ -144,8 +146,8 @@ class TestKeeperRotation:
         assert rotated["old_key_id"] == ChainKey(OLD).key_id
         assert rotated["key_id"] == ChainKey(NEW).key_id
         # After the switch, what comes next is signed with the new key only.
-        keeper.ledger.note("k", 30, Place(head(3), head(2).hash))
-        store.ack("k", "/l", 30)
+        keeper.ledger.note(str(KEY), 30, Place(head(3), head(2).hash))
+        store.ack(KEY, "/l", 30)
         keeper.sign(force=True)
         assert len(stored) == 3
         assert stored[2].key_id == ChainKey(NEW).key_id
@@ -154,9 +156,9 @@ class TestKeeperRotation:
     def test_a_gap_is_carried_by_the_old_keys_last_checkpoint(self, tmp_path: Path) -> None:
         stored: list[Checkpoint] = []
         keeper, store = rotating_keeper(tmp_path, stored, [ChainKey(NEW)])
-        keeper.ledger.note("k", 10, Place(head(1), GENESIS))
-        keeper.ledger.refused("k", 10, "400")
-        store.ack("k", "/l", 10)
+        keeper.ledger.note(str(KEY), 10, Place(head(1), GENESIS))
+        keeper.ledger.refused(str(KEY), 10, "400")
+        store.ack(KEY, "/l", 10)
         keeper.sign()
         old, new = stored
         assert [g.seq for g in old.gaps] == [1]

@@ -1,155 +1,166 @@
-"""Chain state on disk: heads at acknowledged offsets, gaps until signed, crash windows."""
+"""Chain state on disk: heads kept in the registry with their offsets, gaps until signed,
+one retention rule, and the previous version's chain.json upgraded in place."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import time
 from pathlib import Path
 
+import orjson
 import pytest
 
+from agent.files.identity import FINGERPRINT_HEX_CHARS, FileKey
+from agent.files.registry import Registry
 from chain.checkpoint import ChainKey, Checkpoint, Gap
 from chain.link import GENESIS, Head
-from chain.state import Ledger, Place, read_local_checkpoints
-from chain.store import ChainedStore, ChainFile, ChainStateError, Keeper
+from chain.state import Place, chain_record, read_local_checkpoints
+from chain.store import ChainStateError, Keeper
 
 STREAM = "s" * 32
+CONTENT = "f" * FINGERPRINT_HEX_CHARS
+KEY = FileKey(1, 2, CONTENT)
 
 
 def head(seq: int) -> Head:
     return Head(STREAM, seq, f"{seq:064x}", f"evt-{seq}")
 
 
-@dataclass
-class Position:
-    acked: int
+def keeper(state: Path, key: ChainKey | None = None) -> tuple[Keeper, list[Checkpoint]]:
+    stored: list[Checkpoint] = []
+    return Keeper("pod-a", state, key, stored.append), stored
 
 
-@dataclass
-class FakeRegistry:
-    """The registry's checkpoint-store surface, recording what reached it."""
-
-    acked: dict[str, int] = field(default_factory=dict)
-    saves: int = 0
-    fail: bool = False
-
-    def get(self, key: str, /) -> Position | None:
-        return Position(self.acked[key]) if key in self.acked else None
-
-    def ack(self, key: str, path: str, end: int, /) -> None:
-        self.acked[key] = max(end, self.acked.get(key, 0))
-
-    def mark_sent(self, key: str, path: str, end: int, /) -> None:
-        return None
-
-    def save(self) -> None:
-        if self.fail:
-            raise OSError("disk full")
-        self.saves += 1
-
-
-class TestChainFile:
-    def test_lookup_by_content_and_offset_survives_a_restart(self, tmp_path: Path) -> None:
-        """A head recorded at an offset is found again, by any file of the same content."""
-        chains = ChainFile(tmp_path)
-        chains.record("1:2:f", "f", "/l/audit.log", 100, head(3))
-        chains.save()
-        again = ChainFile(tmp_path)
-        assert again.lookup("f", 100) == head(3)
-        assert again.lookup("f", 99) is None
-        assert again.lookup("g", 100) is None
-
-    def test_pairs_kept_until_the_registry_write_succeeds(self, tmp_path: Path) -> None:
-        """Every pair since the last good registry write stays on disk: a crash between the
-        two writes, or a failed registry write, still finds the registry's offset."""
-        registry = FakeRegistry()
-        chains = ChainFile(tmp_path)
-        ledger = Ledger()
-        store = ChainedStore(registry, chains, ledger, content_of=lambda _key: "f")
+class TestHeadsInTheRegistry:
+    def test_head_written_with_its_offset_and_found_after_a_restart(self, tmp_path: Path) -> None:
+        """The head at the acknowledged offset is in the same registry entry (one atomic
+        write), and a restarted agent resumes the chain from it, by key or by content."""
+        keep, _ = keeper(tmp_path)
+        store = keep.wrap(Registry(tmp_path))
         for seq, end in ((1, 10), (2, 20)):
-            ledger.note("k", end, Place(head(seq), GENESIS))
-            store.ack("k", "/l", end)
+            keep.ledger.note(str(KEY), end, Place(head(seq), GENESIS))
+            store.ack(KEY, "/l/audit.log", end)
         store.save()
-        assert ChainFile(tmp_path).lookup("f", 20) == head(2)
-        registry.fail = True
-        ledger.note("k", 30, Place(head(3), GENESIS))
-        store.ack("k", "/l", 30)
-        with pytest.raises(OSError, match="disk full"):
-            store.save()
-        on_disk = ChainFile(tmp_path)
-        assert on_disk.lookup("f", 20) == head(2)  # what the registry on disk says
-        assert on_disk.lookup("f", 30) == head(3)
-        registry.fail = False
+        on_disk = orjson.loads((tmp_path / "registry.json").read_bytes())
+        (entry,) = on_disk["files"]
+        assert (entry["acked"], entry["chain"]) == (20, chain_record(head(2), 20))
+        again, _ = keeper(tmp_path)
+        again.wrap(Registry(tmp_path))
+        assert again.view is not None
+        assert again.view.lookup(CONTENT, 20, str(KEY)) == head(2)
+        assert again.view.lookup(CONTENT, 20) == head(2)  # a copy finds it by content
+        assert again.view.lookup(CONTENT, 10, str(KEY)) is None  # only the offset on disk
+        assert again.view.heads() == [(head(2), "/l/audit.log")]
+        assert not (tmp_path / "chain.json").exists()
+
+    def test_a_reset_drops_the_head(self, tmp_path: Path) -> None:
+        """A file truncated in place starts over: its old head no longer applies."""
+        keep, _ = keeper(tmp_path)
+        registry = Registry(tmp_path)
+        store = keep.wrap(registry)
+        keep.ledger.note(str(KEY), 10, Place(head(1), GENESIS))
+        store.ack(KEY, "/l", 10)
+        store.reset(KEY, "/l")
+        assert registry.chain_records() == []
+
+    def test_one_retention_rule(self, tmp_path: Path) -> None:
+        """A file gone from disk is forgotten with its head, by the registry's rule; a quiet
+        file still on disk keeps both, however long it is idle."""
+        keep, _ = keeper(tmp_path)
+        registry = Registry(tmp_path)
+        store = keep.wrap(registry)
+        keep.ledger.note(str(KEY), 10, Place(head(1), GENESIS))
+        store.ack(KEY, str(tmp_path / "gone.log"), 10)
+        time.sleep(0.01)
+        assert store.forget(older_than=0) == 1
+        assert registry.chain_records() == []
+
+    def test_gaps_kept_until_a_stored_checkpoint_carries_them(self, tmp_path: Path) -> None:
+        """A refused event is a gap in the registry from its acknowledgement until the
+        checkpoint carrying it is stored; then it is cleared (and written) once."""
+        keep, stored = keeper(tmp_path, ChainKey(b"k" * 32))
+        registry = Registry(tmp_path)
+        store = keep.wrap(registry)
+        keep.ledger.note(str(KEY), 10, Place(head(1), GENESIS))
+        keep.ledger.refused(str(KEY), 10, "400")
+        keep.ledger.note(str(KEY), 20, Place(head(2), head(1).hash))
+        store.ack(KEY, "/l", 20)
         store.save()
-        assert ChainFile(tmp_path).lookup("f", 30) == head(3)
-        store.save()  # nothing changed: the trimmed list is written with the next change
-        assert [h for h, _path in chains.heads()] == [head(3)]
-
-    def test_gaps_persist_until_cleared(self, tmp_path: Path) -> None:
-        """Gaps come back after a restart, once per (stream, seq), until cleared."""
-        gap = Gap(stream=STREAM, seq=2, prev="a" * 64, hash="b" * 64, reason="400")
-        chains = ChainFile(tmp_path)
-        chains.add_gaps([gap, gap])
-        chains.save()
-        again = ChainFile(tmp_path)
-        assert again.gaps() == [gap]
-        again.clear_gaps([gap])
-        again.save()
-        assert ChainFile(tmp_path).gaps() == []
-
-    def test_unreadable_file_is_one_clear_error(self, tmp_path: Path) -> None:
-        """A damaged chain.json stops the agent with its name and the way out."""
-        (tmp_path / "chain.json").write_text('{"version": 9}')
-        with pytest.raises(ChainStateError, match=r"chain\.json is unreadable .* move it aside"):
-            ChainFile(tmp_path)
-
-    def test_files_still_for_a_week_are_forgotten(self, tmp_path: Path) -> None:
-        """Chain state of files long gone does not grow the file forever."""
-        now = [1_000_000.0]
-        chains = ChainFile(tmp_path, clock=lambda: now[0])
-        chains.record("k", "f", "/l", 10, head(1))
-        now[0] += 8 * 86_400
-        chains.save()
-        assert ChainFile(tmp_path).lookup("f", 10) is None
-
-
-class TestChainedStore:
-    def test_ack_records_head_and_gaps_then_forwards(self, tmp_path: Path) -> None:
-        """An acknowledgement records the head at the offset and the gaps it settles."""
-        registry, chains, ledger = FakeRegistry(), ChainFile(tmp_path), Ledger()
-        store = ChainedStore(registry, chains, ledger, content_of=lambda _key: "f")
-        ledger.note("k", 10, Place(head(1), GENESIS))
-        ledger.refused("k", 10, "mapper_parsing_exception")
-        store.ack("k", "/l", 10)
-        assert registry.acked == {"k": 10}
-        assert store.get("k") == Position(10)
-        assert chains.lookup("f", 10) == head(1)
-        assert [(g.seq, g.event_id) for g in chains.gaps()] == [(1, "evt-1")]
-
-
-class TestKeeper:
-    def test_signs_heads_and_clears_gaps_once_stored(self, tmp_path: Path) -> None:
-        """At shutdown the acknowledged heads and gaps are signed, stored, and gaps cleared."""
-        stored: list[Checkpoint] = []
-        keeper = Keeper("pod-a", tmp_path, ChainKey(b"k" * 32), stored.append)
-        store = keeper.wrap(FakeRegistry(), lambda _key: "f")
-        keeper.ledger.note("k", 10, Place(head(1), GENESIS))
-        keeper.ledger.refused("k", 10, "400")
-        keeper.ledger.note("k", 20, Place(head(2), head(1).hash))
-        store.ack("k", "/l", 20)
-        keeper.sign(force=True)
+        assert [g["seq"] for g in Registry(tmp_path).gaps()] == [1]
+        keep.sign(force=True)
         (checkpoint,) = stored
         assert [(h.seq, h.path) for h in checkpoint.heads] == [(2, "/l")]
         assert [g.seq for g in checkpoint.gaps] == [1]
-        assert ChainFile(tmp_path).gaps() == []
+        assert checkpoint.final
+        assert Registry(tmp_path).gaps() == []
         assert list(read_local_checkpoints(tmp_path / "chain-checkpoints.ndjson")) == stored
 
-    def test_without_key_nothing_is_signed(self, tmp_path: Path) -> None:
-        """No key: no checkpoint, no local copy, no gap kept."""
-        stored: list[Checkpoint] = []
-        keeper = Keeper("pod-a", tmp_path, None, stored.append)
-        keeper.ledger.note("k", 10, Place(head(1), GENESIS))
-        keeper.ledger.refused("k", 10, "400")
-        keeper.sign(force=True)
+    def test_without_key_only_gaps_are_declared(self, tmp_path: Path) -> None:
+        """No key: nothing is signed, but a refused event is still declared as a gap, in an
+        unsigned checkpoint with no heads, so verify knows the position is empty."""
+        keep, stored = keeper(tmp_path)
+        store = keep.wrap(Registry(tmp_path))
+        keep.sign(force=True)
         assert stored == []
         assert not (tmp_path / "chain-checkpoints.ndjson").exists()
-        assert keeper.ledger.settle("k", 10) == (head(1), [])
+        keep.ledger.note(str(KEY), 10, Place(head(1), GENESIS))
+        keep.ledger.refused(str(KEY), 10, "400")
+        store.ack(KEY, "/l", 10)
+        keep.sign(force=True)
+        (checkpoint,) = stored
+        assert (checkpoint.key_id, checkpoint.signature, checkpoint.heads) == ("", "", [])
+        assert [(g.seq, g.reason) for g in checkpoint.gaps] == [(1, "400")]
+
+
+class TestUpgradeFromChainJson:
+    def legacy(self, state: Path, acked: int) -> Gap:
+        """The previous version's state: a registry without heads and a chain.json holding
+        every (offset, head) pair since the last registry write, and a gap."""
+        registry = Registry(state)
+        registry.mark_sent(KEY, "/l", acked)
+        registry.ack(KEY, "/l", acked)
+        registry.save()
+        gap = Gap(stream=STREAM, seq=1, prev=GENESIS, hash=head(1).hash, reason="400")
+        document = {
+            "version": 1,
+            "files": {
+                str(KEY): {
+                    "content": CONTENT,
+                    "heads": [chain_record(head(2), 20), chain_record(head(3), 30)],
+                    "path": "/l",
+                    "updated": 0.0,
+                }
+            },
+            "gaps": [gap.model_dump(mode="json")],
+        }
+        (state / "chain.json").write_bytes(orjson.dumps(document))
+        return gap
+
+    def test_heads_and_gaps_move_into_the_registry(self, tmp_path: Path) -> None:
+        """At start the head at the registry's offset and the gaps move into the registry,
+        which is written; chain.json is removed; the chain resumes where it was."""
+        gap = self.legacy(tmp_path, 20)
+        keep, _ = keeper(tmp_path)
+        keep.wrap(Registry(tmp_path))
+        assert not (tmp_path / "chain.json").exists()
+        on_disk = Registry(tmp_path)
+        assert [r[3] for r in on_disk.chain_records()] == [chain_record(head(2), 20)]
+        assert on_disk.gaps() == [gap.model_dump(mode="json")]
+        assert keep.chains.advance(str(KEY), CONTENT, 20, 30, None).head == head(2)
+
+    def test_upgrading_twice_changes_nothing(self, tmp_path: Path) -> None:
+        """A crash after the registry write and before chain.json is removed: the next
+        start upgrades again, to the same state."""
+        self.legacy(tmp_path, 30)
+        legacy = (tmp_path / "chain.json").read_bytes()
+        keeper(tmp_path)[0].wrap(Registry(tmp_path))
+        (tmp_path / "chain.json").write_bytes(legacy)
+        keeper(tmp_path)[0].wrap(Registry(tmp_path))
+        on_disk = Registry(tmp_path)
+        assert [r[3] for r in on_disk.chain_records()] == [chain_record(head(3), 30)]
+        assert len(on_disk.gaps()) == 1
+
+    def test_unreadable_legacy_file_is_one_clear_error(self, tmp_path: Path) -> None:
+        """A damaged chain.json stops the agent with its name and the way out."""
+        (tmp_path / "chain.json").write_text('{"version": 1}')
+        with pytest.raises(ChainStateError, match=r"chain\.json .* is unreadable .* move it"):
+            keeper(tmp_path)[0].wrap(Registry(tmp_path))

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 import structlog
+from click.testing import CliRunner
 
-from agent.cli import main
+from agent.cli import cli, main
 
 GOOD_URL = ["--es-url", "http://127.0.0.1:9"]
 
@@ -180,3 +181,23 @@ class TestDevEsStatusRace:
         out, err = capsys.readouterr()
         assert out.strip() == "running, not healthy"
         assert "Traceback" not in err
+
+
+def test_dev_es_status_by_name_reports_the_nodes_own_port(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``dev-es status --name N`` looks at node N's own port (as its last start recorded
+    it), not the default 9200."""
+    home = tmp_path / "nodes" / "other"
+    home.mkdir(parents=True)
+    (home / "node.json").write_text(
+        '{"version": "8.19.8", "data_of": "elasticsearch-8.19.8", "http_port": 9467, '
+        '"transport_port": 9567}\n'
+    )
+    monkeypatch.setenv("APPMIXER_AUDIT_CACHE_DIR", str(tmp_path))
+    result = CliRunner().invoke(cli, ["dev-es", "status", "--name", "other"])
+    assert result.exit_code == 1, result.output
+    assert "not running: http://127.0.0.1:9467" in result.output
+    argv = ["dev-es", "status", "--name", "other", "--port", "9468"]
+    given = CliRunner().invoke(cli, argv)
+    assert "not running: http://127.0.0.1:9468" in given.output

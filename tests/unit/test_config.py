@@ -159,6 +159,9 @@ class TestBounds:
             ("LINE_MAX_BYTES", "10", "greater than or equal to 1024"),
             ("LINE_MAX_BYTES", str(1 << 30), "less than or equal to"),
             ("DIFF_MAX_CHANGES", "100000000", "less than or equal to"),
+            ("CHAIN_CHECKPOINT_INTERVAL", "inf", "must be a finite number"),
+            ("CHAIN_CHECKPOINT_INTERVAL", "0.1", "greater than or equal to 1"),
+            ("CHAIN_CHECKPOINT_INTERVAL", "1e9", "less than or equal to 86400"),
         ],
     )
     def test_out_of_bounds_is_refused_naming_the_variable(

@@ -272,15 +272,20 @@ class TestIds:
     @pytest.mark.parametrize(
         "source",
         [
-            Source(SOURCE.path, SOURCE.file_id, SOURCE.offset, "pod-b"),
             Source(SOURCE.path, "2049:132:abcd", SOURCE.offset, SOURCE.host),
             Source(SOURCE.path, SOURCE.file_id, 1, SOURCE.host),
         ],
     )
     def test_derived_ids_differ_by_origin(self, source: Source) -> None:
-        """Another host, file or offset gives another id, so sidecars never collide."""
+        """Another file content or offset gives another id."""
         record = {key: value for key, value in UPDATE.items() if key != "id"}
         assert run(record).event_id != run(record, source=source).event_id
+
+    def test_derived_ids_agree_across_hosts(self) -> None:
+        """One shared file read by two pods: the same ids, so it is stored once."""
+        record = {key: value for key, value in UPDATE.items() if key != "id"}
+        other = Source(SOURCE.path, SOURCE.file_id, SOURCE.offset, "pod-b")
+        assert run(record).event_id == run(record, source=other).event_id
 
     def test_stdin_source(self) -> None:
         """Without a source, the line is attributed to stdin."""
@@ -443,7 +448,7 @@ class TestResultTypes:
         record = {key: value for key, value in UPDATE.items() if key != "id"}
         line = orjson.dumps(record)
         digest = hashlib.sha256()
-        for part in (SOURCE.host, SOURCE.file_id, str(SOURCE.offset)):
+        for part in (SOURCE.file_id, str(SOURCE.offset)):
             digest.update(b"%d:%b" % (len(part.encode()), part.encode()))
         digest.update(line)
         outcome = Normalizer(NormalizeOptions(host_name="pod-a"))(line, SOURCE)

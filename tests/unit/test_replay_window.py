@@ -34,8 +34,9 @@ class TestReplayWindow:
         window = ReplayWindow()
         original, copy = "1:2:" + D, "1:3:" + D
         window.note_sent(D, original, 400)
-        assert not window
-        assert not window.covers(D, original, 10)
+        assert window.covers(D, original, 10)  # read again from its checkpoint
+        assert not window.covers(D, original, 400)  # read on: new
+        assert window.covers(D, copy, 150)  # the copy's first batch is checked too
         window.note_sent(D, copy, 100)
         assert window.covers(D, copy, 150)
         assert not window.covers(D, copy, 400)

@@ -13,7 +13,7 @@ from agent.files import FileKey, Line, Opened, Reset
 from agent.items import Entry, Item
 from agent.metrics import Metrics
 from agent.normalize import Rejected, Skipped
-from agent.settler import Claim, Settler
+from agent.settler import TAKEN, Claim, Settler
 from chain.link import Head
 from chain.state import Place
 from chain.store import Keeper
@@ -243,6 +243,27 @@ class TestSettler:
         counts = rig.metrics.snapshot()
         assert (counts.duplicates, counts.shipped) == (2, 1)
         assert rig.acked == 30
+
+    def test_an_id_taken_by_another_line_is_a_gap(self) -> None:
+        """A 409 for an id this agent never sent (the same record twice in a file, one file
+        tailed by two pods) leaves the line's chain position empty: declared as a gap. A
+        replay found by the check does not."""
+        window = ReplayWindow([(KEY.content_id, str(KEY), 0, 10)])
+
+        def answer(shipment: Shipment[Claim]) -> ItemOutcome:
+            if shipment.verify:
+                return Duplicate()
+            return Duplicate(replay=False) if shipment.event_id == "ev-2" else Delivered()
+
+        def chained(n: int) -> Item:
+            place = Place(Head("test-stream", n + 1, f"{n + 1:064x}", f"ev-{n}"), f"{n:064x}")
+            return Item(line(n), event(n).outcome, place)
+
+        rig = Rig(answer, window=window)
+        settle(rig, [chained(0), chained(1), chained(2)])
+        assert rig.acked == 30
+        _head, gaps = rig.settler.keeper.ledger.settle(str(KEY), 30)
+        assert [(g.seq, g.event_id, g.reason) for g in gaps] == [(3, "ev-2", TAKEN)]
 
     def test_the_ticket_travels_with_the_shipment(self) -> None:
         """Each shipment carries its line and ticket; the reader's parcel is not changed."""
