@@ -17,6 +17,7 @@ import orjson
 
 from agent.batch import BoundedBuffer
 from agent.files import Line, Tailer
+from agent.files.facts import Copied
 from agent.items import Entry, Item
 from agent.metrics import Health, Metrics
 from agent.normalize import Normalized, Normalizer, Rejected, Source
@@ -112,6 +113,8 @@ class Reader:
             if isinstance(item.outcome, Parcel):
                 size += len(item.outcome)
             return item, size
+        if isinstance(read, Copied):
+            self.chains.copied(str(read.key), read.original)
         return read, FACT_SIZE
 
     def _put_all(self, reads: Sequence[Line | Entry]) -> bool:

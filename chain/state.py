@@ -60,6 +60,14 @@ class Chains:
         self.host = host
         self._resume = resume
         self._files: dict[str, tuple[int, Head]] = {}  # key -> (where the next line starts, head)
+        self._origins: dict[str, str] = {}  # a copy's key -> the key of the file it copies
+
+    def copied(self, key: str, original: str) -> None:
+        """The file ``key`` is a copy of ``original`` (``copytruncate``): read from its start,
+        it continues the original's stream rather than beginning one of its own, so lines
+        the original already sent (unacknowledged when the agent stopped) get the very same
+        chain values again, and their replay is a harmless 409."""
+        self._origins[key] = self._origins.get(original, original)
 
     def advance(
         self,
@@ -87,7 +95,7 @@ class Chains:
             # A file read from its start is a stream of its own (its key: device, inode and
             # first line), so two unrelated files that begin with the same banner line are
             # two chains; a copy continuing its original from an offset resumes below.
-            return Head.genesis(stream_id(self.host, key, 0))
+            return Head.genesis(stream_id(self.host, self._origins.get(key, key), 0))
         found = self._resume(key, content_id, offset)
         if found is not None:
             return found

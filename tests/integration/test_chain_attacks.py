@@ -31,7 +31,7 @@ from tests.esnode import SecureNode
 from tests.integration.test_chain import KEY_BYTES, ship_chained
 from tests.system.test_least_privilege import mint
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.compat]
 
 
 @dataclass

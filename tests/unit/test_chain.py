@@ -432,6 +432,20 @@ class TestChains:
         two = chains.advance("1:11:" + "f" * 32, "f" * 32, 0, 10, self.doc(1))
         assert one.head.stream != two.head.stream
 
+    def test_a_copy_read_from_its_start_continues_its_originals_stream(self) -> None:
+        """copytruncate while nothing was acknowledged: the copy is read from 0, and its lines
+        get the chain values the original's lines got before the stop (a replay is a 409,
+        not a second stream holding the same events)."""
+        original, copy = "1:10:" + "f" * 32, "1:12:" + "f" * 32
+        before = Chains("pod-a", lambda *_: None)
+        sent = before.advance(original, "f" * 32, 0, 10, self.doc(1))
+        after = Chains("pod-a", lambda *_: None)
+        after.copied(copy, original)
+        assert after.advance(copy, "f" * 32, 0, 10, self.doc(1)) == sent
+        after.copied("1:13:" + "f" * 32, copy)  # a copy of the copy: still the first stream
+        again = after.advance("1:13:" + "f" * 32, "f" * 32, 0, 10, self.doc(1))
+        assert again.head.stream == sent.head.stream
+
     def test_restart_resumes_from_persisted_state_identically(self) -> None:
         """Read again from a checkpoint, a line gets the values it had the first time."""
         chains = Chains("pod-a", lambda *_: None)
