@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -53,12 +53,21 @@ class Place:
     prev: str | None = None
 
 
+class Origins(Protocol):
+    """Where the copy relation between files is kept across restarts (the registry)."""
+
+    def origin(self, key: str) -> str | None: ...
+
+    def set_origin(self, key: str, origin: str) -> None: ...
+
+
 class Chains:
     """Steps events into their stream's chain, in read order (reader thread only)."""
 
-    def __init__(self, host: str, resume: Resume) -> None:
+    def __init__(self, host: str, resume: Resume, origins: Origins | None = None) -> None:
         self.host = host
         self._resume = resume
+        self._book = origins
         self._files: dict[str, tuple[int, Head]] = {}  # key -> (where the next line starts, head)
         self._origins: dict[str, str] = {}  # a copy's key -> the key of the file it copies
 
@@ -67,7 +76,16 @@ class Chains:
         it continues the original's stream rather than beginning one of its own, so lines
         the original already sent (unacknowledged when the agent stopped) get the very same
         chain values again, and their replay is a harmless 409."""
-        self._origins[key] = self._origins.get(original, original)
+        origin = self._origin_of(original) or original
+        self._origins[key] = origin
+        if self._book is not None:
+            self._book.set_origin(key, origin)  # a restart before any ack still knows it
+
+    def _origin_of(self, key: str) -> str | None:
+        found = self._origins.get(key)
+        if found is None and self._book is not None:
+            found = self._book.origin(key)
+        return found
 
     def advance(
         self,
@@ -95,7 +113,7 @@ class Chains:
             # A file read from its start is a stream of its own (its key: device, inode and
             # first line), so two unrelated files that begin with the same banner line are
             # two chains; a copy continuing its original from an offset resumes below.
-            return Head.genesis(stream_id(self.host, self._origins.get(key, key), 0))
+            return Head.genesis(stream_id(self.host, self._origin_of(key) or key, 0))
         found = self._resume(key, content_id, offset)
         if found is not None:
             return found

@@ -103,6 +103,10 @@ class ChainRegistry(Protocol[K_contra]):
 
     def adopt_chain(self, key: str, chain: dict[str, Any]) -> None: ...
 
+    def origin(self, key: str) -> str | None: ...
+
+    def set_origin(self, key: str, origin: str) -> None: ...
+
     def add_gaps(self, gaps: list[dict[str, Any]]) -> None: ...
 
     def clear_gaps(self, gaps: list[tuple[str, int]]) -> None: ...
@@ -251,7 +255,7 @@ class Keeper:
     ) -> None:
         self.state_dir = Path(state_dir)
         self.view: ChainView | None = None  # bound to the registry by :meth:`wrap`
-        self.chains = Chains(host, self._resume)
+        self.chains = Chains(host, self._resume, origins=self)
         self.ledger = Ledger()
         self.signer = Signer(key, host, state_dir, store, interval=interval)
         self._rotation = rotation
@@ -269,6 +273,14 @@ class Keeper:
 
     def _resume(self, key: str, content_id: str, offset: int) -> Head | None:
         return self.view.lookup(content_id, offset, key) if self.view is not None else None
+
+    def origin(self, key: str) -> str | None:
+        """The file ``key`` copies, as the registry remembers it (see ``Chains.copied``)."""
+        return self.view.registry.origin(key) if self.view is not None else None
+
+    def set_origin(self, key: str, origin: str) -> None:
+        if self.view is not None:
+            self.view.registry.set_origin(key, origin)
 
     def sign(self, *, force: bool = False) -> None:
         """Sign and store a checkpoint when one is due (or now, at shutdown); switch keys

@@ -82,6 +82,8 @@ class Registry:
         self._save_lock = threading.Lock()
         self._entries: dict[str, FilePosition] = {}
         self._gaps: dict[tuple[str, int], dict[str, Any]] = {}
+        # a copy's key -> the key of the file it copies (its chain stream is the original's)
+        self._origins: dict[str, str] = {}
         self._dirty = False
         self._remove_stray_temp_files()
         self._load()
@@ -161,6 +163,18 @@ class Registry:
                 self._gaps[(str(gap.get("stream")), int(gap.get("seq", 0)))] = dict(gap)
                 self._dirty = True
 
+    def origin(self, key: str) -> str | None:
+        """The key of the file ``key`` is a copy of, if the tailer found it to be one."""
+        with self._lock:
+            return self._origins.get(key)
+
+    def set_origin(self, key: str, origin: str) -> None:
+        """Remember that ``key`` copies ``origin``, across restarts (kept with the entry)."""
+        with self._lock:
+            if self._origins.get(key) != origin:
+                self._origins[key] = origin
+                self._dirty = True
+
     def clear_gaps(self, gaps: list[tuple[str, int]]) -> None:
         with self._lock:
             for gap in gaps:
@@ -203,6 +217,7 @@ class Registry:
                 entry = self._entries.get(key)
                 if entry is not None and entry.updated < cutoff:
                     del self._entries[key]
+                    self._origins.pop(key, None)
                     dropped += 1
             if dropped:
                 self._dirty = True
@@ -224,6 +239,8 @@ class Registry:
                 }
                 if self._gaps:
                     document["gaps"] = list(self._gaps.values())
+                if self._origins:
+                    document["origins"] = dict(self._origins)
                 self._dirty = False
             try:
                 self._write(orjson.dumps(document, option=orjson.OPT_INDENT_2))
@@ -243,6 +260,7 @@ class Registry:
             document = orjson.loads(raw)
             entries = _decode(document)
             gaps = _decode_gaps(document)
+            origins = _decode_origins(document)
         except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
             raise RegistryError(
                 f"the registry {self.path} is unreadable ({exc}); fix or move it aside "
@@ -250,6 +268,7 @@ class Registry:
             ) from exc
         self._entries = {entry.key: entry for entry in entries}
         self._gaps = {(str(g["stream"]), int(g["seq"])): g for g in gaps}
+        self._origins = origins
 
     def _remove_stray_temp_files(self) -> None:
         """A temp file left by a crash mid-save is never the registry; remove it."""
@@ -326,6 +345,15 @@ def _decode_entry(item: Any) -> FilePosition:
     return FilePosition(
         key=key, path=path, acked=acked, sent=sent, updated=float(updated), chain=chain
     )
+
+
+def _decode_origins(document: dict[str, Any]) -> dict[str, str]:
+    origins = document.get("origins", {})
+    if not isinstance(origins, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in origins.items()
+    ):
+        raise ValueError('"origins" is not an object of keys')
+    return dict(origins)
 
 
 def _decode_gaps(document: dict[str, Any]) -> list[dict[str, Any]]:

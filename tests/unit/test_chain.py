@@ -446,6 +446,29 @@ class TestChains:
         again = after.advance("1:13:" + "f" * 32, "f" * 32, 0, 10, self.doc(1))
         assert again.head.stream == sent.head.stream
 
+    def test_the_copy_relation_outlives_a_restart(self) -> None:
+        """Killed again before any line of the copy was acknowledged: the next agent learns
+        from the registry (the origins book) that the copy continues the original."""
+
+        class Book:
+            def __init__(self) -> None:
+                self.kept: dict[str, str] = {}
+
+            def origin(self, key: str) -> str | None:
+                return self.kept.get(key)
+
+            def set_origin(self, key: str, origin: str) -> None:
+                self.kept[key] = origin
+
+        original, copy = "1:10:" + "f" * 32, "1:12:" + "f" * 32
+        book = Book()
+        sent = Chains("pod-a", lambda *_: None, book).advance(
+            original, "f" * 32, 0, 10, self.doc(1)
+        )
+        Chains("pod-a", lambda *_: None, book).copied(copy, original)
+        restarted = Chains("pod-a", lambda *_: None, book)
+        assert restarted.advance(copy, "f" * 32, 0, 10, self.doc(1)) == sent
+
     def test_restart_resumes_from_persisted_state_identically(self) -> None:
         """Read again from a checkpoint, a line gets the values it had the first time."""
         chains = Chains("pod-a", lambda *_: None)

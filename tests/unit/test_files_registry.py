@@ -128,6 +128,19 @@ class TestPersistence:
         assert position is not None
         assert (position.path, position.acked, position.sent) == ("/logs/audit.log", 200, 300)
 
+    def test_copy_origins_round_trip(self, tmp_path: Path) -> None:
+        """Which file copies which is kept across a restart, and refused when malformed."""
+        registry = _saved(tmp_path)
+        registry.set_origin(str(OTHER), str(KEY))
+        registry.save()
+        assert Registry(tmp_path).origin(str(OTHER)) == str(KEY)
+        assert Registry(tmp_path).origin(str(KEY)) is None
+        document = _document(tmp_path)
+        document["origins"] = {str(OTHER): 7}
+        (tmp_path / REGISTRY_NAME).write_bytes(orjson.dumps(document))
+        with pytest.raises(RegistryError, match='"origins" is not an object of keys'):
+            Registry(tmp_path)
+
     def test_versioned_format(self, tmp_path: Path) -> None:
         """The file is {"version": 1, "files": [...]}, one object per file identity."""
         _saved(tmp_path)
