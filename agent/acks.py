@@ -214,7 +214,7 @@ class Checkpointer:
         elif isinstance(fact, Copied):
             if self.finalizer.begin(fact.key, fact.generation):
                 self.store.mark_sent(fact.key, fact.path, fact.sent)
-                self.store.ack(fact.key, fact.path, fact.acked)
+                self.store.ack(fact.key, fact.path, fact.acked, chain=fact.chain)
         elif isinstance(fact, Moved):
             self.store.move(fact.key, fact.path)
         elif isinstance(fact, Gone):

@@ -114,7 +114,7 @@ class Reader:
                 size += len(item.outcome)
             return item, size
         if isinstance(read, Copied):
-            self.chains.copied(str(read.key), read.original)
+            self.chains.copied(str(read.key), read.original, read.acked, read.chain)
         return read, FACT_SIZE
 
     def _put_all(self, reads: Sequence[Line | Entry]) -> bool:

@@ -71,15 +71,25 @@ class Chains:
         self._files: dict[str, tuple[int, Head]] = {}  # key -> (where the next line starts, head)
         self._origins: dict[str, str] = {}  # a copy's key -> the key of the file it copies
 
-    def copied(self, key: str, original: str) -> None:
-        """The file ``key`` is a copy of ``original`` (``copytruncate``): read from its start,
-        it continues the original's stream rather than beginning one of its own, so lines
+    def copied(
+        self, key: str, original: str, at: int = 0, chain: dict[str, Any] | None = None
+    ) -> None:
+        """The file ``key`` is a copy of ``original`` (``copytruncate``), read from ``at``.
+
+        It continues the original's stream rather than beginning one of its own, so lines
         the original already sent (unacknowledged when the agent stopped) get the very same
-        chain values again, and their replay is a harmless 409."""
+        chain values again, and their replay is a harmless 409. Read from its start, the
+        stream is named after the original; read from ``at`` > 0, it continues from
+        ``chain``, the original's head taken with its checkpoint ``at`` when the copy was
+        found (the original's head may have moved on since, so it is not looked up later).
+        """
         origin = self._origin_of(original) or original
         self._origins[key] = origin
         if self._book is not None:
             self._book.set_origin(key, origin)  # a restart before any ack still knows it
+        head = head_at(chain, at) if at > 0 else None
+        if head is not None:
+            self._files[key] = (at, head)
 
     def _origin_of(self, key: str) -> str | None:
         found = self._origins.get(key)

@@ -65,7 +65,9 @@ class CheckpointStore(Protocol[K_contra]):
 
     def get(self, key: K_contra, /) -> _Position | None: ...
 
-    def ack(self, key: K_contra, path: str, end: int, /) -> None: ...
+    def ack(
+        self, key: K_contra, path: str, end: int, /, chain: dict[str, Any] | None = None
+    ) -> None: ...
 
     def mark_sent(self, key: K_contra, path: str, end: int, /) -> None: ...
 
@@ -168,11 +170,13 @@ class ChainedStore(Generic[K]):
     def get(self, key: K, /) -> _Position | None:
         return self.inner.get(key)
 
-    def ack(self, key: K, path: str, end: int, /) -> None:
+    def ack(self, key: K, path: str, end: int, /, chain: dict[str, Any] | None = None) -> None:
+        """Acknowledge up to ``end`` with the ledger's head there; ``chain`` is the head
+        when the ledger has none (a copy inherits its original's head at its checkpoint)."""
         head, gaps = self.ledger.settle(str(key), end)
         if gaps:
             self.inner.add_gaps([gap.model_dump(mode="json") for gap in gaps])
-        record = chain_record(head, end) if head is not None else None
+        record = chain_record(head, end) if head is not None else chain
         self.inner.ack(key, path, end, chain=record)
 
     def mark_sent(self, key: K, path: str, end: int, /) -> None:

@@ -3,6 +3,8 @@ registry kept in memory."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from agent.files import FileKey
 
 
@@ -28,6 +30,7 @@ class Entry:
     def __init__(self) -> None:
         self.acked = 0
         self.sent = 0
+        self.chain: dict[str, Any] | None = None
 
 
 class MemoryStore:
@@ -43,8 +46,10 @@ class MemoryStore:
     def get(self, key: FileKey) -> Entry | None:
         return self.entries.get(key)
 
-    def ack(self, key: FileKey, path: str, end: int) -> None:
+    def ack(self, key: FileKey, path: str, end: int, chain: dict[str, Any] | None = None) -> None:
         entry = self.entries.setdefault(key, Entry())
+        if end > entry.acked:
+            entry.chain = chain
         entry.acked = max(entry.acked, end)
         entry.sent = max(entry.sent, end)
 

@@ -15,6 +15,7 @@ going backwards.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from agent.files.identity import FileKey
 
@@ -50,6 +51,10 @@ class Copied:
     original: str
     acked: int
     sent: int
+    # The chain head at ``acked`` taken with that offset (opaque here, see ``chain.store``):
+    # the copy's lines from ``acked`` continue that chain, even once the original has moved
+    # on, so lines the original sent and a crash left unacknowledged get the same values.
+    chain: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -258,6 +258,15 @@ class TestFacts:
         checkpoints.settle([line])
         assert store.entries[COPY].acked == 45
 
+    def test_copy_inherits_the_chain_head_at_its_checkpoint(self) -> None:
+        """The copy's entry holds its original's chain head at the inherited offset, so an
+        agent killed before any line of the copy was acknowledged resumes the same chain."""
+        store = MemoryStore()
+        checkpoints = Checkpointer(store)
+        head = {"stream": "s" * 32, "seq": 7, "hash": "h" * 64, "at": 40}
+        checkpoints.apply(Copied(COPY, "/logs/f.1", 1, str(F), 40, 55, head))
+        assert store.entries[COPY].chain == head
+
     def test_a_stale_copy_fact_changes_nothing(self) -> None:
         """A fact of an older generation than the one already begun is ignored."""
         store = MemoryStore()

@@ -469,6 +469,32 @@ class TestChains:
         restarted = Chains("pod-a", lambda *_: None, book)
         assert restarted.advance(copy, "f" * 32, 0, 10, self.doc(1)) == sent
 
+    def test_a_copy_continues_from_the_head_taken_with_its_checkpoint(self) -> None:
+        """copytruncate after some lines were acknowledged: the copy is read from the
+        original's checkpoint and continues from the head recorded there, though the
+        original's own head has moved on (its later lines were acknowledged meanwhile) and
+        nothing else could resume at that offset: the lines the original sent after its
+        checkpoint get the same values again."""
+        original, copy = "1:10:" + "f" * 32, "1:12:" + "f" * 32
+        before = Chains("pod-a", lambda *_: None)
+        sent = [before.advance(original, "f" * 32, n * 10, n * 10 + 10, self.doc(n))
+                for n in range(4)]  # fmt: skip
+        after = Chains("pod-a", lambda *_: None)  # nothing is found at offset 20 by lookup
+        after.copied(copy, original, 20, chain_record(sent[1].head, 20))
+        again = [after.advance(copy, "f" * 32, n * 10, n * 10 + 10, self.doc(n)) for n in (2, 3)]
+        assert again == sent[2:]
+
+    def test_a_copy_whose_head_does_not_fit_its_offset_is_not_continued(self) -> None:
+        """A head recorded at another offset proves nothing here: a new stream begins."""
+        original, copy = "1:10:" + "f" * 32, "1:12:" + "f" * 32
+        before = Chains("pod-a", lambda *_: None)
+        sent = [before.advance(original, "f" * 32, n * 10, n * 10 + 10, self.doc(n))
+                for n in range(3)]  # fmt: skip
+        after = Chains("pod-a", lambda *_: None)
+        after.copied(copy, original, 20, chain_record(sent[0].head, 10))
+        restarted = after.advance(copy, "f" * 32, 20, 30, self.doc(2))
+        assert restarted.head.stream != sent[2].head.stream
+
     def test_restart_resumes_from_persisted_state_identically(self) -> None:
         """Read again from a checkpoint, a line gets the values it had the first time."""
         chains = Chains("pod-a", lambda *_: None)
