@@ -80,13 +80,17 @@ class _Model(BaseModel):
 
 
 class SignedHead(_Model):
-    """A stream's head when the checkpoint was taken."""
+    """A stream's head when the checkpoint was taken: acknowledged up to ``seq``; and sent
+    (not yet acknowledged) up to ``pending_seq``, whose link is ``pending_hash``, when the
+    agent, or a run of it that was killed, has lines of the stream in flight."""
 
     stream: str = Field(min_length=1)
     seq: int = Field(ge=0)
     hash: str = Field(pattern=_DIGEST)
     event_id: str | None = None
     path: str | None = None
+    pending_seq: int | None = Field(default=None, ge=1)
+    pending_hash: str | None = Field(default=None, pattern=_DIGEST)
 
 
 class Gap(_Model):
@@ -155,8 +159,17 @@ class Checkpoint(_Model):
     def payload(self) -> bytes:
         """The signed bytes: every field but the signature, sorted compact JSON."""
         leave_out = {"signature"} if self.format >= 2 else {"signature", *_FORMAT_2_ONLY}
-        body = self.model_dump(mode="json", exclude=leave_out)
-        return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+        return orjson.dumps(self._body(leave_out), option=orjson.OPT_SORT_KEYS)
+
+    def _body(self, leave_out: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
+        """The fields as JSON; a head's pending fields only when it has them, so heads
+        without any serialize (and sign) exactly as before those fields existed."""
+        body = self.model_dump(mode="json", exclude=set(leave_out))
+        for head in body.get("heads", ()):
+            for name in _PENDING:
+                if head.get(name) is None:
+                    head.pop(name, None)
+        return body
 
     def digest(self) -> str:
         """What the next checkpoint of the same agent names as ``prev``."""
@@ -184,7 +197,7 @@ class Checkpoint(_Model):
         return {
             "@timestamp": self.time,
             "host": {"name": self.host},
-            "appmixer": {"checkpoint": self.model_dump(mode="json")},
+            "appmixer": {"checkpoint": self._body()},
         }
 
     @classmethod
@@ -203,6 +216,7 @@ class Checkpoint(_Model):
 
 
 _FORMAT_2_ONLY: Final = frozenset({"epoch", "seq", "prev", "interval", "final"})
+_PENDING: Final = ("pending_seq", "pending_hash")
 
 
 def parse_time(value: Any) -> datetime:

@@ -153,6 +153,11 @@ class Ledger:
                   event_id=head.event_id, reason=reason[:200])  # fmt: skip
         self._refused.setdefault(key, {})[end] = gap
 
+    def head(self, key: str, end: int) -> Head | None:
+        """The head after the line of ``key`` ending at ``end``, if it is still here."""
+        entry = self._lines.get(key, {}).get(end)
+        return entry.head if entry is not None else None
+
     def settle(self, key: str, end: int) -> tuple[Head | None, list[Gap]]:
         """The head at ``end`` and the gaps up to it; forget the lines up to it."""
         lines = self._lines.get(key, {})
@@ -231,8 +236,14 @@ class Signer:
         gaps: Iterable[Gap],
         *,
         final: bool = False,
+        pending: Iterable[Head] = (),
     ) -> list[Gap] | None:
         """Sign every head and the gaps; the gaps it carried, or None when not stored.
+
+        ``pending`` are the heads at the ends of the replay windows: lines sent (by this run,
+        or by one that was killed) and not acknowledged yet. Each stream's furthest one is
+        signed with its head as ``pending_seq``/``pending_hash``: the events up to it may be
+        in the index already, and ``verify`` accepts them when they lead to that hash.
 
         None when the checkpoint could not be stored in the index (it is then in the local
         file, and is stored again before the next one; the gaps are carried again too).
@@ -243,11 +254,28 @@ class Signer:
         for head, path in heads:
             if head.seq > 0 and (head.stream not in best or head.seq > best[head.stream][0].seq):
                 best[head.stream] = (head, path)
+        ahead: dict[str, Head] = {}
+        for head in pending:
+            acked = best.get(head.stream)
+            if (acked is None or head.seq > acked[0].seq) and (
+                head.stream not in ahead or head.seq > ahead[head.stream].seq
+            ):
+                ahead[head.stream] = head
+        for stream in ahead.keys() - best.keys():  # sent, nothing acknowledged yet
+            best[stream] = (Head.genesis(stream), None)
         carried = list({(g.stream, g.seq): g for g in gaps}.values())
         if self.key is None and not carried:
             return None
         listed = [
-            SignedHead(stream=h.stream, seq=h.seq, hash=h.hash, event_id=h.event_id, path=path)
+            SignedHead(
+                stream=h.stream,
+                seq=h.seq,
+                hash=h.hash,
+                event_id=h.event_id,
+                path=path,
+                pending_seq=ahead[h.stream].seq if h.stream in ahead else None,
+                pending_hash=ahead[h.stream].hash if h.stream in ahead else None,
+            )
             for h, path in sorted(best.values(), key=lambda item: item[0].stream)
         ]
         when = self._now().isoformat(timespec="milliseconds").replace("+00:00", "Z")

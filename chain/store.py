@@ -89,7 +89,9 @@ class ChainRegistry(Protocol[K_contra]):
         self, key: K_contra, path: str, end: int, /, chain: dict[str, Any] | None = None
     ) -> None: ...
 
-    def mark_sent(self, key: K_contra, path: str, end: int, /) -> None: ...
+    def mark_sent(
+        self, key: K_contra, path: str, end: int, /, pending: dict[str, Any] | None = None
+    ) -> None: ...
 
     def reset(self, key: K_contra, path: str, /) -> None: ...
 
@@ -102,6 +104,8 @@ class ChainRegistry(Protocol[K_contra]):
     def positions(self) -> Iterable[_Entry]: ...
 
     def chain_records(self) -> list[tuple[str, str, str, dict[str, Any]]]: ...
+
+    def pending_records(self) -> list[dict[str, Any]]: ...
 
     def adopt_chain(self, key: str, chain: dict[str, Any]) -> None: ...
 
@@ -145,6 +149,16 @@ class ChainView:
                 found.append((head, path))
         return found
 
+    def pending(self) -> list[Head]:
+        """The chain heads at the ends of the replay windows (sent, not yet acknowledged)."""
+        found: list[Head] = []
+        for record in self.registry.pending_records():
+            at = record.get("at")
+            head = head_at(record, at) if isinstance(at, int) else None
+            if head is not None:
+                found.append(head)
+        return found
+
     def gaps(self) -> list[Gap]:
         found = []
         for item in self.registry.gaps():
@@ -180,7 +194,12 @@ class ChainedStore(Generic[K]):
         self.inner.ack(key, path, end, chain=record)
 
     def mark_sent(self, key: K, path: str, end: int, /) -> None:
-        self.inner.mark_sent(key, path, end)
+        """Record the replay window with the chain head at its end (the ledger has it:
+        every line sent was noted first), so a checkpoint taken before the lines are
+        acknowledged, in this run or the next, can vouch for what may be in the index."""
+        head = self.ledger.head(str(key), end)
+        pending = chain_record(head, end) if head is not None else None
+        self.inner.mark_sent(key, path, end, pending=pending)
 
     def reset(self, key: K, path: str, /) -> None:
         self.inner.reset(key, path)
@@ -319,6 +338,7 @@ class Keeper:
         view = self.view
         heads = view.heads() if view is not None else []
         gaps = view.gaps() if view is not None else []
-        carried = signer.checkpoint(heads, gaps, final=final)
+        pending = view.pending() if view is not None else []
+        carried = signer.checkpoint(heads, gaps, final=final, pending=pending)
         if carried and view is not None:
             view.clear_gaps(carried)

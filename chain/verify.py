@@ -180,6 +180,8 @@ class Evidence:
     anchors: dict[str, Head] = field(default_factory=dict)
     heads: dict[str, dict[int, SignedHead]] = field(default_factory=lambda: defaultdict(dict))
     gaps: dict[str, dict[int, Gap]] = field(default_factory=lambda: defaultdict(dict))
+    # stream -> (seq, hash): the furthest head signed as sent, not yet acknowledged
+    pending: dict[str, tuple[int, str]] = field(default_factory=dict)
     hosts: dict[str, str] = field(default_factory=dict)  # stream -> host of its checkpoints
     agents: dict[str, Agent] = field(default_factory=dict)  # host -> its latest chain
     legacy_hosts: set[str] = field(default_factory=set)  # format 1: no window information
@@ -291,7 +293,12 @@ def _sort_heads(ordered: list[Stored], evidence: Evidence, since: datetime | Non
                     )
             continue
         for head in checkpoint.heads:
-            evidence.heads[head.stream][head.seq] = head  # an idle head: listed once
+            if head.seq > 0:
+                evidence.heads[head.stream][head.seq] = head  # an idle head: listed once
+            if head.pending_seq is not None and head.pending_hash is not None:
+                sent = evidence.pending.get(head.stream)
+                if sent is None or head.pending_seq > sent[0]:
+                    evidence.pending[head.stream] = (head.pending_seq, head.pending_hash)
         for gap in checkpoint.gaps:
             evidence.gaps[gap.stream][gap.seq] = gap
 
@@ -490,6 +497,8 @@ def _walk_rest(
 
 def _finish(result: StreamResult, tail: _Tail) -> StreamResult:
     result.host = tail.host
+    tail.close()
+    result.intact += tail.vouched
     result.unsigned = tail.within
     result.findings.extend(tail.findings())
     result.findings.sort(key=lambda f: (f.seq if f.seq is not None else -1, f.kind))
@@ -497,24 +506,60 @@ def _finish(result: StreamResult, tail: _Tail) -> StreamResult:
 
 
 class _Tail:
-    """The consistent events after a stream's last signed head: inside the window of a live
-    agent (counted), or not (one ``unsigned`` finding for the run)."""
+    """The consistent events after a stream's last signed head: vouched for by a signed
+    pending head they lead to (sent, not yet acknowledged, when the checkpoint was taken),
+    inside the window of a live agent (counted), or neither (one ``unsigned`` finding).
+
+    Events up to the pending head are held until the walk reaches it: with its signed hash
+    they are vouched for; with another, the chain was recomputed (``altered``); when the
+    stream ends before it, they are what a killed run sent and the agent has not yet read
+    again (counted as unsigned, no finding: they are the ones it will send again).
+    """
 
     def __init__(self, evidence: Evidence, stream: str, last_signed: int) -> None:
         self.evidence = evidence
         self.stream = stream
         self.last_signed = last_signed
         self.host = evidence.hosts.get(stream)
+        self.pending = evidence.pending.get(stream)
         self._cutoff: datetime | str | None = None
         self._decided = False
         self.within = 0
+        self.vouched = 0
+        self.held: list[tuple[int, Record]] = []
         self.outside: list[tuple[int, str | None]] = []
+        self.recomputed: Finding | None = None
 
     def host_of(self, rec: Record) -> None:
         if self.host is None and rec.host is not None:
             self.host = rec.host
 
     def add(self, seq: int, rec: Record) -> None:
+        pending = self.pending
+        if pending is not None and seq <= pending[0] and self.recomputed is None:
+            self.held.append((seq, rec))
+            if seq == pending[0]:
+                if rec.hash == pending[1]:
+                    self.vouched += len(self.held)
+                else:
+                    self.recomputed = Finding(
+                        "altered", "the chain was recomputed: it does not pass through the "
+                        f"head signed as sent at seq {seq}", self.stream,
+                        self.held[0][0], seq, rec.event_id, rec.doc_id,
+                    )  # fmt: skip
+                    for held_seq, held in self.held:
+                        self._judge(held_seq, held)
+                self.held = []
+            return
+        self._judge(seq, rec)
+
+    def close(self) -> None:
+        """The stream ended before its pending head: what was held was sent, not all of it
+        arrived (or the rest is being sent again), and none of it is wrong."""
+        self.within += len(self.held)
+        self.held = []
+
+    def _judge(self, seq: int, rec: Record) -> None:
         if not self._decided:
             self._cutoff = self.evidence.cutoff(self.host)
             self._decided = True
@@ -527,8 +572,9 @@ class _Tail:
             self.within += 1
 
     def findings(self) -> list[Finding]:
+        found = [self.recomputed] if self.recomputed is not None else []
         if not self.outside:
-            return []
+            return found
         first, first_id = self.outside[0]
         last = self.outside[-1][0]
         count = len(self.outside)
@@ -541,7 +587,7 @@ class _Tail:
             f"({self.host or 'unknown host'}) signed later or stopped: not written by it, "
             "or its checkpoints were removed"
         )
-        return [Finding("unsigned", why, self.stream, first, last, first_id)]
+        return [*found, Finding("unsigned", why, self.stream, first, last, first_id)]
 
 
 def _ingested_after(text: str | None, cutoff: datetime | str) -> bool:

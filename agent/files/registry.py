@@ -61,6 +61,7 @@ class FilePosition:
     sent: int
     updated: float
     chain: dict[str, Any] | None = None  # the chain head at ``acked`` (``chain.store``)
+    pending: dict[str, Any] | None = None  # the chain head at ``sent``, while ahead of acked
 
     @property
     def content_id(self) -> str:
@@ -114,12 +115,19 @@ class Registry:
 
     # --- changing (in memory; save() persists)
 
-    def mark_sent(self, key: FileKey, path: str, end: int) -> None:
-        """Record that lines up to ``end`` may have been sent; never moves back."""
+    def mark_sent(
+        self, key: FileKey, path: str, end: int, /, pending: dict[str, Any] | None = None
+    ) -> None:
+        """Record that lines up to ``end`` may have been sent; never moves back.
+
+        ``pending`` is the chain head at ``end``: what may be in the index beyond the
+        acknowledged head, so a checkpoint can vouch for it before it is acknowledged.
+        """
         with self._lock:
             entry = self._entry(key, path)
             if end > entry.sent:
                 entry.sent = end
+                entry.pending = pending
                 self._touch(entry)
 
     def ack(
@@ -135,6 +143,8 @@ class Registry:
                 entry.acked = end
                 entry.sent = max(entry.sent, end)
                 entry.chain = chain
+                if entry.acked >= entry.sent:
+                    entry.pending = None
                 self._touch(entry)
             elif end == entry.acked and chain is not None and entry.chain != chain:
                 entry.chain = chain
@@ -147,6 +157,16 @@ class Registry:
                 (e.key, e.content_id, e.path, dict(e.chain))
                 for e in self._entries.values()
                 if e.chain is not None
+            ]
+
+    def pending_records(self) -> list[dict[str, Any]]:
+        """The chain heads at ``sent`` of the entries whose lines beyond ``acked`` may be
+        in the index (sent, by this run or one that stopped, and not yet acknowledged)."""
+        with self._lock:
+            return [
+                dict(e.pending)
+                for e in self._entries.values()
+                if e.pending is not None and e.sent > e.acked
             ]
 
     def adopt_chain(self, key: str, chain: dict[str, Any]) -> None:
@@ -190,7 +210,7 @@ class Registry:
         with self._lock:
             entry = self._entry(key, path)
             entry.acked = entry.sent = 0
-            entry.chain = None
+            entry.chain = entry.pending = None
             self._touch(entry)
 
     def move(self, key: FileKey, path: str) -> None:
@@ -306,6 +326,8 @@ def _encode(entry: FilePosition) -> dict[str, Any]:
     }
     if entry.chain is not None:
         encoded["chain"] = entry.chain
+    if entry.pending is not None:
+        encoded["pending"] = entry.pending
     return encoded
 
 
@@ -339,12 +361,15 @@ def _decode_entry(item: Any) -> FilePosition:
         raise ValueError(f"entry {key}: offsets acked={acked!r} sent={sent!r} are invalid")
     if isinstance(updated, bool) or not isinstance(updated, int | float):
         raise ValueError(f"entry {key}: updated={updated!r} is not a time")
-    chain = item.get("chain")
+    chain, pending = item.get("chain"), item.get("pending")
     if chain is not None and not isinstance(chain, dict):
         raise ValueError(f"entry {key}: chain is not an object")
+    if pending is not None and not isinstance(pending, dict):
+        raise ValueError(f"entry {key}: pending is not an object")
     return FilePosition(
-        key=key, path=path, acked=acked, sent=sent, updated=float(updated), chain=chain
-    )
+        key=key, path=path, acked=acked, sent=sent, updated=float(updated), chain=chain,
+        pending=pending,
+    )  # fmt: skip
 
 
 def _decode_origins(document: dict[str, Any]) -> dict[str, str]:

@@ -410,6 +410,91 @@ class TestVerify:
         assert ("inserted", 10**12, "far") in kinds(result.findings)
 
 
+class TestPendingHeads:
+    """Events a killed run sent, not acknowledged when the next run signed (or stopped)."""
+
+    def final(self, tmp_path: Path, acked: Head, pending: list[Head]) -> Checkpoint:
+        stored: list[Checkpoint] = []
+        now = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+        signer = Signer(KEY, "pod-a", tmp_path, stored.append, interval=1, now=lambda: now)
+        signer.checkpoint([(acked, "/l")], [], final=True, pending=pending)
+        (checkpoint,) = stored
+        return checkpoint
+
+    def walk(self, docs: list[dict[str, Any]], checkpoint: Checkpoint) -> Any:
+        evidence = gather([checkpoint], [KEY], now=datetime(2026, 11, 25, 11, 0, tzinfo=UTC))
+        return verify_stream(STREAM, records(docs), evidence)
+
+    def heads(self, docs: list[dict[str, Any]], *seqs: int) -> list[Head]:
+        return [Head(STREAM, n, docs[n - 1]["event"]["hash"], f"evt-{n}") for n in seqs]
+
+    def test_a_tail_that_leads_to_the_pending_head_is_vouched_for(self, tmp_path: Path) -> None:
+        """Acknowledged to 5, sent to 10, stopped: the tail is the agent's, no finding."""
+        docs, _ = chain_of(10)
+        acked, sent = self.heads(docs, 5, 10)
+        result = self.walk(docs, self.final(tmp_path, acked, [sent]))
+        assert result.findings == []
+        assert (result.intact, result.unsigned) == (10, 0)
+
+    def test_without_it_the_same_tail_is_unsigned(self, tmp_path: Path) -> None:
+        """The control: after a final checkpoint that signs only 5, the tail is a finding."""
+        docs, _ = chain_of(10)
+        (acked,) = self.heads(docs, 5)
+        assert kinds(self.walk(docs, self.final(tmp_path, acked, [])).findings) == [
+            ("unsigned", 6, "evt-6")
+        ]
+
+    def test_a_tail_short_of_the_pending_head_is_counted_not_failed(self, tmp_path: Path) -> None:
+        """Sent to 10, only 8 arrived (the rest is sent again by the next run): no finding."""
+        docs, _ = chain_of(10)
+        acked, sent = self.heads(docs, 5, 10)
+        result = self.walk(docs[:8], self.final(tmp_path, acked, [sent]))
+        assert result.findings == []
+        assert (result.intact, result.unsigned) == (5, 3)
+
+    def test_a_recomputed_tail_does_not_pass_the_pending_head(self, tmp_path: Path) -> None:
+        """Events after 5 replaced by others, correctly linked: they miss the signed hash."""
+        docs, _ = chain_of(10)
+        acked, sent = self.heads(docs, 5, 10)
+        forged, head = docs[:5], acked
+        for n in range(6, 11):
+            doc = event(n, labels={"forged": "yes"})
+            head = step(head, doc["event"]["id"], doc)
+            doc["event"]["ingested"] = "2026-11-25T10:00:00.000Z"
+            forged.append(doc)
+        found = kinds(self.walk(forged, self.final(tmp_path, acked, [sent])).findings)
+        assert ("altered", 6, "evt-10") in found
+        assert ("unsigned", 6, "evt-6") in found
+
+    def test_events_beyond_the_pending_head_are_unsigned(self, tmp_path: Path) -> None:
+        """Only what was sent is vouched for: two more after it are a finding."""
+        docs, _ = chain_of(12)
+        acked, sent = self.heads(docs, 5, 10)
+        assert kinds(self.walk(docs, self.final(tmp_path, acked, [sent])).findings) == [
+            ("unsigned", 11, "evt-11")
+        ]
+
+    def test_a_stream_with_nothing_acknowledged_is_listed_with_its_pending_head(
+        self, tmp_path: Path
+    ) -> None:
+        """Sent, none acknowledged: listed at seq 0 with the pending head, and vouched for."""
+        docs, _ = chain_of(4)
+        (sent,) = self.heads(docs, 4)
+        checkpoint = self.final(tmp_path, Head.genesis("other"), [sent])
+        (listed,) = checkpoint.heads
+        assert (listed.stream, listed.seq, listed.pending_seq) == (STREAM, 0, 4)
+        result = self.walk(docs, checkpoint)
+        assert result.findings == []
+        assert result.intact == 4
+
+    def test_heads_without_a_pending_one_sign_as_before(self) -> None:
+        """A head without pending fields serializes without them: the signatures of
+        checkpoints written before they existed still check."""
+        assert b"pending" not in signed([Head(STREAM, 3, "c" * 64, "evt-3")]).payload()
+        document = signed([Head(STREAM, 3, "c" * 64, "evt-3")]).to_document()
+        assert "pending_seq" not in document["appmixer"]["checkpoint"]["heads"][0]
+
+
 class TestChains:
     def doc(self, n: int) -> tuple[str, dict[str, Any]]:
         return f"evt-{n}", event(n)

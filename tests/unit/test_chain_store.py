@@ -52,6 +52,31 @@ class TestHeadsInTheRegistry:
         assert again.view.heads() == [(head(2), "/l/audit.log")]
         assert not (tmp_path / "chain.json").exists()
 
+    def test_the_head_at_the_end_of_the_window_is_kept_until_acknowledged(
+        self, tmp_path: Path
+    ) -> None:
+        """Before a request the window's end is recorded with its chain head, so a run that
+        is killed with lines in flight leaves their head on disk; the next checkpoint signs
+        it as pending. Acknowledged past it, it is gone."""
+        keep, stored = keeper(tmp_path, ChainKey(b"k" * 32))
+        store = keep.wrap(Registry(tmp_path))
+        for seq, end in ((1, 10), (2, 20), (3, 30)):
+            keep.ledger.note(str(KEY), end, Place(head(seq), GENESIS))
+        store.ack(KEY, "/l/audit.log", 10)
+        store.mark_sent(KEY, "/l/audit.log", 30)
+        store.save()
+        again, stored = keeper(tmp_path, ChainKey(b"k" * 32))  # killed; the next run
+        again_store = again.wrap(Registry(tmp_path))
+        assert again.view is not None
+        assert again.view.pending() == [head(3)]
+        again.sign(force=True)
+        (signed_head,) = stored[-1].heads
+        assert (signed_head.seq, signed_head.pending_seq) == (1, 3)
+        assert signed_head.pending_hash == head(3).hash
+        again.ledger.note(str(KEY), 30, Place(head(3), head(2).hash))
+        again_store.ack(KEY, "/l/audit.log", 30)
+        assert again.view.pending() == []
+
     def test_a_reset_drops_the_head(self, tmp_path: Path) -> None:
         """A file truncated in place starts over: its old head no longer applies."""
         keep, _ = keeper(tmp_path)

@@ -47,6 +47,18 @@ class TestPositions:
         assert position is not None
         assert (position.acked, position.sent) == (50, 50)
 
+    def test_pending_head_kept_while_the_window_is_open(self, tmp_path: Path) -> None:
+        """The chain head at ``sent`` is saved with it, and dropped once acked reaches it."""
+        registry = Registry(tmp_path)
+        registry.ack(KEY, "/a", 40)
+        registry.mark_sent(KEY, "/a", 100, pending={"seq": 9, "at": 100})
+        registry.save()
+        assert Registry(tmp_path).pending_records() == [{"seq": 9, "at": 100}]
+        registry.ack(KEY, "/a", 100)
+        assert registry.pending_records() == []
+        registry.save()
+        assert "pending" not in _document(tmp_path)["files"][0]  # type: ignore[index]
+
     def test_sent_never_below_acked(self, tmp_path: Path) -> None:
         """sent is a high-water mark that acked drags along, and it never moves back."""
         registry = Registry(tmp_path)
