@@ -487,14 +487,6 @@ class _Fast:
         return walked
 
 
-def _walk_rest(
-    stream: str, rest: list[Record], evidence: Evidence, anchor: Head, tail: _Tail
-) -> StreamResult:
-    for rec in rest:
-        tail.host_of(rec)
-    return _Walk(stream, rest, evidence, anchor, tail).run()
-
-
 def _finish(result: StreamResult, tail: _Tail) -> StreamResult:
     result.host = tail.host
     tail.close()
