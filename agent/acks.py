@@ -213,7 +213,7 @@ class Checkpointer:
                 self.store.reset(fact.key, fact.path)
         elif isinstance(fact, Copied):
             if self.finalizer.begin(fact.key, fact.generation):
-                self.store.mark_sent(fact.key, fact.path, fact.sent)
+                self.store.mark_sent(fact.key, fact.path, fact.sent, pending=fact.pending)
                 self.store.ack(fact.key, fact.path, fact.acked, chain=fact.chain)
         elif isinstance(fact, Moved):
             self.store.move(fact.key, fact.path)

@@ -69,7 +69,9 @@ class CheckpointStore(Protocol[K_contra]):
         self, key: K_contra, path: str, end: int, /, chain: dict[str, Any] | None = None
     ) -> None: ...
 
-    def mark_sent(self, key: K_contra, path: str, end: int, /) -> None: ...
+    def mark_sent(
+        self, key: K_contra, path: str, end: int, /, pending: dict[str, Any] | None = None
+    ) -> None: ...
 
     def reset(self, key: K_contra, path: str, /) -> None: ...
 
@@ -193,13 +195,16 @@ class ChainedStore(Generic[K]):
         record = chain_record(head, end) if head is not None else chain
         self.inner.ack(key, path, end, chain=record)
 
-    def mark_sent(self, key: K, path: str, end: int, /) -> None:
+    def mark_sent(
+        self, key: K, path: str, end: int, /, pending: dict[str, Any] | None = None
+    ) -> None:
         """Record the replay window with the chain head at its end (the ledger has it:
         every line sent was noted first), so a checkpoint taken before the lines are
-        acknowledged, in this run or the next, can vouch for what may be in the index."""
+        acknowledged, in this run or the next, can vouch for what may be in the index.
+        ``pending`` is that head when the ledger has none (a copy inherits its original's)."""
         head = self.ledger.head(str(key), end)
-        pending = chain_record(head, end) if head is not None else None
-        self.inner.mark_sent(key, path, end, pending=pending)
+        record = chain_record(head, end) if head is not None else pending
+        self.inner.mark_sent(key, path, end, pending=record)
 
     def reset(self, key: K, path: str, /) -> None:
         self.inner.reset(key, path)

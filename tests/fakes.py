@@ -31,6 +31,7 @@ class Entry:
         self.acked = 0
         self.sent = 0
         self.chain: dict[str, Any] | None = None
+        self.pending: dict[str, Any] | None = None
 
 
 class MemoryStore:
@@ -53,8 +54,12 @@ class MemoryStore:
         entry.acked = max(entry.acked, end)
         entry.sent = max(entry.sent, end)
 
-    def mark_sent(self, key: FileKey, path: str, end: int) -> None:
+    def mark_sent(
+        self, key: FileKey, path: str, end: int, pending: dict[str, Any] | None = None
+    ) -> None:
         entry = self.entries.setdefault(key, Entry())
+        if end > entry.sent:
+            entry.pending = pending
         entry.sent = max(entry.sent, end)
 
     def reset(self, key: FileKey, path: str) -> None:

@@ -110,7 +110,10 @@ def _continue_copy(
         return None
     log.info("file_copy_detected", path=source.path, key=str(key), original=copied.key,
              original_path=copied.path, offset=start)  # fmt: skip
-    return Copied(key, source.path, generation, copied.key, start, copied.sent, copied.chain)
+    return Copied(
+        key, source.path, generation, copied.key, start, copied.sent, copied.chain,
+        copied.pending,
+    )  # fmt: skip
 
 
 def _line_boundary(source: Source, offset: int) -> bool:

@@ -55,6 +55,7 @@ class Copied:
     # the copy's lines from ``acked`` continue that chain, even once the original has moved
     # on, so lines the original sent and a crash left unacknowledged get the same values.
     chain: dict[str, Any] | None = None
+    pending: dict[str, Any] | None = None  # the chain head at ``sent``, likewise
 
 
 @dataclass(frozen=True, slots=True)

@@ -264,8 +264,9 @@ class TestFacts:
         store = MemoryStore()
         checkpoints = Checkpointer(store)
         head = {"stream": "s" * 32, "seq": 7, "hash": "h" * 64, "at": 40}
-        checkpoints.apply(Copied(COPY, "/logs/f.1", 1, str(F), 40, 55, head))
-        assert store.entries[COPY].chain == head
+        sent = {"stream": "s" * 32, "seq": 9, "hash": "i" * 64, "at": 55}
+        checkpoints.apply(Copied(COPY, "/logs/f.1", 1, str(F), 40, 55, head, sent))
+        assert (store.entries[COPY].chain, store.entries[COPY].pending) == (head, sent)
 
     def test_a_stale_copy_fact_changes_nothing(self) -> None:
         """A fact of an older generation than the one already begun is ignored."""
