@@ -29,9 +29,9 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from agent.evidence.keeper import CheckpointStore
 from agent.files.facts import Copied, Fact, Gone, Moved, Opened, Reset
 from agent.files.identity import FileKey
-from chain.store import CheckpointStore
 from common.log import get_logger
 from common.retry import Retrier
 

@@ -29,6 +29,8 @@ from agent.acks import Checkpointer
 from agent.batch import BatchLimits, BoundedBuffer
 from agent.config import Settings
 from agent.deadletter import DeadLetterFile
+from agent.evidence.keeper import Keeper
+from agent.evidence.keyfile import KeyFileWatch
 from agent.files import Registry, Tailer
 from agent.files.discover import own_output_files
 from agent.items import Entry
@@ -36,8 +38,6 @@ from agent.metrics import Health, Metrics
 from agent.normalize import NormalizeOptions, Normalizer
 from agent.reader import Reader
 from agent.settler import Settler
-from chain.keyfile import KeyFileWatch
-from chain.store import Keeper
 from common.log import get_logger
 from common.retry import Retrier, RetryPolicy
 from indexer.access import AccessReport

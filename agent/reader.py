@@ -16,12 +16,12 @@ from collections.abc import Sequence
 import orjson
 
 from agent.batch import BoundedBuffer
+from agent.evidence.chains import Chains
 from agent.files import Line, Tailer
 from agent.files.facts import Copied
 from agent.items import Entry, Item
 from agent.metrics import Health, Metrics
 from agent.normalize import Normalized, Normalizer, Rejected, Source
-from chain.state import Chains
 from common.stage import Stage
 from indexer.sink import Parcel
 

@@ -25,11 +25,11 @@ from typing import Protocol
 from agent.acks import Checkpointer, Ticket
 from agent.batch import Batch, Batcher, BatchLimits, BoundedBuffer
 from agent.deadletter import DeadLetter
+from agent.evidence.keeper import Keeper
 from agent.files import FileKey, Line
 from agent.items import Entry, Item
 from agent.metrics import Metrics
 from agent.normalize import Rejected, Skipped
-from chain.store import Keeper
 from common.log import get_logger
 from common.retry import Retrier
 from common.stage import Stage

@@ -13,6 +13,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
+from structlog.typing import FilteringBoundLogger
 
 _SECRET_KEY = re.compile(r"pass(word)?|secret|token|api_?key|authorization|cookie", re.I)
 _CREDENTIAL_IN_URL = re.compile(r"(?<=://)[^/@\s]+:[^/@\s]+@")
@@ -67,5 +68,7 @@ def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
     logging.getLogger("elasticsearch").setLevel(logging.WARNING)
 
 
-def get_logger(name: str) -> Any:
-    return structlog.get_logger(name)
+def get_logger(name: str) -> FilteringBoundLogger:
+    """The logger of module ``name`` (pass ``__name__``): every call on it is typed."""
+    logger: FilteringBoundLogger = structlog.get_logger(name)
+    return logger

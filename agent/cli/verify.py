@@ -76,8 +76,8 @@ def verify(
 ) -> None:
     """Replay the hash chains from the index: intact (exit 0), each finding (exit 1),
     nothing verifiable (exit 4), index unreadable (exit 5)."""
+    from agent.evidence.chains import read_local_copy
     from chain.checkpoint import ChainKey, Checkpoint, KeyFileError
-    from chain.state import read_local_copy
     from chain.verify import Finding
     from indexer.chain import verify as replay
 

@@ -11,10 +11,7 @@ import orjson
 import pytest
 
 from agent.cli.verify import summary_line
-from agent.normalize import Normalized, NormalizeOptions, Normalizer, Source
-from chain.checkpoint import ChainKey, Checkpoint, Gap, KeyFileError, SignedHead
-from chain.link import GENESIS, Head, content_digest, link, step, stream_id
-from chain.state import (
+from agent.evidence.chains import (
     Chains,
     Ledger,
     Place,
@@ -24,6 +21,9 @@ from chain.state import (
     read_local_checkpoints,
     read_local_copy,
 )
+from agent.normalize import Normalized, NormalizeOptions, Normalizer, Source
+from chain.checkpoint import ChainKey, Checkpoint, Gap, KeyFileError, SignedHead
+from chain.link import GENESIS, Head, content_digest, link, step, stream_id
 from chain.verify import (
     Evidence,
     Finding,

@@ -9,14 +9,14 @@ from pathlib import Path
 
 from agent.acks import Checkpointer
 from agent.deadletter import DeadLetter
+from agent.evidence.chains import Place
+from agent.evidence.keeper import Keeper
 from agent.files import FileKey, Line, Opened, Reset
 from agent.items import Entry, Item
 from agent.metrics import Metrics
 from agent.normalize import Rejected, Skipped
 from agent.settler import TAKEN, Claim, Settler
 from chain.link import Head
-from chain.state import Place
-from chain.store import Keeper
 from common.retry import Retrier, RetryPolicy
 from common.stage import Stage
 from indexer.dedup import ReplayWindow

@@ -37,7 +37,7 @@ from chain.checkpoint import ChainKey, Checkpoint, Gap, SignedHead
 from chain.link import GENESIS, Head, step, stream_id
 from common.log import get_logger
 
-log = get_logger("chain")
+log = get_logger(__name__)
 
 LOCAL_NAME = "chain-checkpoints.ndjson"
 
