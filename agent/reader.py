@@ -61,6 +61,23 @@ class Reader:
         self.behind = 0  # bytes not yet read, over all files
         self.partial: dict[str, int] = {}  # per path, bytes of an unfinished last line
 
+    @property
+    def patterns(self) -> list[str]:
+        """The path patterns the tailer follows."""
+        return list(self.tailer.patterns)
+
+    def start(self) -> None:
+        """Start watching the files (before :meth:`run` is started on its thread)."""
+        self.tailer.start()
+
+    def stop(self) -> None:
+        """Ask the loop to end: it stops at its next look, or while waiting for room."""
+        self.stopping.set()
+
+    def close(self) -> None:
+        """Stop watching and release the files (idempotent)."""
+        self.tailer.stop()
+
     def run(self) -> None:
         """The loop; closes the buffer when it ends, so the settler drains and finishes."""
         last_gauges = 0.0

@@ -13,8 +13,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.acks import Checkpoint, Checkpointer, OrderedFinalizer, Ticket
+from agent.acks import Checkpoint, Checkpointer, OrderedFinalizer, ReplayWindow, Ticket
+from agent.evidence.chains import Ledger, Place
 from agent.files import Copied, FileKey, Gone, Moved, Opened, Reset
+from chain.link import GENESIS, Head
 from common.retry import Retrier, RetryPolicy
 from tests.fakes import FakeClock, MemoryStore
 
@@ -298,3 +300,61 @@ class TestFacts:
                 if re.search(rf"(registry|store|positions)\.{name}\(", text):
                     offenders.append(f"{path.relative_to(root)}: {name}")
         assert offenders == []
+
+
+class TestTheReplayWindowHasOneOwner:
+    """The checkpointer records the window in memory and in the registry at once: before a
+    request, and when a copy inherits its original's ``sent``."""
+
+    ORIGINAL = FileKey(7, 11, "c" * 32)
+    COPY = FileKey(7, 12, "c" * 32)
+
+    def test_mark_sent_records_both(self) -> None:
+        store = MemoryStore()
+        checkpoints = Checkpointer(store)
+        assert not checkpoints.replaying
+        assert checkpoints.mark_sent({self.ORIGINAL: ("/logs/a.log", 40)})
+        assert store.entries[self.ORIGINAL].sent == 40
+        assert checkpoints.replaying
+        assert checkpoints.covers(self.ORIGINAL, 30)
+        assert not checkpoints.covers(self.ORIGINAL, 40)
+
+    def test_a_copy_tells_the_window_what_it_inherits(self) -> None:
+        store = MemoryStore()
+        checkpoints = Checkpointer(store)
+        copied = Copied(self.COPY, "/logs/a.log.1", 1, str(self.ORIGINAL), acked=10, sent=30)
+        checkpoints.apply(copied)
+        assert (store.entries[self.COPY].acked, store.entries[self.COPY].sent) == (10, 30)
+        assert checkpoints.covers(self.COPY, 20)
+        assert not checkpoints.covers(self.COPY, 30)
+
+    def test_the_window_from_the_registry_at_start(self) -> None:
+        positions = [(self.ORIGINAL.content_id, str(self.ORIGINAL), 10, 50)]
+        checkpoints = Checkpointer(MemoryStore(), window=ReplayWindow(positions))
+        assert checkpoints.covers(self.COPY, 49)  # same content: a copy replays it too
+        assert not checkpoints.covers(self.COPY, 50)
+
+
+class TestTheLedgerGoesThroughTheCheckpointer:
+    """A line's chain place and its refusal are noted by the checkpointer, which hands them
+    to the ledger; the chain head at a checkpoint is the ledger's."""
+
+    def test_place_and_refusal_reach_the_ledger(self) -> None:
+        ledger = Ledger()
+        checkpoints = Checkpointer(MemoryStore(), ledger=ledger)
+        key = FileKey(7, 11, "c" * 32)
+        head = Head("s", 1, "1" * 64, "ev-1")
+        checkpoints.register(key, 1, "/logs/a.log", 0, 10, place=Place(head, GENESIS))
+        checkpoints.refused(key, 10, "refused: 400")
+        settled_head, gaps = ledger.settle(str(key), 10)
+        assert settled_head == head
+        assert [(g.seq, g.event_id, g.reason) for g in gaps] == [(1, "ev-1", "refused: 400")]
+
+    def test_without_a_ledger_places_are_not_kept(self) -> None:
+        checkpoints = Checkpointer(MemoryStore())
+        key = FileKey(7, 11, "c" * 32)
+        place = Place(Head("s", 1, "1" * 64, "ev-1"), GENESIS)
+        ticket = checkpoints.register(key, 1, "/logs/a.log", 0, 10, place=place)
+        checkpoints.refused(key, 10, "refused: 400")
+        checkpoints.settle([ticket])
+        assert checkpoints.pending == 0

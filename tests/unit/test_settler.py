@@ -7,9 +7,9 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from agent.acks import Checkpointer
+from agent.acks import Checkpointer, ReplayWindow
 from agent.deadletter import DeadLetter
-from agent.evidence.chains import Place
+from agent.evidence.chains import Ledger, Place
 from agent.evidence.keeper import Keeper
 from agent.files import FileKey, Line, Opened, Reset
 from agent.items import Entry, Item
@@ -19,7 +19,6 @@ from agent.settler import TAKEN, Claim, Settler
 from chain.link import Head
 from common.retry import Retrier, RetryPolicy
 from common.stage import Stage
-from indexer.dedup import ReplayWindow
 from indexer.outcomes import Delivered, Duplicate, ItemOutcome, Refused, Retry
 from indexer.sink import EventResult, Parcel, Shipment
 from tests.fakes import FakeClock, MemoryStore
@@ -99,15 +98,20 @@ class Rig:
             sleep=self._sleep,
         )
         self.interrupt_after = interrupt_after
+        self.ledger = Ledger()
         self.checkpoints = Checkpointer(
-            self.store, interval=1.0, retrier=self.retrier, clock=self.clock
+            self.store,
+            ledger=self.ledger,
+            window=window,
+            interval=1.0,
+            retrier=self.retrier,
+            clock=self.clock,
         )
         self.settler = Settler(
             self.sink,
             self.dead_letters,
             self.checkpoints,
-            keeper=Keeper("test-host", NO_STATE, None, lambda _checkpoint: None),
-            window=window if window is not None else ReplayWindow(),
+            signer=Keeper("test-host", NO_STATE, None, lambda _checkpoint: None),
             retrier=self.retrier,
             metrics=self.metrics,
             events_target=EVENTS,
@@ -262,7 +266,7 @@ class TestSettler:
         rig = Rig(answer, window=window)
         settle(rig, [chained(0), chained(1), chained(2)])
         assert rig.acked == 30
-        _head, gaps = rig.settler.keeper.ledger.settle(str(KEY), 30)
+        _head, gaps = rig.ledger.settle(str(KEY), 30)
         assert [(g.seq, g.event_id, g.reason) for g in gaps] == [(3, "ev-2", TAKEN)]
 
     def test_the_ticket_travels_with_the_shipment(self) -> None:
