@@ -44,7 +44,7 @@ from common.retry import Retrier, RetryPolicy
 from indexer.access import AccessReport
 from indexer.chain import write_checkpoint
 from indexer.cluster import ClusterRefusal
-from indexer.sink import BulkSink
+from indexer.sink import BulkSink, Transport
 
 log = get_logger(__name__)
 
@@ -61,9 +61,11 @@ def wire(
     health: Health | None = None,
     policy: RetryPolicy | None = None,
     access: AccessReport | None = None,
+    transport: Transport | None = None,
 ) -> Pipeline:
     """Build the reader and the settler from the settings, sharing one buffer, and the
-    interrupt the pipeline sets; raises ``RegistryError`` for an unreadable registry."""
+    interrupt the pipeline sets; raises ``RegistryError`` for an unreadable registry.
+    ``transport`` stands for ``es`` in the bulk sink (tests run the whole pipeline on it)."""
     metrics = metrics if metrics is not None else Metrics()
     health = health if health is not None else Health()
     registry = Registry(settings.state_dir, fingerprint_bytes=settings.fingerprint_bytes)
@@ -102,6 +104,7 @@ def wire(
         retrier=retrier,
         observer=metrics,
         access=access,
+        transport=transport,
     )
     settler = Settler(
         sink,

@@ -17,11 +17,10 @@ from agent.metrics import Metrics
 from agent.normalize import Rejected, Skipped
 from agent.settler import TAKEN, Claim, Settler
 from chain.link import Head
-from common.retry import Retrier, RetryPolicy
 from common.stage import Stage
 from indexer.outcomes import Delivered, Duplicate, ItemOutcome, Refused, Retry
 from indexer.sink import EventResult, Parcel, Shipment
-from tests.fakes import FakeClock, MemoryStore
+from tests.fakes import FakeClock, MemoryStore, retrier_on
 
 PLACE = Place(Head.genesis("test-stream"))  # the chain is the ledger's business, not tested here
 NO_STATE = Path("/nonexistent/appmixer-audit-chain-state")  # never written: no key, no save
@@ -90,13 +89,7 @@ class Rig:
         self.sink = FakeSink(self.store, answer)
         self.dead_letters = FakeDeadLetters(dead_letter_failures)
         self.metrics = Metrics()
-        self.retrier = Retrier(
-            RetryPolicy(base=1.0, cap=4.0),
-            self.interrupt,
-            clock=self.clock,
-            random=lambda: 1.0,
-            sleep=self._sleep,
-        )
+        self.retrier = retrier_on(self.clock, self.interrupt, self._sleep)
         self.interrupt_after = interrupt_after
         self.ledger = Ledger()
         self.checkpoints = Checkpointer(
