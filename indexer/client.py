@@ -1,6 +1,6 @@
 """Build the Elasticsearch client from explicit connection parameters: nodes, auth, TLS.
 
-The command line turns the agent's settings into these parameters (``agent.cli.options``),
+The command line turns the agent's settings into these parameters (``cli.options``),
 so the indexer knows nothing of how the agent is configured.
 
 Retries are ours, not the client's: the bulk sink decides per item what to retry, so the

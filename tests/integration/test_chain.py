@@ -12,11 +12,11 @@ import pytest
 from click.testing import CliRunner
 from elasticsearch import Elasticsearch
 
-from agent.cli import cli
 from agent.evidence.chains import Chains, Signer
 from agent.normalize import Normalized, NormalizeOptions, Normalizer, Source
 from chain.checkpoint import ChainKey
 from chain.link import Head
+from cli import cli
 from indexer.chain import verify, write_checkpoint
 from indexer.setup import SetupReport
 from indexer.sink import BulkSink, Delivered, Shipment

@@ -23,9 +23,9 @@ import pytest
 from click.testing import CliRunner
 from elasticsearch import Elasticsearch
 
-from agent.cli import cli
 from agent.evidence.chains import LOCAL_NAME, read_local_checkpoints
 from chain.link import Head, content_digest, step
+from cli import cli
 from indexer.setup import SetupReport
 from tests.esnode import SecureNode
 from tests.integration.test_chain import KEY_BYTES, ship_chained

@@ -10,7 +10,6 @@ from typing import Any
 import orjson
 import pytest
 
-from agent.cli.verify import summary_line
 from agent.evidence.chains import (
     Chains,
     Ledger,
@@ -34,6 +33,7 @@ from chain.verify import (
     unchained,
     verify_stream,
 )
+from cli.verify import summary_line
 
 KEY = ChainKey(b"k" * 32)
 OTHER_KEY = ChainKey(b"o" * 32)

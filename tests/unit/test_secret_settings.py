@@ -11,8 +11,8 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from agent.cli.options import client_for, warn_about_exposure
 from agent.config import ConfigError, load_settings, without_userinfo
+from cli.options import client_for, warn_about_exposure
 from common.log import configure_logging
 
 SECRET = "c2VjcmV0LWlkOnNlY3JldC1rZXktdmFsdWU="

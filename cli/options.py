@@ -198,7 +198,7 @@ def elasticsearch_client(
     (or ``exit_code``)."""
     from elasticsearch import ApiError, TransportError
 
-    from agent.cli import EXIT_FAILURE, EXIT_USAGE
+    from cli import EXIT_FAILURE, EXIT_USAGE
     from indexer.cluster import UnsupportedCluster
     from indexer.setup import error_reason
 

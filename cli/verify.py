@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from agent.cli import EXIT_FAILURE, EXIT_OK, EXIT_UNREACHABLE, EXIT_UNVERIFIED, EXIT_USAGE
-from agent.cli.options import build_settings, elasticsearch_client, es_options, format_option
-from agent.cli.search import _time_option
+from cli import EXIT_FAILURE, EXIT_OK, EXIT_UNREACHABLE, EXIT_UNVERIFIED, EXIT_USAGE
+from cli.options import build_settings, elasticsearch_client, es_options, format_option
+from cli.search import _time_option
 
 if TYPE_CHECKING:
     from chain.verify import Report

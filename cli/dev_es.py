@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from agent.cli import EXIT_FAILURE
+from cli import EXIT_FAILURE
 from common.log import configure_logging
 
 if TYPE_CHECKING:
