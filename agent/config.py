@@ -98,7 +98,8 @@ def _seconds(default: float, *, low: float, high: float, strict: bool = True) ->
 
 
 class Settings(BaseSettings):
-    """Every knob of the agent and the commands; names match DESIGN.md's contract."""
+    """Every knob of the agent and the commands; names match the settings tables of
+    README.md ("Configuration") and docs/agent.md ("Tuning")."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
