@@ -43,7 +43,7 @@ from common.retry import Retrier
 
 K = TypeVar("K", bound=Hashable)
 
-log = get_logger("agent.acks")
+log = get_logger(__name__)
 
 
 class Ticket(Generic[K]):
@@ -82,8 +82,12 @@ class Ticket(Generic[K]):
 
 
 @dataclass(frozen=True)
-class Checkpoint(Generic[K]):
-    """Every line of ``key`` read before ``end`` is settled; ``path`` is where it was seen."""
+class Watermark(Generic[K]):
+    """Every line of ``key`` read before ``end`` is settled; ``path`` is where it was seen.
+
+    What the registry records as a file's checkpoint (its ``acked`` offset); the signed
+    checkpoints of the hash chains are ``chain.checkpoint.Checkpoint``.
+    """
 
     key: K
     path: str
@@ -135,7 +139,7 @@ class OrderedFinalizer(Generic[K]):
         stream.append(ticket)
         return ticket
 
-    def ack(self, ticket: Ticket[K]) -> Checkpoint[K] | None:
+    def ack(self, ticket: Ticket[K]) -> Watermark[K] | None:
         """Settle one line; return the file's new checkpoint if it moved, else ``None``."""
         if ticket.done:
             raise ValueError(f"{ticket!r} was acknowledged twice")
@@ -149,11 +153,11 @@ class OrderedFinalizer(Generic[K]):
             last = stream.popleft()
         if not stream:
             del self._streams[ticket.key]
-        return Checkpoint(last.key, last.path, last.end)
+        return Watermark(last.key, last.path, last.end)
 
-    def ack_all(self, tickets: Iterable[Ticket[K]]) -> dict[K, Checkpoint[K]]:
+    def ack_all(self, tickets: Iterable[Ticket[K]]) -> dict[K, Watermark[K]]:
         """Settle several lines; return the furthest checkpoint reached per file."""
-        moved: dict[K, Checkpoint[K]] = {}
+        moved: dict[K, Watermark[K]] = {}
         for ticket in tickets:
             checkpoint = self.ack(ticket)
             if checkpoint is not None:

@@ -42,7 +42,7 @@ from agent.settler import Settler
 from common.log import get_logger
 from common.retry import Retrier, RetryPolicy
 from indexer.access import AccessReport
-from indexer.chain import write_checkpoint
+from indexer.chain_index import write_checkpoint
 from indexer.cluster import ClusterRefusal
 from indexer.sink import BulkSink, Transport
 

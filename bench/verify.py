@@ -41,7 +41,7 @@ from bench.run import _node  # noqa: E402
 from chain.checkpoint import ChainKey  # noqa: E402
 from chain.link import Head, content_digest, step, stream_id  # noqa: E402
 from devtools.simulate import write_events  # noqa: E402
-from indexer.chain import write_checkpoint  # noqa: E402
+from indexer.chain_index import write_checkpoint  # noqa: E402
 from indexer.setup import install  # noqa: E402
 
 SIGN_EVERY = 10_000

@@ -263,4 +263,4 @@ def _report_features(node: DevNode) -> None:
         return
 
     features = _features(node)
-    get_logger("devnode").info("devnode_features", summary=features["summary"])
+    get_logger(__name__).info("devnode_features", summary=features["summary"])

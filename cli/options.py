@@ -87,7 +87,7 @@ def build_settings(config_file: Path | None = None, **flags: Any) -> Settings:
 
 def warn_about_exposure(settings: Settings) -> None:
     """Say so, at every start, when the settings leave credentials or events open to others."""
-    log = get_logger("config")
+    log = get_logger(__name__)
     urls = settings.es_url
     if not settings.es_verify_certs and any(url.startswith("https://") for url in urls):
         log.warning(
@@ -170,7 +170,7 @@ def identify_cluster(es: Elasticsearch, settings: Settings, *, level: str = "deb
 
     where = without_userinfo(", ".join(settings.es_url))
     cluster = negotiate(es, where)
-    logger = get_logger("indexer.cluster")
+    logger = get_logger(__name__)
     getattr(logger, level)(
         "elasticsearch_identified",
         product=cluster.product,

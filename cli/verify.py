@@ -79,7 +79,7 @@ def verify(
     from agent.evidence.chains import read_local_copy
     from chain.checkpoint import ChainKey, Checkpoint, KeyFileError
     from chain.verify import Finding
-    from indexer.chain import verify as replay
+    from indexer.chain_index import verify as replay
 
     settings = build_settings(config_file, **flags)
     paths = list(key_files) or ([settings.chain_key_file] if settings.chain_key_file else [])

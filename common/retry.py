@@ -29,7 +29,7 @@ Clock = Callable[[], float]
 Random = Callable[[], float]  # uniform in [0, 1)
 Sleep = Callable[[float], object]  # waits up to that many seconds (may return early)
 
-log = get_logger("common.retry")
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)

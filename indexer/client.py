@@ -45,7 +45,7 @@ from indexer.cluster import (
     mark_request,
 )
 
-log = get_logger("indexer.client")
+log = get_logger(__name__)
 
 
 class _FastJson(JsonSerializer):

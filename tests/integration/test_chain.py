@@ -17,7 +17,7 @@ from agent.normalize import Normalized, NormalizeOptions, Normalizer, Source
 from chain.checkpoint import ChainKey
 from chain.link import Head
 from cli import cli
-from indexer.chain import verify, write_checkpoint
+from indexer.chain_index import verify, write_checkpoint
 from indexer.setup import SetupReport
 from indexer.sink import BulkSink, Delivered, Shipment
 from tests.integration.conftest import input_lines, make_settings

@@ -433,7 +433,7 @@ class TestManyStreams:
         from agent.evidence.chains import Signer
         from chain.checkpoint import ChainKey
         from chain.link import stream_id
-        from indexer.chain import write_checkpoint
+        from indexer.chain_index import write_checkpoint
         from tests.integration.conftest import make_settings
 
         settings = make_settings(es_url, namespace)

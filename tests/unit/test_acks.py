@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.acks import Checkpoint, Checkpointer, OrderedFinalizer, ReplayWindow, Ticket
+from agent.acks import Checkpointer, OrderedFinalizer, ReplayWindow, Ticket, Watermark
 from agent.evidence.chains import Ledger, Place
 from agent.files import Copied, FileKey, Gone, Moved, Opened, Reset
 from chain.link import GENESIS, Head
@@ -42,9 +42,9 @@ class TestOrderedFinalizer:
         """Acknowledging lines in read order moves the checkpoint to each line's end."""
         finalizer: OrderedFinalizer[str] = OrderedFinalizer()
         a, b, c = register_lines(finalizer, "f", [10, 20, 30])
-        assert finalizer.ack(a) == Checkpoint("f", "/logs/f", 10)
-        assert finalizer.ack(b) == Checkpoint("f", "/logs/f", 30)
-        assert finalizer.ack(c) == Checkpoint("f", "/logs/f", 60)
+        assert finalizer.ack(a) == Watermark("f", "/logs/f", 10)
+        assert finalizer.ack(b) == Watermark("f", "/logs/f", 30)
+        assert finalizer.ack(c) == Watermark("f", "/logs/f", 60)
         assert finalizer.pending == 0
         assert finalizer.files() == []
 
@@ -55,16 +55,16 @@ class TestOrderedFinalizer:
         assert finalizer.ack(c) is None
         assert finalizer.ack(b) is None
         assert finalizer.pending_for("f") == 1
-        assert finalizer.ack(a) == Checkpoint("f", "/logs/f", 60)
+        assert finalizer.ack(a) == Watermark("f", "/logs/f", 60)
 
     def test_files_are_independent(self) -> None:
         """A pending line in one file never holds back another file's checkpoint."""
         finalizer: OrderedFinalizer[str] = OrderedFinalizer()
         (a1,) = register_lines(finalizer, "a", [5])
         (b1,) = register_lines(finalizer, "b", [7])
-        assert finalizer.ack(b1) == Checkpoint("b", "/logs/b", 7)
+        assert finalizer.ack(b1) == Watermark("b", "/logs/b", 7)
         assert finalizer.files() == ["a"]
-        assert finalizer.ack(a1) == Checkpoint("a", "/logs/a", 5)
+        assert finalizer.ack(a1) == Watermark("a", "/logs/a", 5)
 
     def test_double_ack_is_a_bug(self) -> None:
         """Every line has exactly one fate: a second acknowledgement raises."""
@@ -79,7 +79,7 @@ class TestOrderedFinalizer:
         finalizer: OrderedFinalizer[str] = OrderedFinalizer()
         old = register_lines(finalizer, "f", [10, 10], start=100, generation=1)
         new = register_lines(finalizer, "f", [4], start=0, generation=2)
-        assert finalizer.ack(new[0]) == Checkpoint("f", "/logs/f", 4)
+        assert finalizer.ack(new[0]) == Watermark("f", "/logs/f", 4)
         assert finalizer.ack(old[1]) is None
         assert finalizer.ack(old[0]) is None
         assert finalizer.pending == 0
@@ -93,7 +93,7 @@ class TestOrderedFinalizer:
         assert finalizer.ack(old[0]) is None
         (new,) = register_lines(finalizer, "f", [3], start=20, generation=4)
         assert finalizer.ack(old[1]) is None
-        assert finalizer.ack(new) == Checkpoint("f", "/logs/f", 23)
+        assert finalizer.ack(new) == Watermark("f", "/logs/f", 23)
         assert finalizer.pending == 0
 
     def test_a_line_of_an_older_generation_registered_late_is_stale(self) -> None:
@@ -113,7 +113,7 @@ class TestOrderedFinalizer:
         (a,) = register_lines(finalizer, "f", [5], generation=5)
         assert not finalizer.begin("f", 5)
         assert not finalizer.begin("f", 4)
-        assert finalizer.ack(a) == Checkpoint("f", "/logs/f", 5)
+        assert finalizer.ack(a) == Watermark("f", "/logs/f", 5)
 
     def test_retire_forgets_a_gone_file_once_settled(self) -> None:
         """A gone file's generation is kept while lines are pending, then dropped."""
@@ -131,8 +131,8 @@ class TestOrderedFinalizer:
         a = register_lines(finalizer, "a", [1, 2, 3])
         b = register_lines(finalizer, "b", [4, 5])
         moved = finalizer.ack_all([a[2], a[0], b[1], a[1]])
-        assert moved == {"a": Checkpoint("a", "/logs/a", 6)}
-        assert finalizer.ack_all([b[0]]) == {"b": Checkpoint("b", "/logs/b", 9)}
+        assert moved == {"a": Watermark("a", "/logs/a", 6)}
+        assert finalizer.ack_all([b[0]]) == {"b": Watermark("b", "/logs/b", 9)}
 
     def test_line_ending_before_it_starts_is_refused(self) -> None:
         """A negative-length line is a caller bug and raises at registration."""
