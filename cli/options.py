@@ -12,8 +12,9 @@ from urllib.parse import urlsplit
 import click
 from pydantic import SecretStr
 
-from agent.config import Settings, load_settings, secret_from_file, without_userinfo
+from agent.config import Settings, load_settings, secret_from_file
 from common.log import configure_logging, get_logger
+from common.secrets import without_userinfo
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch

@@ -333,7 +333,7 @@ def _credential_renewable(settings: Settings) -> bool:
 
 
 def _refused_line(refused: object, settings: Settings) -> str:
-    from agent.config import without_userinfo
+    from common.secrets import without_userinfo
 
     return f"Elasticsearch at {without_userinfo(', '.join(settings.es_url))}: {refused}"
 

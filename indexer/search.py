@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from elasticsearch import Elasticsearch, NotFoundError
 
+from common.clock import utc_iso
 from indexer.fields import KEYWORD_TYPES, TEXT_TYPES, field
 
 # The seed's search bar: action descriptions and related identifiers (appmixer.related.id
@@ -154,8 +155,7 @@ def build_search(
 
 def iso(moment: datetime) -> str:
     """UTC ISO 8601 with milliseconds and a Z, as the documents store time."""
-    text = moment.astimezone(UTC).isoformat(timespec="milliseconds")
-    return text.replace("+00:00", "Z")
+    return utc_iso(moment)
 
 
 def encode_cursor(sort_values: Sequence[Any]) -> str:

@@ -24,12 +24,12 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
+from common.clock import utc_now_iso
 from common.log import get_logger
 from common.retry import Backoff, Retrier
 from indexer.access import AccessReport
@@ -152,10 +152,6 @@ class SinkObserver(Protocol):
     def retry(self, reason: str, n: int = 1) -> None: ...
 
 
-def _utc_now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 class Transport(Protocol):
     """What the sink asks of Elasticsearch: one bulk request, and the duplicate check."""
 
@@ -216,7 +212,7 @@ class BulkSink:
         *,
         retrier: Retrier | None = None,
         observer: SinkObserver | None = None,
-        now_iso: Callable[[], str] = _utc_now_iso,
+        now_iso: Callable[[], str] = utc_now_iso,
         access: AccessReport | None = None,
         transport: Transport | None = None,
     ) -> None:
