@@ -126,6 +126,7 @@ def wire(
         dead_letters,
         limits,
         interrupt=interrupt,
+        retrier=retrier,
         metrics=metrics,
         health=health,
         registry=registry,
@@ -183,6 +184,7 @@ class Pipeline:
         limits: BatchLimits,
         *,
         interrupt: threading.Event,
+        retrier: Retrier,
         metrics: Metrics,
         health: Health,
         registry: Registry,
@@ -198,6 +200,7 @@ class Pipeline:
         # Set when the grace ran out or a loop failed: every retry stops, unsettled lines are
         # abandoned (read again at the next start).
         self.interrupt = interrupt
+        self._retrier = retrier  # the settler's, on the same interrupt: setup is retried first
         self.metrics = metrics
         self.health = health
         self.registry = registry  # read by the command line after the run (lines left)
@@ -285,7 +288,7 @@ class Pipeline:
         """The sender thread: setup first (retried while Elasticsearch is away), then settle."""
         try:
             if self._setup is not None:
-                self.settler.retrier.call(
+                self._retrier.call(
                     self._setup,
                     retry_on=(ApiError, TransportError),
                     event="setup_failed",

@@ -123,6 +123,11 @@ class Retrier:
         self.heartbeat = heartbeat
         self._sleep = sleep if sleep is not None else self.interrupt.wait
 
+    @property
+    def interrupted(self) -> bool:
+        """Whether the interrupt is set: every retry has stopped."""
+        return self.interrupt.is_set()
+
     def backoff(self) -> Backoff:
         """A fresh backoff for one problem, on this retrier's policy, clock and randomness."""
         return Backoff(self.policy, self.clock, self.random)

@@ -274,7 +274,7 @@ class BulkSink:
             if verify:
                 found = self._check([docs[i] for i in sorted(verify)], backoff)
                 if found is None:
-                    if self.retrier.interrupt.is_set():
+                    if self.retrier.interrupted:
                         return outcomes
                     continue
                 for i in verify:
