@@ -77,15 +77,6 @@ def wire(
     interrupt = threading.Event()
     retrier = Retrier(policy, interrupt, heartbeat=lambda: health.beat("sender"))
     keeper = _keeper(settings, es)
-    window = ReplayWindow((p.content_id, p.key, p.acked, p.sent) for p in registry.positions())
-    checkpoints = Checkpointer(
-        keeper.wrap(registry),  # each acknowledged offset with its chain head, one write
-        ledger=keeper.ledger,
-        window=window,
-        interval=REGISTRY_WRITE_INTERVAL,
-        retrier=retrier,
-    )
-    dead_letters = DeadLetterFile(settings.dead_letter_dir)
     reader = Reader(
         tailer,
         Normalizer(NormalizeOptions.from_settings(settings)),
@@ -97,6 +88,7 @@ def wire(
         health=health,
         once=once,
     )
+    dead_letters = DeadLetterFile(settings.dead_letter_dir)
     sink = BulkSink(
         es,
         settings.events_target,
@@ -109,7 +101,7 @@ def wire(
     settler = Settler(
         sink,
         dead_letters,
-        checkpoints,
+        _checkpointer(registry, keeper, retrier),
         signer=keeper,
         retrier=retrier,
         metrics=metrics,
@@ -133,6 +125,20 @@ def wire(
         setup=setup,
         setup_target=",".join(settings.es_url),
         shutdown_grace=settings.shutdown_grace,
+    )
+
+
+def _checkpointer(registry: Registry, keeper: Keeper, retrier: Retrier) -> Checkpointer:
+    """The registry's one writer: each acknowledged offset with its chain head (one atomic
+    write, through the keeper's store and ledger) and the replay window the registry left."""
+    store = keeper.wrap(registry)  # upgrades a previous version's chain state first
+    window = ReplayWindow((p.content_id, p.key, p.acked, p.sent) for p in registry.positions())
+    return Checkpointer(
+        store,
+        ledger=keeper.ledger,
+        window=window,
+        interval=REGISTRY_WRITE_INTERVAL,
+        retrier=retrier,
     )
 
 
