@@ -15,29 +15,35 @@ the new start. That is decided by comparing the two numbers, nothing else. Each 
 returns a :class:`Ticket`; acknowledging a ticket twice is a bug and raises, because every
 line has exactly one fate.
 
-The :class:`Checkpointer` is the **only writer of the registry**: it applies the tailer's
-facts (opened, reset, copied, moved, gone) in stream order, moves checkpoints as lines
-settle, records the replay window before each request, and decides when to write the file.
-Neither class is thread-safe by design: one thread (the sender) owns them.
+The :class:`Checkpointer` is the **only writer of the registry**, and every side effect of
+an acknowledgement goes through it: it applies the tailer's facts (opened, reset, copied,
+moved, gone) in stream order; it notes each line's place in its hash chain and each refused
+event in the ledger (``agent.evidence.chains.Ledger``); as lines settle it moves checkpoints,
+and its store (``agent.evidence.keeper.ChainedStore``) records the ledger's chain head at
+each new checkpoint, and the gaps it settles, in the same registry entry and the same atomic
+write; it owns the :class:`ReplayWindow` (what may already be in the index), recorded before
+each request; and it decides when to write the file. None of these classes is thread-safe
+by design: one thread (the sender) owns them.
 """
 
 from __future__ import annotations
 
 import time
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from agent.evidence.chains import Ledger, Place
+from agent.evidence.keeper import CheckpointStore
 from agent.files.facts import Copied, Fact, Gone, Moved, Opened, Reset
 from agent.files.identity import FileKey
-from chain.store import CheckpointStore
 from common.log import get_logger
 from common.retry import Retrier
 
 K = TypeVar("K", bound=Hashable)
 
-log = get_logger("agent.acks")
+log = get_logger(__name__)
 
 
 class Ticket(Generic[K]):
@@ -76,8 +82,12 @@ class Ticket(Generic[K]):
 
 
 @dataclass(frozen=True)
-class Checkpoint(Generic[K]):
-    """Every line of ``key`` read before ``end`` is settled; ``path`` is where it was seen."""
+class Watermark(Generic[K]):
+    """Every line of ``key`` read before ``end`` is settled; ``path`` is where it was seen.
+
+    What the registry records as a file's checkpoint (its ``acked`` offset); the signed
+    checkpoints of the hash chains are ``chain.checkpoint.Checkpoint``.
+    """
 
     key: K
     path: str
@@ -129,7 +139,7 @@ class OrderedFinalizer(Generic[K]):
         stream.append(ticket)
         return ticket
 
-    def ack(self, ticket: Ticket[K]) -> Checkpoint[K] | None:
+    def ack(self, ticket: Ticket[K]) -> Watermark[K] | None:
         """Settle one line; return the file's new checkpoint if it moved, else ``None``."""
         if ticket.done:
             raise ValueError(f"{ticket!r} was acknowledged twice")
@@ -143,11 +153,11 @@ class OrderedFinalizer(Generic[K]):
             last = stream.popleft()
         if not stream:
             del self._streams[ticket.key]
-        return Checkpoint(last.key, last.path, last.end)
+        return Watermark(last.key, last.path, last.end)
 
-    def ack_all(self, tickets: Iterable[Ticket[K]]) -> dict[K, Checkpoint[K]]:
+    def ack_all(self, tickets: Iterable[Ticket[K]]) -> dict[K, Watermark[K]]:
         """Settle several lines; return the furthest checkpoint reached per file."""
-        moved: dict[K, Checkpoint[K]] = {}
+        moved: dict[K, Watermark[K]] = {}
         for ticket in tickets:
             checkpoint = self.ack(ticket)
             if checkpoint is not None:
@@ -173,8 +183,55 @@ class OrderedFinalizer(Generic[K]):
         return list(self._streams)
 
 
+class ReplayWindow:
+    """Which lines may already be in the index: the only ones worth a lookup before writing.
+
+    Built from the registry at start: per file content (the content id, shared by a file,
+    its renamed self and its copies), lines before the highest ``sent`` of an entry whose
+    ``sent`` exceeds its ``acked`` were possibly sent by the previous run. While running, a
+    line is also covered when its content was already sent past its offset, under another
+    file identity (a ``copytruncate`` copy read again from its original's checkpoint) or the
+    same one (a file read again from its checkpoint). So a 409 for a line that is not covered
+    means another line or agent holds its id. Owned by the :class:`Checkpointer`, which
+    records into it what it records as ``sent`` in the registry.
+    """
+
+    def __init__(self, positions: Iterable[tuple[str, str, int, int]] = ()) -> None:
+        """``positions``: (content id, key, acked, sent) per registry entry."""
+        self._startup: dict[str, int] = {}
+        for content, _key, acked, sent in positions:
+            if sent > acked:
+                self._startup[content] = max(self._startup.get(content, 0), sent)
+        self._sent: dict[str, dict[str, int]] = defaultdict(dict)  # content -> key -> end
+
+    def __bool__(self) -> bool:
+        # Anything sent in this run counts: a copy's very first lines may replay it (its own
+        # first batch is checked too, or its 409s would be taken for another line's ids).
+        return bool(self._startup) or bool(self._sent)
+
+    def covers(self, content: str, key: str, offset: int) -> bool:
+        """True when the line of ``key`` (content ``content``) at ``offset`` may already be
+        in the index."""
+        if not self:
+            return False  # the common case, on the hot path: no window at all
+        if offset < self._startup.get(content, 0):
+            return True
+        sent = self._sent.get(content)
+        if not sent:
+            return False
+        # Sent already in this run, under this identity (a file read again from its
+        # checkpoint, after a rename is noticed) or another (a copy): a replay.
+        return any(end > offset for end in sent.values())
+
+    def note_sent(self, content: str, key: str, end: int) -> None:
+        """Record that lines of ``key`` up to ``end`` are being sent by this run."""
+        ends = self._sent[content]
+        if end > ends.get(key, 0):
+            ends[key] = end
+
+
 class Checkpointer:
-    """The registry's one writer: facts, settled lines and the replay window, then saves.
+    """The registry's one writer: facts, settled lines, chain places and the replay window.
 
     Two kinds of write to disk: after acknowledgements, throttled to one per ``interval`` (a
     crash then re-reads at most that much, and the replay window keeps it duplicate-free);
@@ -189,6 +246,8 @@ class Checkpointer:
         store: CheckpointStore[FileKey],
         finalizer: OrderedFinalizer[FileKey] | None = None,
         *,
+        ledger: Ledger | None = None,
+        window: ReplayWindow | None = None,
         interval: float = 1.0,
         retrier: Retrier | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -197,6 +256,8 @@ class Checkpointer:
         self.finalizer: OrderedFinalizer[FileKey] = (
             finalizer if finalizer is not None else OrderedFinalizer()
         )
+        self.ledger = ledger  # the same one the store takes each acknowledged head from
+        self.window = window if window is not None else ReplayWindow()
         self.interval = interval
         self.retrier = retrier if retrier is not None else Retrier()
         self._clock = clock
@@ -213,6 +274,7 @@ class Checkpointer:
                 self.store.reset(fact.key, fact.path)
         elif isinstance(fact, Copied):
             if self.finalizer.begin(fact.key, fact.generation):
+                self.window.note_sent(fact.key.content_id, str(fact.key), fact.sent)
                 self.store.mark_sent(fact.key, fact.path, fact.sent, pending=fact.pending)
                 self.store.ack(fact.key, fact.path, fact.acked, chain=fact.chain)
         elif isinstance(fact, Moved):
@@ -220,11 +282,41 @@ class Checkpointer:
         elif isinstance(fact, Gone):
             self.finalizer.retire(fact.key)
 
+    @property
+    def pending(self) -> int:
+        """Lines registered and not yet settled, over all files."""
+        return self.finalizer.pending
+
+    @property
+    def replaying(self) -> bool:
+        """Whether any line may already be in the index (a window at all)."""
+        return bool(self.window)
+
     def register(
-        self, key: FileKey, generation: int, path: str, offset: int, end: int
+        self,
+        key: FileKey,
+        generation: int,
+        path: str,
+        offset: int,
+        end: int,
+        *,
+        place: Place | None = None,
     ) -> Ticket[FileKey]:
-        """Register a line with the finalizer (see :meth:`OrderedFinalizer.register`)."""
+        """Register a line with the finalizer (see :meth:`OrderedFinalizer.register`) and
+        its place in its chain with the ledger, which hands it over at its checkpoint."""
+        if place is not None and self.ledger is not None:
+            self.ledger.note(str(key), end, place)
         return self.finalizer.register(key, generation, path, offset, end)
+
+    def refused(self, key: FileKey, end: int, reason: str) -> None:
+        """The event of the line ending at ``end`` will not be in the index: a gap in its
+        chain, declared with the acknowledgement that settles it."""
+        if self.ledger is not None:
+            self.ledger.refused(str(key), end, reason)
+
+    def covers(self, key: FileKey, offset: int) -> bool:
+        """Whether the line of ``key`` at ``offset`` may already be in the index."""
+        return bool(self.window) and self.window.covers(key.content_id, str(key), offset)
 
     def settle(self, tickets: Iterable[Ticket[FileKey]]) -> None:
         """Acknowledge lines, move each file's checkpoint, write at most every ``interval``."""
@@ -233,8 +325,10 @@ class Checkpointer:
         self.save()
 
     def mark_sent(self, ends: Mapping[FileKey, tuple[str, int]]) -> bool:
-        """Record the window durably before a request; False only when interrupted."""
+        """Record the window (in memory and durably) before a request; False only when
+        interrupted."""
         for key, (path, end) in ends.items():
+            self.window.note_sent(key.content_id, str(key), end)
             self.store.mark_sent(key, path, end)
         return self.save(force=True, required=True)
 

@@ -33,7 +33,7 @@ class BatchLimits:
 
     max_events: int = 2000
     max_bytes: int = 5 * 1024 * 1024
-    max_wait: float = 1.0
+    max_wait: float = 0.25  # BATCH_MAX_WAIT's default
 
     def __post_init__(self) -> None:
         if self.max_events < 1 or self.max_bytes < 1:

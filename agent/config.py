@@ -32,6 +32,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from common.secrets import MASK, looks_secret, without_userinfo
+
 ENV_PREFIX = "APPMIXER_AUDIT_"
 CONFIG_FILE_ENV = f"{ENV_PREFIX}CONFIG"
 DEFAULT_ES_URL = "http://127.0.0.1:9200"
@@ -98,7 +100,8 @@ def _seconds(default: float, *, low: float, high: float, strict: bool = True) ->
 
 
 class Settings(BaseSettings):
-    """Every knob of the agent and the commands; names match DESIGN.md's contract."""
+    """Every knob of the agent and the commands; names match the settings tables of
+    README.md ("Configuration") and docs/agent.md ("Tuning")."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -417,7 +420,7 @@ def describe_error(
             message = "is not a known setting"
         if error["type"] == "finite_number":
             message = "must be a finite number"
-        shown = "[REDACTED]" if _looks_secret(name) else _short(error.get("input"))
+        shown = MASK if looks_secret(name) else _short(error.get("input"))
         env_name = ENV_PREFIX + field.upper()
         if field in given:
             source = f"{flag_name(field)} {shown}"
@@ -431,19 +434,6 @@ def describe_error(
             source = f"default {shown}"
         lines.append(f"invalid setting {name} ({source}): {message}")
     return without_userinfo("; ".join(lines))
-
-
-_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
-
-
-def without_userinfo(text: str) -> str:
-    """``https://user:password@host`` shown as ``https://[REDACTED]@host``: an error message
-    may quote a URL, never the credential inside it."""
-    return _USERINFO.sub("[REDACTED]@", text)
-
-
-def _looks_secret(name: str) -> bool:
-    return any(word in name for word in ("password", "api_key", "secret", "token"))
 
 
 def _short(value: Any) -> str:

@@ -34,6 +34,8 @@ import orjson
 
 from agent.files import Line
 from agent.normalize import Rejected
+from common.atomic import fsync_directory
+from common.clock import utc_iso
 from common.stage import Stage
 from indexer.outcomes import Refused
 
@@ -92,7 +94,7 @@ class DeadLetter:
         except UnicodeDecodeError:
             text, encoding = base64.b64encode(data).decode("ascii"), "base64"
         record: dict[str, Any] = {
-            "time": when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "time": utc_iso(when),
             "stage": str(self.stage),
             "reason": self.reason,
             "path": self.path,
@@ -196,7 +198,7 @@ class DeadLetterFile:
         created = not path.exists()
         handle = path.open("ab")
         if created:
-            _fsync_directory(self.directory)
+            fsync_directory(self.directory)
         self._file, self._day, self._index = handle, day, index
         self._size = handle.tell()
 
@@ -204,15 +206,6 @@ class DeadLetterFile:
         with_file, self._file = self._file, None
         if with_file is not None:
             with_file.close()
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make a new file's name durable, not just its bytes."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read_dead_letters(directory: Path) -> list[dict[str, Any]]:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agent.evidence.chains import Place
 from agent.files import Fact, Line
 from agent.normalize import Rejected, Skipped
-from chain.state import Place
 from indexer.sink import Parcel
 
 

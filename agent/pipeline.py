@@ -9,10 +9,12 @@ Elasticsearch client is synchronous):
   facts and settles every line through the sink, the dead-letter file and the checkpointer,
   which is the registry's only writer.
 
-:func:`wire` builds both from the settings and :class:`Pipeline` runs them. Shutdown goes in
-order: stop reading, drain what was read within ``shutdown_grace``, write the final
-checkpoint. Lines not settled by then are simply read again at the next start (the replay
-window makes that safe).
+:func:`wire` builds both from the settings and :class:`Pipeline` runs them. The pipeline owns
+what it starts and stops: the two threads, the buffer between them and the interrupt that
+ends every retry. Shutdown goes in order: stop reading, close the buffer, drain what was read
+within ``shutdown_grace``, interrupt what is left, write the final checkpoint and sign it.
+Lines not settled by then are simply read again at the next start (the replay window makes
+that safe).
 """
 
 from __future__ import annotations
@@ -21,14 +23,15 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
-from agent.acks import Checkpointer
+from agent.acks import Checkpointer, ReplayWindow
 from agent.batch import BatchLimits, BoundedBuffer
 from agent.config import Settings
 from agent.deadletter import DeadLetterFile
+from agent.evidence.keeper import Keeper
+from agent.evidence.keyfile import KeyFileWatch
 from agent.files import Registry, Tailer
 from agent.files.discover import own_output_files
 from agent.items import Entry
@@ -36,19 +39,16 @@ from agent.metrics import Health, Metrics
 from agent.normalize import NormalizeOptions, Normalizer
 from agent.reader import Reader
 from agent.settler import Settler
-from chain.keyfile import KeyFileWatch
-from chain.store import Keeper
 from common.log import get_logger
 from common.retry import Retrier, RetryPolicy
 from indexer.access import AccessReport
-from indexer.chain import write_checkpoint
+from indexer.chain_index import write_checkpoint
 from indexer.cluster import ClusterRefusal
-from indexer.dedup import ReplayWindow
-from indexer.sink import BulkSink
+from indexer.sink import BulkSink, Transport
 
-log = get_logger("agent.pipeline")
+log = get_logger(__name__)
 
-CHECKPOINT_INTERVAL = 1.0  # seconds between checkpoint writes after acknowledgements
+REGISTRY_WRITE_INTERVAL = 1.0  # seconds between registry writes after acknowledgements
 
 
 def wire(
@@ -61,9 +61,11 @@ def wire(
     health: Health | None = None,
     policy: RetryPolicy | None = None,
     access: AccessReport | None = None,
+    transport: Transport | None = None,
 ) -> Pipeline:
-    """Build the reader and the settler from the settings, sharing one buffer and one
-    interrupt; raises ``RegistryError`` for an unreadable registry."""
+    """Build the reader and the settler from the settings, sharing one buffer, and the
+    interrupt the pipeline sets; raises ``RegistryError`` for an unreadable registry.
+    ``transport`` stands for ``es`` in the bulk sink (tests run the whole pipeline on it)."""
     metrics = metrics if metrics is not None else Metrics()
     health = health if health is not None else Health()
     registry = Registry(settings.state_dir, fingerprint_bytes=settings.fingerprint_bytes)
@@ -72,12 +74,9 @@ def wire(
         settings.buffer_max_events, settings.buffer_max_bytes
     )
     metrics.track_buffer(buffer)
-    retrier = Retrier(policy, threading.Event(), heartbeat=lambda: health.beat("sender"))
+    interrupt = threading.Event()
+    retrier = Retrier(policy, interrupt, heartbeat=lambda: health.beat("sender"))
     keeper = _keeper(settings, es)
-    store = keeper.wrap(registry)
-    checkpoints = Checkpointer(store, interval=CHECKPOINT_INTERVAL, retrier=retrier)
-    dead_letters = DeadLetterFile(settings.dead_letter_dir)
-    window = ReplayWindow((p.content_id, p.key, p.acked, p.sent) for p in registry.positions())
     reader = Reader(
         tailer,
         Normalizer(NormalizeOptions.from_settings(settings)),
@@ -89,6 +88,7 @@ def wire(
         health=health,
         once=once,
     )
+    dead_letters = DeadLetterFile(settings.dead_letter_dir)
     sink = BulkSink(
         es,
         settings.events_target,
@@ -96,13 +96,13 @@ def wire(
         retrier=retrier,
         observer=metrics,
         access=access,
+        transport=transport,
     )
     settler = Settler(
         sink,
         dead_letters,
-        checkpoints,
-        keeper=keeper,
-        window=window,
+        _checkpointer(registry, keeper, retrier),
+        signer=keeper,
         retrier=retrier,
         metrics=metrics,
         events_target=settings.events_target,
@@ -114,12 +114,31 @@ def wire(
     return Pipeline(
         reader,
         settler,
+        buffer,
         dead_letters,
         limits,
+        interrupt=interrupt,
+        retrier=retrier,
+        metrics=metrics,
+        health=health,
         registry=registry,
         setup=setup,
         setup_target=",".join(settings.es_url),
         shutdown_grace=settings.shutdown_grace,
+    )
+
+
+def _checkpointer(registry: Registry, keeper: Keeper, retrier: Retrier) -> Checkpointer:
+    """The registry's one writer: each acknowledged offset with its chain head (one atomic
+    write, through the keeper's store and ledger) and the replay window the registry left."""
+    store = keeper.wrap(registry)  # upgrades a previous version's chain state first
+    window = ReplayWindow((p.content_id, p.key, p.acked, p.sent) for p in registry.positions())
+    return Checkpointer(
+        store,
+        ledger=keeper.ledger,
+        window=window,
+        interval=REGISTRY_WRITE_INTERVAL,
+        retrier=retrier,
     )
 
 
@@ -166,32 +185,37 @@ class Pipeline:
         self,
         reader: Reader,
         settler: Settler,
+        buffer: BoundedBuffer[Entry],
         dead_letters: DeadLetterFile,
         limits: BatchLimits,
         *,
+        interrupt: threading.Event,
+        retrier: Retrier,
+        metrics: Metrics,
+        health: Health,
         registry: Registry,
         setup: Callable[[], object] | None = None,
         setup_target: str = "",
         shutdown_grace: float = 10.0,
     ) -> None:
         self.reader = reader
-        self.registry = registry  # read by the command line after the run (lines left)
-        self._setup_target = setup_target
         self.settler = settler
+        self.buffer = buffer
         self.dead_letters = dead_letters
         self.limits = limits
-        self.shutdown_grace = shutdown_grace
-        self.metrics = reader.metrics
-        self.health = reader.health
+        # Set when the grace ran out or a loop failed: every retry stops, unsettled lines are
+        # abandoned (read again at the next start).
+        self.interrupt = interrupt
+        self._retrier = retrier  # the settler's, on the same interrupt: setup is retried first
+        self.metrics = metrics
+        self.health = health
+        self.registry = registry  # read by the command line after the run (lines left)
         self._setup = setup
+        self._setup_target = setup_target
+        self.shutdown_grace = shutdown_grace
         self.failure: BaseException | None = None
         self._reader = threading.Thread(target=self._guarded(reader.run), name="reader")
         self._sender = threading.Thread(target=self._guarded(self._send), name="sender")
-
-    @property
-    def interrupt(self) -> threading.Event:
-        """Set when the grace ran out: every retry stops, unsettled lines are abandoned."""
-        return self.settler.retrier.interrupt
 
     @property
     def behind(self) -> int:
@@ -205,12 +229,12 @@ class Pipeline:
     def start(self) -> None:
         log.info(
             "pipeline_started",
-            paths=list(self.reader.tailer.patterns),
+            paths=self.reader.patterns,
             once=self.reader.once,
-            replay_window=bool(self.settler.window),
+            replay_window=self.settler.replaying,
             events_target=self.settler.events_target,
         )
-        self.reader.tailer.start()
+        self.reader.start()
         self._reader.start()
         self._sender.start()
 
@@ -230,9 +254,9 @@ class Pipeline:
         grace = self.shutdown_grace if grace is None else grace
         deadline = time.monotonic() + grace
         log.info("shutdown_started", grace=grace, in_flight=self._in_flight())
-        self.reader.stopping.set()
+        self.reader.stop()
         self._reader.join(max(0.0, deadline - time.monotonic()))
-        self.reader.buffer.close()
+        self.buffer.close()
         self._sender.join(max(0.0, deadline - time.monotonic()))
         if self._sender.is_alive():
             self.interrupt.set()  # stop retrying; a request in flight may still finish
@@ -251,13 +275,12 @@ class Pipeline:
         return drained
 
     def close(self) -> None:
-        """Write the final checkpoint and release files (idempotent)."""
-        self.reader.tailer.stop()
-        self.settler.checkpoints.save(force=True)
-        self.settler.keeper.sign(force=True)  # the heads just saved, signed before stopping
+        """Release the files, write the final checkpoint and sign it (idempotent)."""
+        self.reader.close()
+        self.settler.close()
         self.dead_letters.close()
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, int]:
         partial = self.reader.partial
         return {
             **self.metrics.snapshot().as_dict(),
@@ -271,21 +294,28 @@ class Pipeline:
         """The sender thread: setup first (retried while Elasticsearch is away), then settle."""
         try:
             if self._setup is not None:
-                self.settler.retrier.call(
+                self._retrier.call(
                     self._setup,
                     retry_on=(ApiError, TransportError),
                     event="setup_failed",
                     es_url=self._setup_target,
                 )
             self.health.setup_done()
-            self.settler.run(
-                self.reader.buffer, self.limits, heartbeat=lambda: self.health.beat("sender")
-            )
+            self.settler.run(self.buffer, self.limits, heartbeat=self._beat)
         finally:
             self.health.finished("sender")
 
+    def _beat(self) -> None:
+        self.health.beat("sender")
+
     def _in_flight(self) -> int:
-        return self.settler.checkpoints.finalizer.pending + self.reader.buffer.events
+        return self.settler.pending + self.buffer.events
+
+    def _halt(self) -> None:
+        """Everything stops at once: reading, buffering, retrying (a loop failed)."""
+        self.reader.stop()
+        self.buffer.close()
+        self.interrupt.set()
 
     def _guarded(self, loop: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:
@@ -297,8 +327,6 @@ class Pipeline:
                     log.error("elasticsearch_refused", reason=str(exc))
                 else:
                     log.exception("pipeline_loop_failed", loop=threading.current_thread().name)
-                self.reader.stopping.set()
-                self.reader.buffer.close()
-                self.interrupt.set()
+                self._halt()
 
         return run

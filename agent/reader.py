@@ -16,12 +16,12 @@ from collections.abc import Sequence
 import orjson
 
 from agent.batch import BoundedBuffer
+from agent.evidence.chains import Chains
 from agent.files import Line, Tailer
 from agent.files.facts import Copied
 from agent.items import Entry, Item
 from agent.metrics import Health, Metrics
 from agent.normalize import Normalized, Normalizer, Rejected, Source
-from chain.state import Chains
 from common.stage import Stage
 from indexer.sink import Parcel
 
@@ -60,6 +60,23 @@ class Reader:
         self.stopping = threading.Event()
         self.behind = 0  # bytes not yet read, over all files
         self.partial: dict[str, int] = {}  # per path, bytes of an unfinished last line
+
+    @property
+    def patterns(self) -> list[str]:
+        """The path patterns the tailer follows."""
+        return list(self.tailer.patterns)
+
+    def start(self) -> None:
+        """Start watching the files (before :meth:`run` is started on its thread)."""
+        self.tailer.start()
+
+    def stop(self) -> None:
+        """Ask the loop to end: it stops at its next look, or while waiting for room."""
+        self.stopping.set()
+
+    def close(self) -> None:
+        """Stop watching and release the files (idempotent)."""
+        self.tailer.stop()
 
     def run(self) -> None:
         """The loop; closes the buffer when it ends, so the settler drains and finishes."""

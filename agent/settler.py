@@ -5,42 +5,45 @@ It takes what the reader buffered, in batches (count, bytes, time), and for each
 1. applies the tailer's facts and registers every line with the checkpointer, in stream
    order, so each fact lands exactly between the lines it came between;
 2. settles skipped lines at once, and rejected ones once their dead letters are durable;
-3. records the replay window (``mark_sent``, written to disk) *before* the bulk request;
+3. has the checkpointer record the replay window (``mark_sent``, written to disk) *before*
+   the bulk request;
 4. ships the events; each shipment carries its :class:`Claim` (the line and the ticket that
    settles it), so an answer finds its line without any lookup;
 5. dead-letters what Elasticsearch refused, then settles every event whose fate is final.
 
-Its collaborators are injected (the sink, the dead-letter file, the checkpointer, the retry
-loop), so it is tested with fakes and a fake clock, without threads or a node. It owns the
-finalizer's state and is used from one thread only.
+Its collaborators are injected as protocols (the sink, the dead-letter file, the
+checkpoints, the signer, the counters) with the one retry loop, so it is tested with fakes
+and a fake clock, without threads or a node. Every side effect of an acknowledgement (the
+registry, the chain places and gaps, the replay window) goes through the checkpoints
+(``agent.acks.Checkpointer``). It is used from one thread only.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from agent.acks import Checkpointer, Ticket
+from agent.acks import Ticket
 from agent.batch import Batch, Batcher, BatchLimits, BoundedBuffer
 from agent.deadletter import DeadLetter
+from agent.evidence.chains import Place
 from agent.files import FileKey, Line
+from agent.files.facts import Fact
 from agent.items import Entry, Item
-from agent.metrics import Metrics
 from agent.normalize import Rejected, Skipped
-from chain.store import Keeper
 from common.log import get_logger
 from common.retry import Retrier
 from common.stage import Stage
-from indexer.dedup import ReplayWindow
 from indexer.outcomes import Delivered, Duplicate, Refused
 from indexer.sink import EventResult, Shipment
 
 # The gap reason of an event whose id another line or agent had already stored.
 TAKEN = "duplicate: an event with this id is already in the index (stored by another line)"
 
-log = get_logger("agent.settler")
+log = get_logger(__name__)
 
 FORGET_INTERVAL = 600.0  # how often registry entries of long-gone files are looked at
 FORGET_AFTER = 86_400.0  # a file gone from disk and untouched this long is forgotten
@@ -66,6 +69,61 @@ class DeadLetters(Protocol):
     def write(self, letters: Sequence[DeadLetter]) -> None: ...
 
 
+class Checkpoints(Protocol):
+    """Where every acknowledgement goes (``agent.acks.Checkpointer``)."""
+
+    @property
+    def pending(self) -> int: ...
+
+    @property
+    def replaying(self) -> bool: ...
+
+    def apply(self, fact: Fact) -> None: ...
+
+    def register(
+        self,
+        key: FileKey,
+        generation: int,
+        path: str,
+        offset: int,
+        end: int,
+        *,
+        place: Place | None = None,
+    ) -> Ticket[FileKey]: ...
+
+    def refused(self, key: FileKey, end: int, reason: str) -> None: ...
+
+    def covers(self, key: FileKey, offset: int) -> bool: ...
+
+    def settle(self, tickets: Iterable[Ticket[FileKey]]) -> None: ...
+
+    def mark_sent(self, ends: Mapping[FileKey, tuple[str, int]]) -> bool: ...
+
+    def save(self, *, force: bool = False, required: bool = False) -> bool: ...
+
+    def forget(self, older_than: float) -> int: ...
+
+
+class Signing(Protocol):
+    """Signs the persisted chain heads when due (``agent.evidence.keeper.Keeper``)."""
+
+    def sign(self, *, force: bool = False) -> None: ...
+
+
+class Counters(Protocol):
+    """What the settler counts (``agent.metrics.Metrics``)."""
+
+    def skip(self, n: int = 1) -> None: ...
+
+    def dead_letter(self, stage: str, n: int = 1) -> None: ...
+
+    def shipped(self, events: int, changes: int = 0) -> None: ...
+
+    def duplicate(self, n: int = 1) -> None: ...
+
+    def change_rejected(self, n: int = 1) -> None: ...
+
+
 class Settler:
     """Settles batches of buffered lines; see the module docstring."""
 
@@ -73,24 +131,40 @@ class Settler:
         self,
         sink: Sink,
         dead_letters: DeadLetters,
-        checkpoints: Checkpointer,
+        checkpoints: Checkpoints,
         *,
-        keeper: Keeper,
-        window: ReplayWindow,
+        signer: Signing,
         retrier: Retrier,
-        metrics: Metrics,
+        metrics: Counters,
         events_target: str,
         changes_target: str,
+        interrupt: threading.Event | None = None,
     ) -> None:
         self.sink = sink
         self.dead_letters = dead_letters
         self.checkpoints = checkpoints
-        self.keeper = keeper  # the hash chains: each line's place, gaps, signed checkpoints
-        self.window = window
+        self.signer = signer  # signed checkpoints of the chain heads the checkpoints persist
         self.retrier = retrier
         self.metrics = metrics
         self.events_target = events_target
         self.changes_target = changes_target
+        # Set when the shutdown grace ran out (the pipeline's; the retry loop waits on it).
+        self.interrupt = interrupt if interrupt is not None else retrier.interrupt
+
+    @property
+    def pending(self) -> int:
+        """Lines registered and not yet settled."""
+        return self.checkpoints.pending
+
+    @property
+    def replaying(self) -> bool:
+        """Whether lines read may already be in the index (the replay window)."""
+        return self.checkpoints.replaying
+
+    def close(self) -> None:
+        """Write the final checkpoint, then sign the heads just saved (idempotent)."""
+        self.checkpoints.save(force=True)
+        self.signer.sign(force=True)
 
     def settle(self, entries: Sequence[Entry]) -> int:
         """Settle one batch: facts and skips at once, rejections and events once durable.
@@ -106,18 +180,15 @@ class Settler:
                 continue
             line, outcome = entry.line, entry.outcome
             ticket = self.checkpoints.register(
-                line.key, line.generation, line.path, line.offset, line.end
+                line.key, line.generation, line.path, line.offset, line.end, place=entry.chain
             )
-            self.keeper.ledger.note(str(line.key), line.end, entry.chain)
             if isinstance(outcome, Skipped):
                 settled.append(ticket)
             elif isinstance(outcome, Rejected):
-                self.keeper.ledger.refused(str(line.key), line.end, outcome.reason)
+                self.checkpoints.refused(line.key, line.end, outcome.reason)
                 letters.append((ticket, DeadLetter.rejected(line, outcome)))
             else:
-                verify = bool(self.window) and self.window.covers(
-                    line.key.content_id, str(line.key), line.offset
-                )
+                verify = self.checkpoints.covers(line.key, line.offset)
                 shipments.append(Shipment(Claim(line, ticket), outcome, verify))
         self.metrics.skip(len(settled))
         records = [letter for _, letter in letters]
@@ -142,7 +213,7 @@ class Settler:
         the interrupt (the shutdown grace ran out); periodic checkpoint writes in between."""
         batcher: Batcher[Entry] = Batcher(limits, clock)
         forgotten_at = float("-inf")
-        while not self.retrier.interrupt.is_set():
+        while not self.interrupt.is_set():
             heartbeat()
             deadline = batcher.deadline()
             wait = 0.5 if deadline is None else min(0.5, max(0.0, deadline - clock()))
@@ -154,7 +225,7 @@ class Settler:
                 break
             self._settle_batch(batcher.poll())
             self.checkpoints.save()  # throttled: at most every checkpoint interval
-            self.keeper.sign()  # when CHAIN_CHECKPOINT_INTERVAL has passed
+            self.signer.sign()  # when CHAIN_CHECKPOINT_INTERVAL has passed
             if clock() - forgotten_at >= FORGET_INTERVAL:
                 forgotten_at = clock()
                 self.checkpoints.forget(older_than=FORGET_AFTER)
@@ -186,8 +257,6 @@ class Settler:
         ends: dict[FileKey, tuple[str, int]] = {}
         for line in (shipment.tag.line for shipment in shipments):
             ends[line.key] = (line.path, max(line.end, ends.get(line.key, ("", 0))[1]))
-        for key, (_path, end) in ends.items():
-            self.window.note_sent(key.content_id, str(key), end)
         return self.checkpoints.mark_sent(ends)
 
     def _ship(self, shipments: list[Shipment[Claim]]) -> list[Ticket[FileKey]]:
@@ -204,11 +273,10 @@ class Settler:
                 continue  # interrupted at shutdown: read again next time
             claim, event_id = result.shipment.tag, result.shipment.event_id
             if isinstance(result.outcome, Duplicate) and not result.outcome.replay:
-                line = claim.line
-                self.keeper.ledger.refused(str(line.key), line.end, TAKEN)
+                self.checkpoints.refused(claim.line.key, claim.line.end, TAKEN)
             if isinstance(result.outcome, Refused):
-                line = claim.line
-                self.keeper.ledger.refused(str(line.key), line.end, result.outcome.describe())
+                reason = result.outcome.describe()
+                self.checkpoints.refused(claim.line.key, claim.line.end, reason)
                 letters.append(DeadLetter.refused(
                     claim.line, result.outcome, event_id=event_id, target=self.events_target,
                 ))  # fmt: skip

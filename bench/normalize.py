@@ -6,7 +6,7 @@ Prints which build of the normalizer ran (compiled with mypyc, or pure Python: s
 docs/performance.md), events per second (wall and CPU; with --rounds, the best round and
 the median CPU figure too), CPU time and peak memory (RSS). Lines are generated and
 encoded before the clock starts, so only normalizing is measured. A measurement, never an
-assertion: the target (DESIGN.md) is 50,000 events/s. ``--json`` adds one last line of
+assertion: the target (docs/performance.md) is 50,000 events/s. ``--json`` adds one last line of
 JSON for ``bench/run.py``.
 """
 

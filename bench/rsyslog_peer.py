@@ -2,7 +2,7 @@
 
 Each run gets its own config file, work directory (imfile state, queues) and pid file, and
 loads only the modules named here (no imuxsock, no imklog), so the system's rsyslog, if any,
-is never touched. Two shapes, as in DESIGN.md's targets:
+is never touched. Two shapes, as in the targets of docs/performance.md:
 
 - ``docs``: the agent's own ``normalize --with-changes`` output, one envelope a line
   (``{"_index", "_id", "_source"}``); ``mmjsonparse`` parses it, the index comes from

@@ -34,14 +34,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agent.config import Settings  # noqa: E402
+from agent.evidence.chains import Signer  # noqa: E402
 from agent.normalize import Normalized, NormalizeOptions, Normalizer, Source  # noqa: E402
 from bench.rigs import Child  # noqa: E402
 from bench.run import _node  # noqa: E402
 from chain.checkpoint import ChainKey  # noqa: E402
 from chain.link import Head, content_digest, step, stream_id  # noqa: E402
-from chain.state import Signer  # noqa: E402
 from devtools.simulate import write_events  # noqa: E402
-from indexer.chain import write_checkpoint  # noqa: E402
+from indexer.chain_index import write_checkpoint  # noqa: E402
 from indexer.setup import install  # noqa: E402
 
 SIGN_EVERY = 10_000

@@ -1,6 +1,8 @@
-"""Tamper evidence: a hash chain per source stream, signed checkpoints, and their replay.
+"""Tamper evidence, the pure core: a hash chain per source stream, signed checkpoints, and
+their replay.
 
-``link`` chains events as they are read, ``checkpoint`` signs chain heads with a key that
-Elasticsearch never sees, ``verify`` replays stored events against both. All pure; the
-agent's run loop (``chain.state``) and ``indexer.chain`` do the I/O.
+``link`` chains events, ``checkpoint`` signs chain heads with a key that Elasticsearch never
+sees, ``verify`` replays stored events against both. No state of its own and no I/O beyond
+reading a key file (``ChainKey.from_file``); the agent's run loop (``agent.evidence``) keeps
+and persists the chains, ``indexer.chain_index`` reads and writes them in Elasticsearch.
 """

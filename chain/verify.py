@@ -2,7 +2,7 @@
 
 Pure: it takes the stored events of one stream (as :class:`Record`, digests already taken)
 and what the valid signed checkpoints say about that stream (:class:`Evidence`), and returns
-findings. Reading them from Elasticsearch is ``indexer.chain``'s job.
+findings. Reading them from Elasticsearch is ``indexer.chain_index``'s job.
 
 The walk follows the *links*, not the stored sequence numbers: from the anchor (the start of
 the stream, or a signed head for ``--since``) it looks for the event whose ``prev`` is the

@@ -7,20 +7,19 @@ Values under keys that look secret are replaced before any renderer sees them.
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
+from structlog.typing import FilteringBoundLogger
 
-_SECRET_KEY = re.compile(r"pass(word)?|secret|token|api_?key|authorization|cookie", re.I)
-_CREDENTIAL_IN_URL = re.compile(r"(?<=://)[^/@\s]+:[^/@\s]+@")
+from common.secrets import MASK, looks_secret, without_userinfo
 
 
 def _censor(value: Any) -> Any:
     if isinstance(value, str):
-        return _CREDENTIAL_IN_URL.sub("[REDACTED]@", value)
+        return without_userinfo(value)
     if isinstance(value, list | tuple):
         return [_censor(item) for item in value]
     return value
@@ -29,10 +28,11 @@ def _censor(value: Any) -> Any:
 def censor_secrets(
     _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """Never print a credential: secret-looking keys and user:pass@ in URLs are masked."""
+    """Never print a credential (``common.secrets``): values under secret-looking keys, and
+    the user information of URLs, are masked."""
     for key in list(event_dict):
-        if _SECRET_KEY.search(key):
-            event_dict[key] = "[REDACTED]"
+        if looks_secret(key):
+            event_dict[key] = MASK
         else:
             event_dict[key] = _censor(event_dict[key])
     return event_dict
@@ -67,5 +67,7 @@ def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
     logging.getLogger("elasticsearch").setLevel(logging.WARNING)
 
 
-def get_logger(name: str) -> Any:
-    return structlog.get_logger(name)
+def get_logger(name: str) -> FilteringBoundLogger:
+    """The logger of module ``name`` (pass ``__name__``): every call on it is typed."""
+    logger: FilteringBoundLogger = structlog.get_logger(name)
+    return logger

@@ -29,7 +29,7 @@ Clock = Callable[[], float]
 Random = Callable[[], float]  # uniform in [0, 1)
 Sleep = Callable[[float], object]  # waits up to that many seconds (may return early)
 
-log = get_logger("common.retry")
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -122,6 +122,11 @@ class Retrier:
         self.random = random
         self.heartbeat = heartbeat
         self._sleep = sleep if sleep is not None else self.interrupt.wait
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether the interrupt is set: every retry has stopped."""
+        return self.interrupt.is_set()
 
     def backoff(self) -> Backoff:
         """A fresh backoff for one problem, on this retrier's policy, clock and randomness."""

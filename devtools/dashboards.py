@@ -8,7 +8,7 @@ the file is never edited by hand:
 
 Shapes are Kibana 8.x ones that every supported version imports (8.11 and later; 9.x
 migrates them on import): dashboards and Lens at migration version 8.9.0 (the last before
-model versions), saved searches and data views at 8.0.0. ``indexer.kibana_check`` replays
+model versions), saved searches and data views at 8.0.0. ``devtools.kibana_check`` replays
 Kibana's import checks on the output, and the page's own rules (no capped Lens table of events,
 aggregations every distribution has, a link to the details rather than a drilldown); a unit
 test keeps the committed file equal to this module's output.
@@ -581,7 +581,7 @@ def objects() -> list[Obj]:
                 "@timestamp",  # here, Discover does not put its own time column first
                 "appmixer.audit.type",
                 "appmixer.flow.id",
-                "event.id",  # the link to the event's details (the seed's eye icon)
+                "event.id",  # the link to the event's details (the Audit Logs page's eye icon)
                 "appmixer.entity.type",
                 "appmixer.entity.id",
                 "event.outcome",

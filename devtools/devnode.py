@@ -44,7 +44,7 @@ ES_VERSION = "9.5.4"
 MIN_JAVA = 21
 RUN_AS_WHEN_ROOT = "nobody"
 
-log = get_logger("devnode")
+log = get_logger(__name__)
 
 
 class DevNodeError(Exception):

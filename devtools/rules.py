@@ -24,13 +24,14 @@ import re
 import sys
 import tomllib
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from common.clock import utc_iso
 from devtools.generated import write_or_check
 from indexer.fields import Field as MappedField
 from indexer.fields import mapped_fields
@@ -258,7 +259,7 @@ def executions(rule: Rule, start: datetime, end: datetime) -> Iterator[tuple[dat
 
 
 def _time(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_iso(moment)
 
 
 def _range(field: str, window: tuple[datetime, datetime]) -> dict[str, Any]:

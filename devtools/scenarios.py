@@ -9,7 +9,7 @@ audit logging. The attack day adds, at fixed times, the six attacks ``detection-
 looks for. Everyday user updates change profiles rather than granting admin rights, so the
 only admin grant of either day is the attack's.
 
-Access tokens are not in the seed's catalog. A newer Appmixer would log their creation as
+Access tokens are not in the catalog. A newer Appmixer would log their creation as
 "Access Token Created"; the normalizer keeps such an action with ``appmixer.audit.catalog``
 false, ``event.action`` ``access_token_created`` and a type guessed from its verb (create),
 which is what the token rule matches.

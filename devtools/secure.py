@@ -29,7 +29,7 @@ PLUGIN_NAME = "appmixer-audit-analysis"
 PLUGIN_SOURCES = Path(__file__).resolve().parent / "es-analysis-plugin"
 SUPERUSER = "elastic"
 
-log = get_logger("devnode")
+log = get_logger(__name__)
 
 
 class SecureSetupError(Exception):

@@ -20,7 +20,7 @@ from elasticsearch import ApiError, AuthenticationException, Elasticsearch, Tran
 import mappings
 from common.log import get_logger
 
-log = get_logger("indexer.access")
+log = get_logger(__name__)
 
 Role = Literal["writer", "reader"]
 ROLE_NAMES: dict[Role, str] = {

@@ -1,6 +1,6 @@
 """Build the Elasticsearch client from explicit connection parameters: nodes, auth, TLS.
 
-The command line turns the agent's settings into these parameters (``agent.cli.options``),
+The command line turns the agent's settings into these parameters (``cli.options``),
 so the indexer knows nothing of how the agent is configured.
 
 Retries are ours, not the client's: the bulk sink decides per item what to retry, so the
@@ -45,7 +45,7 @@ from indexer.cluster import (
     mark_request,
 )
 
-log = get_logger("indexer.client")
+log = get_logger(__name__)
 
 
 class _FastJson(JsonSerializer):

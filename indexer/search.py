@@ -1,7 +1,7 @@
-"""Queries behind ``search`` and ``show``: the seed's filters as Elasticsearch requests.
+"""Queries behind ``search`` and ``show``: the Audit Logs page's filters as Elasticsearch requests.
 
 Building a request and shaping a response are pure functions (tested without a node); the
-few functions at the bottom do the I/O. Full text goes over the fields the seed names
+few functions at the bottom do the I/O. Full text goes over the fields the Audit Logs page names
 ("action descriptions and related identifiers"), each queried as its mapping type allows:
 analysed text matches words, keywords (ids, emails, codes) match whole and exactly, so a
 flow id never matches a different flow that shares a fragment with it.
@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from elasticsearch import Elasticsearch, NotFoundError
 
+from common.clock import utc_iso
 from indexer.fields import KEYWORD_TYPES, TEXT_TYPES, field
 
 # The seed's search bar: action descriptions and related identifiers (appmixer.related.id
@@ -48,7 +49,7 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 
 @dataclass(frozen=True)
 class Filters:
-    """The seed's filters; an empty one matches every event (the seed's RESET)."""
+    """The Audit Logs page's filters; an empty one matches every event (its RESET)."""
 
     query: str | None = None
     since: datetime | None = None
@@ -154,8 +155,7 @@ def build_search(
 
 def iso(moment: datetime) -> str:
     """UTC ISO 8601 with milliseconds and a Z, as the documents store time."""
-    text = moment.astimezone(UTC).isoformat(timespec="milliseconds")
-    return text.replace("+00:00", "Z")
+    return utc_iso(moment)
 
 
 def encode_cursor(sort_values: Sequence[Any]) -> str:

@@ -10,23 +10,26 @@ request, whose answer :mod:`indexer.outcomes` turns into one outcome per documen
 An event is settled only when its document and each of its change documents has a final
 outcome.
 
-Documents that may already be in the index (the replay window after a restart, anything sent
-in a request whose answer was lost) are first looked up across the whole target by
-:class:`indexer.dedup.Deduplicator`: ``op_type=create`` only sees the current backing index.
+Documents that may already be in the index (the caller marks them: the replay window after
+a restart; and anything sent in a request whose answer was lost) are first looked up across
+the whole target by :class:`indexer.dedup.Deduplicator`: ``op_type=create`` only sees the
+current backing index. What the sink needs of Elasticsearch is one small protocol,
+:class:`Transport` (:class:`ElasticTransport` over the client), so its decisions are tested
+without a node.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
+from common.clock import utc_now_iso
 from common.log import get_logger
 from common.retry import Backoff, Retrier
 from indexer.access import AccessReport
@@ -49,15 +52,17 @@ __all__ = [
     "Delivered",
     "Doc",
     "Duplicate",
+    "ElasticTransport",
     "EncodedEvent",
     "EventResult",
     "Parcel",
     "Refused",
     "Retry",
     "Shipment",
+    "Transport",
 ]
 
-log = get_logger("indexer.sink")
+log = get_logger(__name__)
 
 T = TypeVar("T")
 _FILTER = "errors,items.*.status,items.*.error"
@@ -147,8 +152,53 @@ class SinkObserver(Protocol):
     def retry(self, reason: str, n: int = 1) -> None: ...
 
 
-def _utc_now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+class Transport(Protocol):
+    """What the sink asks of Elasticsearch: one bulk request, and the duplicate check."""
+
+    def post(self, docs: Sequence[Doc], ingested: bytes) -> Answer:
+        """One bulk request of ``create`` actions; its items, or why it failed (never
+        raises for an Elasticsearch error)."""
+        ...
+
+    def existing(self, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        """The (target, _id) pairs already stored anywhere in their target; raises
+        ``ApiError``, ``TransportError`` or :class:`IncompleteCheck`."""
+        ...
+
+    def chain_places(self, target: str, ids: list[str]) -> dict[str, tuple[str, int] | None]:
+        """Where each stored event of ``ids`` sits in the hash chains; raises like
+        :meth:`existing`."""
+        ...
+
+
+class ElasticTransport:
+    """:class:`Transport` over an Elasticsearch client; each answer is told to ``access``."""
+
+    def __init__(self, es: Elasticsearch, access: AccessReport) -> None:
+        self.es = es
+        self.access = access
+        self.dedup = Deduplicator(es)
+
+    def post(self, docs: Sequence[Doc], ingested: bytes) -> Answer:
+        body = bulk_body(docs, ingested)
+        try:
+            response = self.es.bulk(operations=body, filter_path=_FILTER)  # type: ignore[arg-type]
+        except (ApiError, TransportError) as exc:
+            self.access.failed(exc)
+            return request_failure(exc)
+        self.access.answered()
+        items = response.body.get("items", [])
+        return items if isinstance(items, list) else []
+
+    def existing(self, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        try:
+            return self.dedup.existing(pairs)
+        except (ApiError, TransportError) as exc:
+            self.access.failed(exc)
+            raise
+
+    def chain_places(self, target: str, ids: list[str]) -> dict[str, tuple[str, int] | None]:
+        return self.dedup.chain_places(target, ids)
 
 
 class BulkSink:
@@ -156,23 +206,28 @@ class BulkSink:
 
     def __init__(
         self,
-        es: Elasticsearch,
+        es: Elasticsearch | None,
         events_target: str,
         changes_target: str,
         *,
         retrier: Retrier | None = None,
         observer: SinkObserver | None = None,
-        now_iso: Callable[[], str] = _utc_now_iso,
+        now_iso: Callable[[], str] = utc_now_iso,
         access: AccessReport | None = None,
+        transport: Transport | None = None,
     ) -> None:
-        self.es = es
+        """``es`` is the client, or None when ``transport`` stands for it."""
         self.events_target = events_target
         self.changes_target = changes_target
         self.retrier = retrier if retrier is not None else Retrier()
         self.observer = observer
         self._now_iso = now_iso
-        self.dedup = Deduplicator(es)
         self.access = access if access is not None else AccessReport()
+        if transport is None:
+            if es is None:
+                raise ValueError("a client or a transport is needed")
+            transport = ElasticTransport(es, self.access)
+        self.transport = transport
 
     # ------------------------------------------------------------------ events
 
@@ -219,7 +274,7 @@ class BulkSink:
             if verify:
                 found = self._check([docs[i] for i in sorted(verify)], backoff)
                 if found is None:
-                    if self.retrier.interrupt.is_set():
+                    if self.retrier.interrupted:
                         return outcomes
                     continue
                 for i in verify:
@@ -266,7 +321,7 @@ class BulkSink:
             return answers
         ids = [docs[sent[k]].doc_id for k in taken]
         try:
-            stored = self.dedup.chain_places(self.events_target, ids)
+            stored = self.transport.chain_places(self.events_target, ids)
         except (ApiError, TransportError, IncompleteCheck) as exc:
             log.warning("conflict_lookup_failed", error=str(exc), documents=len(ids))
             stored = None
@@ -281,11 +336,10 @@ class BulkSink:
     def _check(self, docs: list[Doc], backoff: Backoff) -> set[tuple[str, str]] | None:
         """The replay check; None (after backing off) when it could not be answered."""
         try:
-            return self.dedup.existing((doc.target, doc.doc_id) for doc in docs)
+            return self.transport.existing((doc.target, doc.doc_id) for doc in docs)
         except IncompleteCheck as exc:
             problem = Retry(str(exc))
         except (ApiError, TransportError) as exc:
-            self.access.failed(exc)
             problem = request_failure(exc).retry
         self.retrier.pause(
             backoff, "replay_check_failed", hint=problem.after, reason=problem.reason
@@ -310,20 +364,13 @@ class BulkSink:
         return resolve(docs, self._post)
 
     def _post(self, docs: Sequence[Doc]) -> Answer:
-        """Post one bulk request; the response's items, or why the request failed."""
-        body = bulk_body(docs, orjson.dumps(self._now_iso()))
+        """Post one bulk request, timed; the response's items, or why the request failed."""
         started = time.perf_counter()
         try:
-            response = self.es.bulk(operations=body, filter_path=_FILTER)  # type: ignore[arg-type]
-        except (ApiError, TransportError) as exc:
-            self.access.failed(exc)
-            return request_failure(exc)
+            return self.transport.post(docs, orjson.dumps(self._now_iso()))
         finally:
             if self.observer is not None:
                 self.observer.observe_bulk(time.perf_counter() - started)
-        self.access.answered()
-        items = response.body.get("items", [])
-        return items if isinstance(items, list) else []
 
 
 def _is_ambiguous(outcome: ItemOutcome) -> bool:

@@ -1,11 +1,14 @@
-"""Test doubles shared by the unit tests: a clock that only moves when told to, and a
-registry kept in memory."""
+"""Test doubles shared by the unit tests: a clock that only moves when told to, a retry loop
+on it, and a registry kept in memory."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from agent.files import FileKey
+from common.retry import Retrier, RetryPolicy
 
 
 class FakeClock:
@@ -78,3 +81,12 @@ class MemoryStore:
             self.failures -= 1
             raise OSError("No space left on device")
         self.saved.append({k: (e.acked, e.sent) for k, e in self.entries.items()})
+
+
+def retrier_on(
+    clock: FakeClock, interrupt: threading.Event, sleep: Callable[[float], None]
+) -> Retrier:
+    """The retry loop on a fake clock: backoff 1, 2, 4, 4... seconds, no jitter."""
+    return Retrier(
+        RetryPolicy(base=1.0, cap=4.0), interrupt, clock=clock, random=lambda: 1.0, sleep=sleep
+    )

@@ -24,7 +24,7 @@ rather than against our own assumptions:
 
 What opens badly rather than imports badly is the project's own rule, and the server holds
 it too unless ``page_rules`` is off: a saved object that breaks a page rule of
-``indexer.kibana_check`` (a table of events with a row cap, a panel needing an aggregation
+``devtools.kibana_check`` (a table of events with a row cap, a panel needing an aggregation
 outside the basic set, a drilldown instead of a link) and a detection rule without
 ``timestamp_override: event.ingested`` are answered as that object's error (the per-object
 ``unknown`` error Kibana gives an object it cannot create), so ``setup`` or a test that
@@ -46,8 +46,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from devtools.kibana_check import check, check_rules
 from indexer.kibana import parse_version
-from indexer.kibana_check import check, check_rules
 
 CHECKED_REFERENCE_TYPES = ("index-pattern", "search")
 IMPORTABLE = frozenset({"index-pattern", "search", "dashboard", "lens", "visualization", "tag"})
@@ -142,7 +142,7 @@ def read_objects(
 
 
 def _page_problems(objects: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
-    """(type, id) -> the first page rule the object breaks (``indexer.kibana_check``)."""
+    """(type, id) -> the first page rule the object breaks (``devtools.kibana_check``)."""
     text = "".join(json.dumps(obj) + "\n" for obj in objects)
     found: dict[tuple[str, str], str] = {}
     for problem in check(text):

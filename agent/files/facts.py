@@ -51,7 +51,7 @@ class Copied:
     original: str
     acked: int
     sent: int
-    # The chain head at ``acked`` taken with that offset (opaque here, see ``chain.store``):
+    # The chain head at ``acked`` taken with that offset (opaque here, see agent.evidence):
     # the copy's lines from ``acked`` continue that chain, even once the original has moved
     # on, so lines the original sent and a crash left unacknowledged get the same values.
     chain: dict[str, Any] | None = None

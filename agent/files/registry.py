@@ -16,7 +16,7 @@ may carry ``chain``, the chain head *at* its acknowledged offset, set by the sam
 acknowledgement and written in the same atomic write, so a restart resumes every chain
 exactly where its checkpoint is; and the document carries ``gaps``, events with a place in
 their chain that never reached the index, kept until a stored checkpoint declares them.
-Both are opaque here (``chain.store`` gives them meaning); an entry forgotten takes its
+Both are opaque here (``agent.evidence.keeper`` gives them meaning); an entry forgotten takes its
 chain head with it.
 """
 
@@ -60,7 +60,7 @@ class FilePosition:
     acked: int
     sent: int
     updated: float
-    chain: dict[str, Any] | None = None  # the chain head at ``acked`` (``chain.store``)
+    chain: dict[str, Any] | None = None  # the chain head at ``acked`` (``agent.evidence.keeper``)
     pending: dict[str, Any] | None = None  # the chain head at ``sent``, while ahead of acked
 
     @property

@@ -1,6 +1,6 @@
 """Where each meaning lives in an input record: services and versions spell fields differently.
 
-The tables are the single source of the aliases (DESIGN.md "Input"); the pydantic input model
+The tables below are the single source of the aliases; the pydantic input model
 is built from them too. The first alias present wins; ``null`` and ``""`` count as absent, so
 a service that writes ``"userId": null`` next to ``"user": {"id": ...}`` still names its user.
 A ``user``, ``actor``, ``flow``, ``tenant`` or ``target`` given as a plain string is the

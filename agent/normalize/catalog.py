@@ -1,8 +1,9 @@
-"""The seed's 28 audit events and their ECS classification; a verb guess for anything newer.
+"""The 28 events of Appmixer's Audit Logs page and their ECS classification; a verb guess
+for anything newer.
 
 Names and codes are matched on their letters and digits only, lowercased, so "Flow Updated",
 "flow updated", "flow.updated" and "FLOW_UPDATED" are one event. The ECS categories and types
-follow Elastic's Okta, GitHub and Slack audit integrations (DESIGN.md "ECS classification").
+follow Elastic's Okta, GitHub and Slack audit integrations (docs/siem.md, "Categorization").
 An action outside the catalog (a newer Appmixer) is kept: its type comes from its verb and
 ``catalog`` is false, so it can be found and added here.
 """

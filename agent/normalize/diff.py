@@ -1,6 +1,6 @@
 """The before/after diff, as JSON Pointer changes that replay as a JSON Patch.
 
-Rules (DESIGN.md "Diff rules"):
+Rules:
 
 * Paths are JSON Pointers (RFC 6901): ``~`` is written ``~0`` and ``/`` is ``~1``; the root
   is ``""``.

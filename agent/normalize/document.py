@@ -1,7 +1,8 @@
 """Assembling the ECS event document and its companion change documents.
 
-Field names are the contract with the mappings (DESIGN.md "Output"); ``models.py`` holds the
-same shape as pydantic models. Fields without a value are left out, never ``null`` or empty.
+Field names are the contract with the mappings (docs/index.md "Fields", docs/siem.md);
+``tests/unit/document_models.py`` holds the same shape as pydantic models. Fields without
+a value are left out, never ``null`` or empty.
 
 ``event.hash`` is the SHA-256 (hex) of the document serialized with sorted keys and no
 whitespace (orjson's compact form, UTF-8), without ``event.hash``, ``event.ingested`` and

@@ -172,7 +172,28 @@ def _classify(
     if not entry.message:
         name = prefix + A.alias(A.M_ACTION, ranks[A.M_ACTION])
         return Rejected(f"field '{name}': the action is blank", name)
+    if not entry.catalog and not prefix and _log_line(record, values):
+        return Skipped("not an audit record: a log line (a level, no actor, resource or change)")
     return entry
+
+
+# What an audit record names: its id, an acting or target user, a flow, an entity, a tenant.
+_WHO_OR_WHAT: Final = (A.M_ID, *range(A.M_USER_ID, A.M_TENANT_ID + 1))
+
+
+def _log_line(record: dict[str, Any], values: list[Any]) -> bool:
+    """Another program's log line in an audit file (``{"event": "run_finished", "level":
+    "info", "timestamp": ...}``), not an audit event of a newer Appmixer.
+
+    Asked only for an action outside the catalog, of a bare record (an enveloped one is an
+    audit record by its place). A logger's line has a ``level``; an audit record names its
+    id or who did what to what: a user, a flow, an entity or a tenant, or a change
+    (``before``, ``after``, ``diff``), or its creation time (``created``, ``createdAt``). A
+    line with a level and none of those is a log line; anything else is kept.
+    """
+    if "level" not in record or A.looks_like_audit(record):
+        return False
+    return all(values[meaning] is None for meaning in _WHO_OR_WHAT)
 
 
 def _timestamp(

@@ -12,12 +12,12 @@ import pytest
 from click.testing import CliRunner
 from elasticsearch import Elasticsearch
 
-from agent.cli import cli
+from agent.evidence.chains import Chains, Signer
 from agent.normalize import Normalized, NormalizeOptions, Normalizer, Source
 from chain.checkpoint import ChainKey
 from chain.link import Head
-from chain.state import Chains, Signer
-from indexer.chain import verify, write_checkpoint
+from cli import cli
+from indexer.chain_index import verify, write_checkpoint
 from indexer.setup import SetupReport
 from indexer.sink import BulkSink, Delivered, Shipment
 from tests.integration.conftest import input_lines, make_settings

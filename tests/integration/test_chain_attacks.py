@@ -23,9 +23,9 @@ import pytest
 from click.testing import CliRunner
 from elasticsearch import Elasticsearch
 
-from agent.cli import cli
+from agent.evidence.chains import LOCAL_NAME, read_local_checkpoints
 from chain.link import Head, content_digest, step
-from chain.state import LOCAL_NAME, read_local_checkpoints
+from cli import cli
 from indexer.setup import SetupReport
 from tests.esnode import SecureNode
 from tests.integration.test_chain import KEY_BYTES, ship_chained
@@ -430,10 +430,10 @@ class TestManyStreams:
     ) -> None:  # fmt: skip
         """--since anchors 20,000 streams at once (past the node's clause limit, which the
         old one-clause-per-stream query hit at about 4,000): one query, exit 0."""
+        from agent.evidence.chains import Signer
         from chain.checkpoint import ChainKey
         from chain.link import stream_id
-        from chain.state import Signer
-        from indexer.chain import write_checkpoint
+        from indexer.chain_index import write_checkpoint
         from tests.integration.conftest import make_settings
 
         settings = make_settings(es_url, namespace)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from agent.cli import cli
+from cli import cli
 from indexer.search import EVENT_HEADERS, get_path
 from tests.integration.conftest import Shipped
 

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 from elasticsearch import Elasticsearch
 
-from agent.cli import cli
+from cli import cli
 from tests.integration.conftest import Shipped, input_lines
 
 pytestmark = [pytest.mark.integration, pytest.mark.compat]

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 import indexer.kibana
-from agent.cli import cli
+from cli import cli
 from indexer.kibana import bundled_objects
 from tests.kibana_server import KibanaContract, kibana_contract_server
 

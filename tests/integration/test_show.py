@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner, Result
 from elasticsearch import Elasticsearch
 
-from agent.cli import cli
 from agent.normalize import Normalized
+from cli import cli
 from indexer.search import DIFF_HEADERS, fetch_changes
 from tests.integration.conftest import Shipped
 

@@ -220,12 +220,12 @@ class TestReplayAcrossRollover:
         for target in (settings.events_target, settings.changes_target):
             es.indices.rollover(alias=target)
         second = wire(settings, es, once=True)
-        assert second.settler.window
+        assert second.settler.replaying
         second.start()
         assert second.wait(120)
         second.close()
         counts = second.metrics.snapshot()
         assert (counts.read, counts.duplicates, counts.shipped) == (300, 300, 0)
-        assert second.settler.sink.dedup.lookups >= 1  # type: ignore[attr-defined]
+        assert second.settler.sink.transport.dedup.lookups >= 1  # type: ignore[attr-defined]
         assert count(es, settings.events_target) == events
         assert count(es, settings.changes_target) == changes

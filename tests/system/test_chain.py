@@ -23,7 +23,7 @@ from typing import BinaryIO
 import pytest
 from elasticsearch import Elasticsearch
 
-from chain.state import read_local_checkpoints
+from agent.evidence.chains import read_local_checkpoints
 from devtools.simulate import DEFAULT_START_MS, write_events
 from tests.esnode import SecureNode
 from tests.system.conftest import (

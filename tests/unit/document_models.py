@@ -46,7 +46,7 @@ def _present(value: Any) -> bool:
 
 
 class AuditRecord(BaseModel):
-    """One input record with its aliases resolved (DESIGN.md "Input")."""
+    """One input record with its aliases resolved (``agent/normalize/aliases.py``)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 

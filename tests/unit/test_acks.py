@@ -13,8 +13,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.acks import Checkpoint, Checkpointer, OrderedFinalizer, Ticket
+from agent.acks import Checkpointer, OrderedFinalizer, ReplayWindow, Ticket, Watermark
+from agent.evidence.chains import Ledger, Place
 from agent.files import Copied, FileKey, Gone, Moved, Opened, Reset
+from chain.link import GENESIS, Head
 from common.retry import Retrier, RetryPolicy
 from tests.fakes import FakeClock, MemoryStore
 
@@ -40,9 +42,9 @@ class TestOrderedFinalizer:
         """Acknowledging lines in read order moves the checkpoint to each line's end."""
         finalizer: OrderedFinalizer[str] = OrderedFinalizer()
         a, b, c = register_lines(finalizer, "f", [10, 20, 30])
-        assert finalizer.ack(a) == Checkpoint("f", "/logs/f", 10)
-        assert finalizer.ack(b) == Checkpoint("f", "/logs/f", 30)
-        assert finalizer.ack(c) == Checkpoint("f", "/logs/f", 60)
+        assert finalizer.ack(a) == Watermark("f", "/logs/f", 10)
+        assert finalizer.ack(b) == Watermark("f", "/logs/f", 30)
+        assert finalizer.ack(c) == Watermark("f", "/logs/f", 60)
         assert finalizer.pending == 0
         assert finalizer.files() == []
 
@@ -53,16 +55,16 @@ class TestOrderedFinalizer:
         assert finalizer.ack(c) is None
         assert finalizer.ack(b) is None
         assert finalizer.pending_for("f") == 1
-        assert finalizer.ack(a) == Checkpoint("f", "/logs/f", 60)
+        assert finalizer.ack(a) == Watermark("f", "/logs/f", 60)
 
     def test_files_are_independent(self) -> None:
         """A pending line in one file never holds back another file's checkpoint."""
         finalizer: OrderedFinalizer[str] = OrderedFinalizer()
         (a1,) = register_lines(finalizer, "a", [5])
         (b1,) = register_lines(finalizer, "b", [7])
-        assert finalizer.ack(b1) == Checkpoint("b", "/logs/b", 7)
+        assert finalizer.ack(b1) == Watermark("b", "/logs/b", 7)
         assert finalizer.files() == ["a"]
-        assert finalizer.ack(a1) == Checkpoint("a", "/logs/a", 5)
+        assert finalizer.ack(a1) == Watermark("a", "/logs/a", 5)
 
     def test_double_ack_is_a_bug(self) -> None:
         """Every line has exactly one fate: a second acknowledgement raises."""
@@ -77,7 +79,7 @@ class TestOrderedFinalizer:
         finalizer: OrderedFinalizer[str] = OrderedFinalizer()
         old = register_lines(finalizer, "f", [10, 10], start=100, generation=1)
         new = register_lines(finalizer, "f", [4], start=0, generation=2)
-        assert finalizer.ack(new[0]) == Checkpoint("f", "/logs/f", 4)
+        assert finalizer.ack(new[0]) == Watermark("f", "/logs/f", 4)
         assert finalizer.ack(old[1]) is None
         assert finalizer.ack(old[0]) is None
         assert finalizer.pending == 0
@@ -91,7 +93,7 @@ class TestOrderedFinalizer:
         assert finalizer.ack(old[0]) is None
         (new,) = register_lines(finalizer, "f", [3], start=20, generation=4)
         assert finalizer.ack(old[1]) is None
-        assert finalizer.ack(new) == Checkpoint("f", "/logs/f", 23)
+        assert finalizer.ack(new) == Watermark("f", "/logs/f", 23)
         assert finalizer.pending == 0
 
     def test_a_line_of_an_older_generation_registered_late_is_stale(self) -> None:
@@ -111,7 +113,7 @@ class TestOrderedFinalizer:
         (a,) = register_lines(finalizer, "f", [5], generation=5)
         assert not finalizer.begin("f", 5)
         assert not finalizer.begin("f", 4)
-        assert finalizer.ack(a) == Checkpoint("f", "/logs/f", 5)
+        assert finalizer.ack(a) == Watermark("f", "/logs/f", 5)
 
     def test_retire_forgets_a_gone_file_once_settled(self) -> None:
         """A gone file's generation is kept while lines are pending, then dropped."""
@@ -129,8 +131,8 @@ class TestOrderedFinalizer:
         a = register_lines(finalizer, "a", [1, 2, 3])
         b = register_lines(finalizer, "b", [4, 5])
         moved = finalizer.ack_all([a[2], a[0], b[1], a[1]])
-        assert moved == {"a": Checkpoint("a", "/logs/a", 6)}
-        assert finalizer.ack_all([b[0]]) == {"b": Checkpoint("b", "/logs/b", 9)}
+        assert moved == {"a": Watermark("a", "/logs/a", 6)}
+        assert finalizer.ack_all([b[0]]) == {"b": Watermark("b", "/logs/b", 9)}
 
     def test_line_ending_before_it_starts_is_refused(self) -> None:
         """A negative-length line is a caller bug and raises at registration."""
@@ -299,3 +301,61 @@ class TestFacts:
                 if re.search(rf"(registry|store|positions)\.{name}\(", text):
                     offenders.append(f"{path.relative_to(root)}: {name}")
         assert offenders == []
+
+
+class TestTheReplayWindowHasOneOwner:
+    """The checkpointer records the window in memory and in the registry at once: before a
+    request, and when a copy inherits its original's ``sent``."""
+
+    ORIGINAL = FileKey(7, 11, "c" * 32)
+    COPY = FileKey(7, 12, "c" * 32)
+
+    def test_mark_sent_records_both(self) -> None:
+        store = MemoryStore()
+        checkpoints = Checkpointer(store)
+        assert not checkpoints.replaying
+        assert checkpoints.mark_sent({self.ORIGINAL: ("/logs/a.log", 40)})
+        assert store.entries[self.ORIGINAL].sent == 40
+        assert checkpoints.replaying
+        assert checkpoints.covers(self.ORIGINAL, 30)
+        assert not checkpoints.covers(self.ORIGINAL, 40)
+
+    def test_a_copy_tells_the_window_what_it_inherits(self) -> None:
+        store = MemoryStore()
+        checkpoints = Checkpointer(store)
+        copied = Copied(self.COPY, "/logs/a.log.1", 1, str(self.ORIGINAL), acked=10, sent=30)
+        checkpoints.apply(copied)
+        assert (store.entries[self.COPY].acked, store.entries[self.COPY].sent) == (10, 30)
+        assert checkpoints.covers(self.COPY, 20)
+        assert not checkpoints.covers(self.COPY, 30)
+
+    def test_the_window_from_the_registry_at_start(self) -> None:
+        positions = [(self.ORIGINAL.content_id, str(self.ORIGINAL), 10, 50)]
+        checkpoints = Checkpointer(MemoryStore(), window=ReplayWindow(positions))
+        assert checkpoints.covers(self.COPY, 49)  # same content: a copy replays it too
+        assert not checkpoints.covers(self.COPY, 50)
+
+
+class TestTheLedgerGoesThroughTheCheckpointer:
+    """A line's chain place and its refusal are noted by the checkpointer, which hands them
+    to the ledger; the chain head at a checkpoint is the ledger's."""
+
+    def test_place_and_refusal_reach_the_ledger(self) -> None:
+        ledger = Ledger()
+        checkpoints = Checkpointer(MemoryStore(), ledger=ledger)
+        key = FileKey(7, 11, "c" * 32)
+        head = Head("s", 1, "1" * 64, "ev-1")
+        checkpoints.register(key, 1, "/logs/a.log", 0, 10, place=Place(head, GENESIS))
+        checkpoints.refused(key, 10, "refused: 400")
+        settled_head, gaps = ledger.settle(str(key), 10)
+        assert settled_head == head
+        assert [(g.seq, g.event_id, g.reason) for g in gaps] == [(1, "ev-1", "refused: 400")]
+
+    def test_without_a_ledger_places_are_not_kept(self) -> None:
+        checkpoints = Checkpointer(MemoryStore())
+        key = FileKey(7, 11, "c" * 32)
+        place = Place(Head("s", 1, "1" * 64, "ev-1"), GENESIS)
+        ticket = checkpoints.register(key, 1, "/logs/a.log", 0, 10, place=place)
+        checkpoints.refused(key, 10, "refused: 400")
+        checkpoints.settle([ticket])
+        assert checkpoints.pending == 0

@@ -6,7 +6,7 @@ import pytest
 
 from agent.normalize.catalog import CATALOG, classify, guess_type, key, lookup, slug, tidy
 
-# DESIGN.md "The event catalog" and "ECS classification", written out once more on purpose:
+# The event catalog and its ECS classification (docs/siem.md), written out once more on purpose:
 # a change to the catalog must be a change to this table too.
 EXPECTED = [
     # code, message, group, type, category, ecs type, outcome

@@ -10,11 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from agent.cli.verify import summary_line
-from agent.normalize import Normalized, NormalizeOptions, Normalizer, Source
-from chain.checkpoint import ChainKey, Checkpoint, Gap, KeyFileError, SignedHead
-from chain.link import GENESIS, Head, content_digest, link, step, stream_id
-from chain.state import (
+from agent.evidence.chains import (
     Chains,
     Ledger,
     Place,
@@ -24,6 +20,9 @@ from chain.state import (
     read_local_checkpoints,
     read_local_copy,
 )
+from agent.normalize import Normalized, NormalizeOptions, Normalizer, Source
+from chain.checkpoint import ChainKey, Checkpoint, Gap, KeyFileError, SignedHead
+from chain.link import GENESIS, Head, content_digest, link, step, stream_id
 from chain.verify import (
     Evidence,
     Finding,
@@ -34,6 +33,7 @@ from chain.verify import (
     unchained,
     verify_stream,
 )
+from cli.verify import summary_line
 
 KEY = ChainKey(b"k" * 32)
 OTHER_KEY = ChainKey(b"o" * 32)

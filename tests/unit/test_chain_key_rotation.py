@@ -6,13 +6,13 @@ from pathlib import Path
 
 from structlog.testing import capture_logs
 
+from agent.evidence.chains import Place
+from agent.evidence.keeper import ChainedStore, Keeper
+from agent.evidence.keyfile import KeyFileWatch
 from agent.files.identity import FileKey
 from agent.files.registry import Registry
 from chain.checkpoint import ChainKey, Checkpoint
-from chain.keyfile import KeyFileWatch
 from chain.link import GENESIS, Head
-from chain.state import Place
-from chain.store import ChainedStore, Keeper
 from tests.unit.test_chain_store import KEY
 
 STREAM = "s" * 32

@@ -9,12 +9,12 @@ from pathlib import Path
 import orjson
 import pytest
 
+from agent.evidence.chains import Place, chain_record, read_local_checkpoints
+from agent.evidence.keeper import ChainStateError, Keeper
 from agent.files.identity import FINGERPRINT_HEX_CHARS, FileKey
 from agent.files.registry import Registry
 from chain.checkpoint import ChainKey, Checkpoint, Gap
 from chain.link import GENESIS, Head
-from chain.state import Place, chain_record, read_local_checkpoints
-from chain.store import ChainStateError, Keeper
 
 STREAM = "s" * 32
 CONTENT = "f" * FINGERPRINT_HEX_CHARS

@@ -1,6 +1,6 @@
 """No traceback for any operator mistake: every command, a table of bad inputs, one line each.
 
-Each case runs the real entry point (``agent.cli.main``) in this process and checks stderr
+Each case runs the real entry point (``cli.main``) in this process and checks stderr
 is exactly one line naming the problem, stdout is empty, and the exit status is the
 documented one (2 for a usage or configuration error). None of these cases reaches a node:
 every one is refused before any connection is made.
@@ -18,7 +18,7 @@ import pytest
 import structlog
 from click.testing import CliRunner
 
-from agent.cli import cli, main
+from cli import cli, main
 
 GOOD_URL = ["--es-url", "http://127.0.0.1:9"]
 

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from agent.cli import EXIT_OK, EXIT_REJECTED, cli
+from cli import EXIT_OK, EXIT_REJECTED, cli
 from devtools.simulate import write_events
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "appmixer-audit.sample.ndjson"

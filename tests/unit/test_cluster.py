@@ -12,7 +12,7 @@ import pytest
 from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
 from elasticsearch import ApiError, AuthenticationException, BadRequestError, NotFoundError
 
-from agent.cli import dev_es
+from cli import dev_es
 from devtools import devnode
 from devtools.devnode import DevNodeError, Flavor
 from indexer.client import Compatibility

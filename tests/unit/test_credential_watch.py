@@ -15,8 +15,8 @@ import certifi
 import pytest
 from structlog.testing import capture_logs
 
-from agent.cli.options import client_for
 from agent.config import load_settings
+from cli.options import client_for
 from indexer.client import CredentialWatch, RenewableElasticsearch, build_client
 from tests.fakes import FakeClock
 

@@ -96,9 +96,24 @@ class TestImportContracts:
                 "The indexer and the chain never import the agent",
             ),
             (
-                "agent/cli/run.py",
+                "cli/run.py",
                 "import devtools.devnode",
                 "The runtime path never imports the development tools",
+            ),
+            (
+                "agent/config.py",
+                "import cli.options",
+                "Top-level packages in layers",
+            ),
+            (
+                "agent/normalize/catalog.py",
+                "import devtools.simulate",
+                "Top-level packages in layers",
+            ),
+            (
+                "agent/evidence/chains.py",
+                "import agent.reader",
+                "Layers: CLI, then pipeline",
             ),
         ],
     )

@@ -16,7 +16,7 @@ import pytest
 
 from devtools import dashboards as source
 from devtools import rules as rule_source
-from indexer.kibana_check import GRID_COLUMNS, check, check_rules
+from devtools.kibana_check import GRID_COLUMNS, check, check_rules
 
 Obj = dict[str, Any]
 

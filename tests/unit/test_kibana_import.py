@@ -202,7 +202,7 @@ class TestContractServer:
 class TestCredentials:
     def test_kibana_credentials_win_and_elasticsearch_ones_are_the_fallback(self) -> None:
         """KIBANA_* credentials are used when set; otherwise the Elasticsearch ones."""
-        from agent.cli.kibana import kibana_auth
+        from cli.kibana import kibana_auth
 
         own = load_settings(kibana_api_key="a2liYW5h", es_api_key="ZXM=")
         assert kibana_auth(own).header() == {"authorization": "ApiKey a2liYW5h"}
@@ -211,7 +211,7 @@ class TestCredentials:
 
     def test_api_key_from_a_file(self, tmp_path: Any) -> None:
         """KIBANA_API_KEY_FILE reads the key from a file, as the ES secrets do."""
-        from agent.cli.kibana import kibana_auth
+        from cli.kibana import kibana_auth
 
         secret = tmp_path / "kibana.key"
         secret.write_text("ZmlsZTprZXk=\n")

@@ -1,6 +1,9 @@
-"""Logging never prints credentials."""
+"""Logging never prints credentials, and every logger is named after its module."""
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 from common.log import censor_secrets
 
@@ -20,3 +23,17 @@ class TestCensorSecrets:
         )
         assert out["url"] == "https://[REDACTED]@es:9200"
         assert out["urls"] == ["http://[REDACTED]@h"]
+
+
+def test_every_logger_is_named_after_its_module() -> None:
+    """``get_logger(__name__)`` everywhere: a log line's logger is the module that wrote it."""
+    root = Path(__file__).resolve().parents[2]
+    calls = [
+        (str(path.relative_to(root)), call)
+        for package in ("cli", "agent", "indexer", "chain", "common", "devtools")
+        for path in (root / package).rglob("*.py")
+        for call in re.findall(r"get_logger\(([^)]*)\)", path.read_text())
+        if path.name != "log.py"
+    ]
+    assert calls
+    assert [(where, call) for where, call in calls if call != "__name__"] == []

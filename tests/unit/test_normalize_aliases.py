@@ -124,7 +124,7 @@ class TestAliases:
         assert epoch.event["@timestamp"] == "2026-11-25T09:00:00.000Z"
 
     def test_first_alias_wins(self) -> None:
-        """When several aliases are present, the first in DESIGN.md's order is used."""
+        """When several aliases are present, the first in the alias table's order is used."""
         record = {
             **BASE,
             "createdAt": 0,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from indexer.dedup import ReplayWindow
+from agent.acks import ReplayWindow
 
 A, B, C, D = "a" * 32, "b" * 32, "c" * 32, "d" * 32
 

@@ -10,8 +10,8 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from agent.cli import cli
 from agent.normalize import Normalized, NormalizeOptions, Normalizer
+from cli import cli
 from devtools import rules as R
 from devtools.scenarios import ATTACKS, TOKEN_ACTION, iter_day, write_day
 

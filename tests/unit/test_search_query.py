@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from agent.cli.search import format_table
+from cli.search import format_table
 from indexer.fields import KEYWORD_TYPES, TEXT_TYPES, field
 from indexer.search import (
     FULL_TEXT_FIELDS,

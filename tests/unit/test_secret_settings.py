@@ -11,9 +11,10 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from agent.cli.options import client_for, warn_about_exposure
-from agent.config import ConfigError, load_settings, without_userinfo
+from agent.config import ConfigError, load_settings
+from cli.options import client_for, warn_about_exposure
 from common.log import configure_logging
+from common.secrets import without_userinfo
 
 SECRET = "c2VjcmV0LWlkOnNlY3JldC1rZXktdmFsdWU="
 

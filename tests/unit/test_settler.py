@@ -7,22 +7,20 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from agent.acks import Checkpointer
+from agent.acks import Checkpointer, ReplayWindow
 from agent.deadletter import DeadLetter
+from agent.evidence.chains import Ledger, Place
+from agent.evidence.keeper import Keeper
 from agent.files import FileKey, Line, Opened, Reset
 from agent.items import Entry, Item
 from agent.metrics import Metrics
 from agent.normalize import Rejected, Skipped
 from agent.settler import TAKEN, Claim, Settler
 from chain.link import Head
-from chain.state import Place
-from chain.store import Keeper
-from common.retry import Retrier, RetryPolicy
 from common.stage import Stage
-from indexer.dedup import ReplayWindow
 from indexer.outcomes import Delivered, Duplicate, ItemOutcome, Refused, Retry
 from indexer.sink import EventResult, Parcel, Shipment
-from tests.fakes import FakeClock, MemoryStore
+from tests.fakes import FakeClock, MemoryStore, retrier_on
 
 PLACE = Place(Head.genesis("test-stream"))  # the chain is the ledger's business, not tested here
 NO_STATE = Path("/nonexistent/appmixer-audit-chain-state")  # never written: no key, no save
@@ -91,23 +89,22 @@ class Rig:
         self.sink = FakeSink(self.store, answer)
         self.dead_letters = FakeDeadLetters(dead_letter_failures)
         self.metrics = Metrics()
-        self.retrier = Retrier(
-            RetryPolicy(base=1.0, cap=4.0),
-            self.interrupt,
-            clock=self.clock,
-            random=lambda: 1.0,
-            sleep=self._sleep,
-        )
+        self.retrier = retrier_on(self.clock, self.interrupt, self._sleep)
         self.interrupt_after = interrupt_after
+        self.ledger = Ledger()
         self.checkpoints = Checkpointer(
-            self.store, interval=1.0, retrier=self.retrier, clock=self.clock
+            self.store,
+            ledger=self.ledger,
+            window=window,
+            interval=1.0,
+            retrier=self.retrier,
+            clock=self.clock,
         )
         self.settler = Settler(
             self.sink,
             self.dead_letters,
             self.checkpoints,
-            keeper=Keeper("test-host", NO_STATE, None, lambda _checkpoint: None),
-            window=window if window is not None else ReplayWindow(),
+            signer=Keeper("test-host", NO_STATE, None, lambda _checkpoint: None),
             retrier=self.retrier,
             metrics=self.metrics,
             events_target=EVENTS,
@@ -262,7 +259,7 @@ class TestSettler:
         rig = Rig(answer, window=window)
         settle(rig, [chained(0), chained(1), chained(2)])
         assert rig.acked == 30
-        _head, gaps = rig.settler.keeper.ledger.settle(str(KEY), 30)
+        _head, gaps = rig.ledger.settle(str(KEY), 30)
         assert [(g.seq, g.event_id, g.reason) for g in gaps] == [(3, "ev-2", TAKEN)]
 
     def test_the_ticket_travels_with_the_shipment(self) -> None:

@@ -10,9 +10,9 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from agent.cli import cli
 from agent.normalize import Normalized, NormalizeOptions, Normalizer, Skipped
 from agent.normalize.catalog import CATALOG
+from cli import cli
 from devtools.simulate import (
     DEFAULT_START_MS,
     iter_events,

@@ -1,4 +1,4 @@
-"""``appmixer-audit search`` and ``show``: the seed's Audit Logs page on a terminal.
+"""``appmixer-audit search`` and ``show``: Appmixer's Audit Logs page on a terminal.
 
 The seed's RESET is running ``search`` without filters and RELOAD is running it again.
 Output goes to stdout (a table, or NDJSON of the stored documents); the next-page cursor and
@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from agent.cli import EXIT_FAILURE, EXIT_OK
-from agent.cli.options import build_settings, elasticsearch_client, es_options, format_option
+from cli import EXIT_FAILURE, EXIT_OK
+from cli.options import build_settings, elasticsearch_client, es_options, format_option
 
 if TYPE_CHECKING:
     pass

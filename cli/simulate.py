@@ -10,7 +10,7 @@ from typing import BinaryIO, Literal
 
 import click
 
-from agent.cli import EXIT_OK
+from cli import EXIT_OK
 
 
 def _time_ms(value: str | None, option: str) -> int | None:

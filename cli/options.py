@@ -12,8 +12,9 @@ from urllib.parse import urlsplit
 import click
 from pydantic import SecretStr
 
-from agent.config import Settings, load_settings, secret_from_file, without_userinfo
+from agent.config import Settings, load_settings, secret_from_file
 from common.log import configure_logging, get_logger
+from common.secrets import without_userinfo
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
@@ -87,7 +88,7 @@ def build_settings(config_file: Path | None = None, **flags: Any) -> Settings:
 
 def warn_about_exposure(settings: Settings) -> None:
     """Say so, at every start, when the settings leave credentials or events open to others."""
-    log = get_logger("config")
+    log = get_logger(__name__)
     urls = settings.es_url
     if not settings.es_verify_certs and any(url.startswith("https://") for url in urls):
         log.warning(
@@ -170,7 +171,7 @@ def identify_cluster(es: Elasticsearch, settings: Settings, *, level: str = "deb
 
     where = without_userinfo(", ".join(settings.es_url))
     cluster = negotiate(es, where)
-    logger = get_logger("indexer.cluster")
+    logger = get_logger(__name__)
     getattr(logger, level)(
         "elasticsearch_identified",
         product=cluster.product,
@@ -198,7 +199,7 @@ def elasticsearch_client(
     (or ``exit_code``)."""
     from elasticsearch import ApiError, TransportError
 
-    from agent.cli import EXIT_FAILURE, EXIT_USAGE
+    from cli import EXIT_FAILURE, EXIT_USAGE
     from indexer.cluster import UnsupportedCluster
     from indexer.setup import error_reason
 

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from agent.cli import EXIT_FAILURE, EXIT_OK
-from agent.cli.options import build_settings, elasticsearch_client, es_options, format_option
+from cli import EXIT_FAILURE, EXIT_OK
+from cli.options import build_settings, elasticsearch_client, es_options, format_option
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
@@ -81,7 +81,7 @@ def setup(
     --create-api-key needs an admin credential (manage_api_key) and security on the cluster:
     the key gets exactly the role's privileges from mappings/roles/ and is printed once.
     """
-    from agent.cli.kibana import import_into_kibana
+    from cli.kibana import import_into_kibana
     from indexer.setup import install
 
     settings = build_settings(

@@ -26,13 +26,13 @@ from typing import Any, Generic, Protocol, TypeVar
 import orjson
 from pydantic import ValidationError
 
+from agent.evidence.chains import Chains, Ledger, Signer, chain_record, head_at
 from chain.checkpoint import ChainKey, Checkpoint, Gap
 from chain.link import Head
-from chain.state import Chains, Ledger, Signer, chain_record, head_at
 from common.atomic import read_state
 from common.log import get_logger
 
-log = get_logger("chain")
+log = get_logger(__name__)
 
 LEGACY_NAME = "chain.json"  # the previous version's chain state, upgraded in place
 
@@ -82,26 +82,8 @@ class CheckpointStore(Protocol[K_contra]):
     def save(self) -> None: ...
 
 
-class ChainRegistry(Protocol[K_contra]):
+class ChainRegistry(CheckpointStore[K_contra], Protocol[K_contra]):
     """The registry as the chains use it: heads kept with offsets, gaps until signed."""
-
-    def get(self, key: K_contra, /) -> _Position | None: ...
-
-    def ack(
-        self, key: K_contra, path: str, end: int, /, chain: dict[str, Any] | None = None
-    ) -> None: ...
-
-    def mark_sent(
-        self, key: K_contra, path: str, end: int, /, pending: dict[str, Any] | None = None
-    ) -> None: ...
-
-    def reset(self, key: K_contra, path: str, /) -> None: ...
-
-    def move(self, key: K_contra, path: str, /) -> None: ...
-
-    def forget(self, older_than: float) -> int: ...
-
-    def save(self) -> None: ...
 
     def positions(self) -> Iterable[_Entry]: ...
 

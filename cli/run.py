@@ -23,18 +23,27 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
-from agent.cli import EXIT_FAILURE, EXIT_OK, EXIT_REJECTED, EXIT_USAGE
-from agent.cli.options import build_settings, client_for, es_options
 from agent.config import Settings
+from cli import EXIT_FAILURE, EXIT_OK, EXIT_REJECTED, EXIT_USAGE
+from cli.options import build_settings, client_for, es_options
 from common.log import get_logger
 
-log = get_logger("agent.run")
+if TYPE_CHECKING:  # imported where used at run time, so --help stays fast
+    from elasticsearch import ApiError, Elasticsearch, TransportError
+
+    from agent.metrics import Health, Metrics, MetricsServer
+    from agent.pipeline import Pipeline
+    from agent.statelock import StateLock
+    from indexer.access import AccessReport
+
+log = get_logger(__name__)
 
 
 @click.command()
@@ -67,7 +76,7 @@ def run(
     metrics_address: str | None,
     no_setup: bool,
     config_file: Path | None,
-    **flags: Any,
+    **flags: object,
 ) -> None:
     """Tail audit logs and ship them to Elasticsearch."""
     settings = build_settings(
@@ -153,7 +162,7 @@ def _run(settings: Settings, *, once: bool, setup: bool) -> int:
     return status
 
 
-def _preflight(settings: Settings) -> Any:
+def _preflight(settings: Settings) -> StateLock:
     """Checks, then the state dir's lock (before the registry is even read)."""
     from agent.preflight import PreflightError, check
     from agent.statelock import StateLock, StateLockError
@@ -167,7 +176,7 @@ def _preflight(settings: Settings) -> Any:
     return lock
 
 
-def _metrics_server(settings: Settings, metrics: Any, health: Any) -> Any:
+def _metrics_server(settings: Settings, metrics: Metrics, health: Health) -> MetricsServer | None:
     """The /metrics server, bound and serving, or ``None``; a bind failure is refused."""
     from agent.metrics import MetricsServer
 
@@ -185,18 +194,29 @@ def _metrics_server(settings: Settings, metrics: Any, health: Any) -> Any:
     return server
 
 
-def _pipeline(settings: Settings, es: Any, *, once: bool, setup: bool, **observers: Any) -> Any:
+def _pipeline(
+    settings: Settings,
+    es: Elasticsearch,
+    *,
+    once: bool,
+    setup: bool,
+    metrics: Metrics,
+    health: Health,
+    access: AccessReport,
+) -> Pipeline:
     from agent.files import RegistryError
     from agent.pipeline import wire
 
     try:
         starter = _starter(es, settings) if setup else None
-        return wire(settings, es, once=once, setup=starter, **observers)
+        return wire(
+            settings, es, once=once, setup=starter, metrics=metrics, health=health, access=access
+        )
     except (RegistryError, ValueError) as exc:
         raise _Refused(str(exc), EXIT_FAILURE) from None
 
 
-def _finish(pipeline: Any, settings: Settings, *, once: bool, signum: int | None) -> int:
+def _finish(pipeline: Pipeline, settings: Settings, *, once: bool, signum: int | None) -> int:
     """Log and print the summary; the exit status says how the run ended."""
     from agent.leftover import lines_left
     from agent.pipeline import own_paths
@@ -228,7 +248,7 @@ def _failure_status(failure: BaseException) -> int:
     return EXIT_USAGE if isinstance(failure, UnsupportedCluster) else EXIT_FAILURE
 
 
-def _require_write(es: Any, settings: Settings, access: Any) -> None:
+def _require_write(es: Elasticsearch, settings: Settings, access: AccessReport) -> None:
     """Refused, in one line, when the node answers that this credential cannot write.
 
     A refused certificate or credential is logged once as an error, and the agent goes on
@@ -247,7 +267,7 @@ def _require_write(es: Any, settings: Settings, access: Any) -> None:
         )
 
 
-def _probe(es: Any) -> Any:
+def _probe(es: Elasticsearch) -> Callable[[], bool]:
     """Readiness: the node answers. The writer role has no cluster privilege, so a 403 to
     the health request still proves the node is up and the credential valid."""
     import contextlib
@@ -264,7 +284,7 @@ def _probe(es: Any) -> Any:
     return probe
 
 
-def _make_visible(es: Any, settings: Settings) -> None:
+def _make_visible(es: Elasticsearch, settings: Settings) -> None:
     """A finished backfill is searchable at once, not after the next refresh interval."""
     from elasticsearch import ApiError, AuthorizationException, TransportError
 
@@ -279,7 +299,7 @@ def _make_visible(es: Any, settings: Settings) -> None:
         log.warning("refresh_failed", reason=str(exc))
 
 
-def _identify(es: Any, settings: Settings) -> Any:
+def _identify(es: Elasticsearch, settings: Settings) -> ApiError | TransportError | None:
     """Who the node is, asked once before anything else; refused in one line when the
     agent does not support it (exit 2) or the node refuses the question for good (exit 1).
 
@@ -290,7 +310,7 @@ def _identify(es: Any, settings: Settings) -> Any:
     """
     from elasticsearch import ApiError, TransportError
 
-    from agent.cli.options import identify_cluster
+    from cli.options import identify_cluster
     from indexer.cluster import UnsupportedCluster, refusal
 
     try:
@@ -313,12 +333,12 @@ def _credential_renewable(settings: Settings) -> bool:
 
 
 def _refused_line(refused: object, settings: Settings) -> str:
-    from agent.config import without_userinfo
+    from common.secrets import without_userinfo
 
     return f"Elasticsearch at {without_userinfo(', '.join(settings.es_url))}: {refused}"
 
 
-def _starter(es: Any, settings: Settings) -> Any:
+def _starter(es: Elasticsearch, settings: Settings) -> Callable[[], object]:
     """What the sender does before its first write: learn who the node is (if the start
     could not), then install the templates, so the first write gets the managed mapping.
 
@@ -328,7 +348,7 @@ def _starter(es: Any, settings: Settings) -> Any:
     an unsupported cluster raises ``UnsupportedCluster``. A credential that may not manage
     templates (the writer role) skips the install: an admin runs `setup` beforehand.
     """
-    from agent.cli.options import identify_cluster
+    from cli.options import identify_cluster
 
     def start() -> object:
         from elasticsearch import ApiError
@@ -366,7 +386,7 @@ def _starter(es: Any, settings: Settings) -> Any:
     return start
 
 
-def _print_summary(summary: dict[str, Any], settings: Settings) -> None:
+def _print_summary(summary: Mapping[str, int], settings: Settings) -> None:
     rows = [
         ("lines read", summary["read"]),
         ("shipped", summary["shipped"]),
@@ -399,7 +419,7 @@ class _Signals:
     def __init__(self) -> None:
         self.stop = threading.Event()
         self.signum: int | None = None
-        self.on_second: Any = None
+        self.on_second: Callable[[], None] | None = None
         self._previous = {sig: signal.signal(sig, self._handle) for sig in self.HANDLED}
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
@@ -426,7 +446,7 @@ class _Progress:
         self._started = time.monotonic()
         self._drawn = False
 
-    def draw(self, pipeline: Any) -> None:
+    def draw(self, pipeline: Pipeline) -> None:
         now = time.monotonic()
         if not self.enabled or now - self._last < 0.5:
             return

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from agent.cli import EXIT_FAILURE
+from cli import EXIT_FAILURE
 from common.log import configure_logging
 
 if TYPE_CHECKING:
@@ -263,4 +263,4 @@ def _report_features(node: DevNode) -> None:
         return
 
     features = _features(node)
-    get_logger("devnode").info("devnode_features", summary=features["summary"])
+    get_logger(__name__).info("devnode_features", summary=features["summary"])

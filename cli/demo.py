@@ -2,7 +2,7 @@
 
 Starts (or reuses) the local dev node, installs the templates, writes simulated Appmixer
 audit logs, ships them with ``run --once`` (their hash chains signed with a demo key made
-on the first run), checks them with ``verify`` and prints the newest events as the seed's
+on the first run), checks them with ``verify`` and prints the newest events as the Audit Logs page's
 table.
 
 Every run is new traffic: a fresh seed and event times that end as the run starts, so a second
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import click
 
-from agent.cli import EXIT_FAILURE
 from agent.config import default_state_dir
+from cli import EXIT_FAILURE
 from common.log import configure_logging
 
 

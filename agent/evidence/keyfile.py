@@ -19,7 +19,7 @@ from chain.checkpoint import ChainKey, KeyFileError
 from common.filewatch import ContentWatch
 from common.log import get_logger
 
-log = get_logger("chain")
+log = get_logger(__name__)
 
 
 class KeyFileWatch:

@@ -29,23 +29,23 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 
 # name -> (module, attribute, one-line help shown by --help without importing the module)
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "run": ("agent.cli.run", "run", "Tail audit logs and ship them to Elasticsearch."),
+    "run": ("cli.run", "run", "Tail audit logs and ship them to Elasticsearch."),
     "normalize": (
-        "agent.cli.normalize",
+        "cli.normalize",
         "normalize",
         "Print normalized documents as NDJSON, without Elasticsearch.",
     ),
-    "setup": ("agent.cli.setup", "setup", "Install templates, lifecycle policy and roles."),
-    "search": ("agent.cli.search", "search", "Search audit events: Action, User, Created."),
-    "show": ("agent.cli.search", "show", "Show one event with its diff table."),
-    "simulate": ("agent.cli.simulate", "simulate", "Write realistic Appmixer audit NDJSON."),
+    "setup": ("cli.setup", "setup", "Install templates, lifecycle policy and roles."),
+    "search": ("cli.search", "search", "Search audit events: Action, User, Created."),
+    "show": ("cli.search", "show", "Show one event with its diff table."),
+    "simulate": ("cli.simulate", "simulate", "Write realistic Appmixer audit NDJSON."),
     "verify": (
-        "agent.cli.verify",
+        "cli.verify",
         "verify",
         "Replay the hash chains: intact, or what is missing, altered or inserted.",
     ),
-    "dev-es": ("agent.cli.dev_es", "dev_es", "Run a local Elasticsearch node for trying out."),
-    "demo": ("agent.cli.demo", "demo", "The one-command tour: node, setup, logs, ship, search."),
+    "dev-es": ("cli.dev_es", "dev_es", "Run a local Elasticsearch node for trying out."),
+    "demo": ("cli.demo", "demo", "The one-command tour: node, setup, logs, ship, search."),
 }
 
 

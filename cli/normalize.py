@@ -14,10 +14,10 @@ from typing import BinaryIO
 import click
 import orjson
 
-from agent.cli import EXIT_OK, EXIT_REJECTED
-from agent.cli.options import build_settings, config_option
 from agent.config import ConfigError
 from agent.files.identity import fingerprint, read_key
+from cli import EXIT_OK, EXIT_REJECTED
+from cli.options import build_settings, config_option
 
 
 def file_identity(handle: BinaryIO, fingerprint_bytes: int) -> str:

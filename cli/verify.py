@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from agent.cli import EXIT_FAILURE, EXIT_OK, EXIT_UNREACHABLE, EXIT_UNVERIFIED, EXIT_USAGE
-from agent.cli.options import build_settings, elasticsearch_client, es_options, format_option
-from agent.cli.search import _time_option
+from cli import EXIT_FAILURE, EXIT_OK, EXIT_UNREACHABLE, EXIT_UNVERIFIED, EXIT_USAGE
+from cli.options import build_settings, elasticsearch_client, es_options, format_option
+from cli.search import _time_option
 
 if TYPE_CHECKING:
     from chain.verify import Report
@@ -76,10 +76,10 @@ def verify(
 ) -> None:
     """Replay the hash chains from the index: intact (exit 0), each finding (exit 1),
     nothing verifiable (exit 4), index unreadable (exit 5)."""
+    from agent.evidence.chains import read_local_copy
     from chain.checkpoint import ChainKey, Checkpoint, KeyFileError
-    from chain.state import read_local_copy
     from chain.verify import Finding
-    from indexer.chain import verify as replay
+    from indexer.chain_index import verify as replay
 
     settings = build_settings(config_file, **flags)
     paths = list(key_files) or ([settings.chain_key_file] if settings.chain_key_file else [])

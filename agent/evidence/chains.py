@@ -35,9 +35,11 @@ import orjson
 
 from chain.checkpoint import ChainKey, Checkpoint, Gap, SignedHead
 from chain.link import GENESIS, Head, step, stream_id
+from common.atomic import append_line
+from common.clock import utc_iso
 from common.log import get_logger
 
-log = get_logger("chain")
+log = get_logger(__name__)
 
 LOCAL_NAME = "chain-checkpoints.ndjson"
 
@@ -278,7 +280,7 @@ class Signer:
             )
             for h, path in sorted(best.values(), key=lambda item: item[0].stream)
         ]
-        when = self._now().isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        when = utc_iso(self._now())
         checkpoint = Checkpoint(
             host=self.host, time=when, key_id=self.key.key_id if self.key else "",
             epoch=self.epoch, seq=self.seq + 1, prev=self.prev, interval=self.interval,
@@ -340,18 +342,8 @@ def _lines_from_the_end(path: Path, chunk: int = 1 << 16) -> Iterator[bytes]:
 
 
 def append_local(path: Path, checkpoint: Checkpoint) -> None:
-    """Append one checkpoint to the local NDJSON copy and fsync it (on a line of its own,
-    even after a line torn by a crash)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a+b") as handle:
-        handle.seek(0, os.SEEK_END)
-        torn = False
-        if handle.tell() > 0:
-            handle.seek(-1, os.SEEK_END)
-            torn = handle.read(1) != b"\n"
-        handle.write((b"\n" if torn else b"") + orjson.dumps(checkpoint.to_document()) + b"\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    """Append one checkpoint to the local NDJSON copy, durably (``common.atomic``)."""
+    append_line(path, orjson.dumps(checkpoint.to_document()))
 
 
 def read_local_copy(path: Path) -> tuple[list[tuple[str, Checkpoint]], list[tuple[str, str]]]:
