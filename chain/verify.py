@@ -591,6 +591,30 @@ def _ingested_after(text: str | None, cutoff: datetime | str) -> bool:
         return False
 
 
+Ahead = list[tuple[int, bool, str, int]]
+
+
+def _index(
+    recs: Sequence[Record],
+) -> tuple[dict[str, list[int]], dict[int, list[int]], Ahead, dict[str, int]]:
+    """How the walk finds records: by ``prev``, by stored seq, by hash; and ``ahead``, where
+    it can pick up after missing events (by position, intact ones first)."""
+    by_prev: dict[str, list[int]] = defaultdict(list)
+    by_seq: dict[int, list[int]] = defaultdict(list)
+    for i, rec in enumerate(recs):
+        if rec.prev is not None:
+            by_prev[rec.prev].append(i)
+        if rec.seq is not None:
+            by_seq[rec.seq].append(i)
+    ahead = sorted(
+        (rec.seq, not rec.intact_at(rec.seq), rec.doc_id, i)
+        for i, rec in enumerate(recs)
+        if rec.seq is not None and rec.prev is not None
+    )
+    by_hash = {r.hash: i for i, r in enumerate(recs) if r.hash}
+    return by_prev, by_seq, ahead, by_hash
+
+
 class _Walk:
     def __init__(
         self,
@@ -617,20 +641,7 @@ class _Walk:
             default=floor,
         )
         self.result = StreamResult(stream)
-        self.by_prev: dict[str, list[int]] = defaultdict(list)
-        self.by_seq: dict[int, list[int]] = defaultdict(list)
-        for i, rec in enumerate(self.recs):
-            if rec.prev is not None:
-                self.by_prev[rec.prev].append(i)
-            if rec.seq is not None:
-                self.by_seq[rec.seq].append(i)
-        # Where the walk can pick up after missing events: by position, intact ones first.
-        self.ahead = sorted(
-            (rec.seq, not rec.intact_at(rec.seq), rec.doc_id, i)
-            for i, rec in enumerate(self.recs)
-            if rec.seq is not None and rec.prev is not None
-        )
-        self.by_hash: dict[str, int] = {r.hash: i for i, r in enumerate(self.recs) if r.hash}
+        self.by_prev, self.by_seq, self.ahead, self.by_hash = _index(self.recs)
         self.placed: dict[int, int] = {}  # record index -> position
         self.flagged: set[int] = set()
         self.at: dict[int, int | None] = {self.anchor.seq: None}  # position -> record index

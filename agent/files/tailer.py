@@ -25,18 +25,17 @@ called from there); watchdog and the rescan thread only set events, and a lock m
 
 from __future__ import annotations
 
-import os
-import stat
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from agent.files._placement import Positions, identify, replaced
+from agent.files import _inspect
+from agent.files._inspect import name
+from agent.files._placement import Positions, identify
 from agent.files._source import DEFAULT_LINE_MAX, Budget, Line, Source
 from agent.files.discover import Discovery
 from agent.files.facts import Fact, Gone, Moved
-from agent.files.identity import FileKey
 from common.log import get_logger
 
 __all__ = ["Line", "Positions", "Tailer"]
@@ -130,13 +129,7 @@ class Tailer:
             seen, self._facts = self._facts, []
             budget = Budget(max_lines, max_bytes)
             active = [s for s in sources if s.carry or (s.fd is not None and not s.drained())]
-            while active and budget.left():
-                share = max(1, budget.lines // len(active))
-                before = len(out)
-                active = [s for s in active if self._take(s, share, budget, out)]
-                if len(out) == before:
-                    break  # only lines too big for what is left of the byte budget
-            self._more = bool(active)
+            self._more = _inspect.share_out(active, budget, out, self._take)
             for source in sources:
                 self._guard(source, self._after_read, now)
             after, self._facts = self._facts, []
@@ -151,12 +144,12 @@ class Tailer:
 
     def lag(self) -> dict[str, int]:
         """Per path, bytes on disk not yet returned as lines."""
-        result: dict[str, int] = {}
         with self._lock:
-            for source in self._files.values():
-                size = self._current_size(source)
-                result[source.path] = result.get(source.path, 0) + max(0, size - source.offset)
-        return result
+            return _inspect.per_path(
+                self._files.values(),
+                lambda s: max(0, _inspect.current_size(s) - s.offset),
+                zeros=True,
+            )
 
     def idle(self) -> bool:
         """True when every known file has been read to its last complete line."""
@@ -165,17 +158,12 @@ class Tailer:
                 return True
             if self._rescan.is_set():
                 return False  # files may have appeared that no read has looked at yet
-            return all(self._read_out(source) for source in self._files.values())
+            return all(_inspect.read_out(source) for source in self._files.values())
 
     def pending_partial(self) -> dict[str, int]:
         """Per path, bytes of a last line still waiting for its newline."""
-        result: dict[str, int] = {}
         with self._lock:
-            for source in self._files.values():
-                partial = source.partial()
-                if partial > 0:
-                    result[source.path] = result.get(source.path, 0) + partial
-        return result
+            return _inspect.per_path(self._files.values(), Source.partial)
 
     # --- discovery
 
@@ -215,8 +203,8 @@ class Tailer:
             if source is None:
                 self._open(path, now)
                 continue
-            if source.path != path and not _same_file(source.path, ident):
-                log.info("file_rotated", path=source.path, new_path=path, key=_name(source.key))
+            if source.path != path and not _inspect.same_file(source.path, ident):
+                log.info("file_rotated", path=source.path, new_path=path, key=name(source.key))
                 source.path = path
                 if source.key is not None:
                     self._facts.append(Moved(source.key, path))
@@ -225,50 +213,34 @@ class Tailer:
                 source.size,
                 source.mtime_ns,
             ):
-                self._reopen(source, now)
+                _inspect.reopen(source, now)
         for ident, source in list(self._files.items()):
             if ident in seen:
                 continue
             if source.attached:
                 source.attached = False
-                log.info("file_rotated", path=source.path, new_path=None, key=_name(source.key))
+                log.info("file_rotated", path=source.path, new_path=None, key=name(source.key))
             if source.fd is None:
                 del self._files[ident]
                 self._gone(source)
 
     def _open(self, path: str, now: float) -> None:
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            source = _inspect.open_source(path, now)
         except OSError as exc:
             if path not in self._open_failed:
                 self._open_failed.add(path)
                 log.warning("file_open_failed", path=path, error=str(exc))
             return
         self._open_failed.discard(path)
-        st = os.fstat(fd)
-        ident = (st.st_dev, st.st_ino)
-        if not stat.S_ISREG(st.st_mode) or ident in self._files:
-            os.close(fd)
+        if source is None:
             return
-        source = Source(path, fd, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, now)
-        source.seen_end = st.st_size
-        self._files[ident] = source
-        log.debug("file_opened", path=path, size=st.st_size)
+        if source.ident in self._files:
+            source.close()
+            return
+        self._files[source.ident] = source
+        log.debug("file_opened", path=path, size=source.size)
         self._guard(source, lambda s, _now: self._identify(s), now)
-
-    def _reopen(self, source: Source, now: float) -> None:
-        """Open a file closed for inactivity again; ``_refresh`` then checks what changed."""
-        try:
-            fd = os.open(source.path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            return
-        st = os.fstat(fd)
-        if (st.st_dev, st.st_ino) != source.ident:
-            os.close(fd)  # replaced between stat and open: the next scan sorts it out
-            return
-        source.fd = fd
-        source.changed_at = now
-        log.debug("file_reopened", path=source.path, key=_name(source.key))
 
     # --- per file, each step guarded so one failing file never stops the others
 
@@ -281,31 +253,11 @@ class Tailer:
             self._files.pop(source.ident, None)
 
     def _refresh(self, source: Source, now: float) -> None:
-        """Look at the file again: growth, truncation, deletion, a first line completed."""
-        if source.fd is None:
-            return
-        st = os.fstat(source.fd)
-        changed = (st.st_size, st.st_mtime_ns) != (source.size, source.mtime_ns)
-        shrank = st.st_size < source.seen_end
-        source.seen_end = max(source.seen_end, st.st_size)
-        source.size, source.mtime_ns = st.st_size, st.st_mtime_ns
-        if changed:
-            source.changed_at = now
-            if source.attached and self._moved(source):
-                self._rescan.set()  # so new lines carry the file's current name
-        if st.st_nlink == 0 and not source.deleted:
-            source.deleted = True
-            log.info("file_deleted", path=source.path, key=_name(source.key))
-        if source.key is None:
-            self._identify(source)
-            return
-        if not changed:
-            return
-        reason = replaced(source, shrank, self.fingerprint_bytes)
-        if reason is not None:
-            log.info("file_truncated", path=source.path, key=str(source.key),
-                     offset=source.offset, size=st.st_size, reason=reason)  # fmt: skip
-            source.restart(st.st_size)
+        """Look at the file again (:func:`_inspect.look_again`) and act on what changed."""
+        look = _inspect.look_again(source, now, self.fingerprint_bytes)
+        if look.rescan:
+            self._rescan.set()  # so new lines carry the file's current name
+        if look.identify:
             self._identify(source)
 
     def _identify(self, source: Source) -> None:
@@ -318,77 +270,28 @@ class Tailer:
         if source.key is not None:
             self._facts.append(Gone(source.key, source.path))
 
-    def _read_out(self, source: Source) -> bool:
-        """True when ``source`` has no complete line left that a read would return."""
-        if source.carry:
-            return False
-        if source.fd is None:
-            return not (source.attached and self._changed_while_closed(source))
-        size = os.fstat(source.fd).st_size
-        if source.key is None:
-            return size == source.size  # no change since its first line was found incomplete
-        return size <= source.read_end and b"\n" not in source.buf
-
-    def _changed_while_closed(self, source: Source) -> bool:
-        try:
-            st = Path(source.path).stat()
-        except OSError:
-            return False
-        return (st.st_size, st.st_mtime_ns) != (source.size, source.mtime_ns)
-
-    def _moved(self, source: Source) -> bool:
-        try:
-            st = Path(source.path).stat()
-        except OSError:
-            return True
-        return (st.st_dev, st.st_ino) != source.ident
-
     def _take(self, source: Source, share: int, budget: Budget, out: list[Line]) -> bool:
-        try:
-            return source.take(
-                min(share, budget.lines), budget, out, self.read_chunk, self.line_max
-            )
-        except OSError as exc:
-            log.warning("file_read_failed", path=source.path, error=str(exc))
-            source.close()
-            self._files.pop(source.ident, None)
-            return False
+        more = [False]
+
+        def take(s: Source, _now: float) -> None:
+            more[0] = s.take(min(share, budget.lines), budget, out, self.read_chunk, self.line_max)
+
+        self._guard(source, take, 0.0)  # a file that fails is dropped: nothing more from it
+        return more[0]
 
     def _after_read(self, source: Source, now: float) -> None:
         """Close what is drained and no longer needed; keep per-file memory small."""
         source.trim()
-        if source.fd is None or not source.drained():
-            return
-        if source.deleted:
-            self._close(source, "deleted")
-        elif now - source.changed_at >= self.close_inactive:
-            self._close(source, "inactive" if source.attached else "renamed_away")
+        reason = _inspect.close_reason(source, now, self.close_inactive)
+        if reason is not None:
+            self._close(source, reason)
 
     def _close(self, source: Source, reason: str) -> None:
         partial = source.partial()
         if partial and (source.deleted or not source.attached):
             log.warning("partial_line_abandoned", path=source.path, bytes=partial, reason=reason)
-        log.debug("file_closed", path=source.path, key=_name(source.key), reason=reason)
+        log.debug("file_closed", path=source.path, key=name(source.key), reason=reason)
         source.close()
         if source.deleted or not source.attached:
             self._files.pop(source.ident, None)
             self._gone(source)
-
-    def _current_size(self, source: Source) -> int:
-        if source.fd is None:
-            return source.size
-        return os.fstat(source.fd).st_size
-
-
-def _same_file(path: str, ident: tuple[int, int]) -> bool:
-    """True when ``path`` still leads to ``ident``: another name found for a tracked file (a
-    symlink to it, a hard link) is an alias, not a rotation, and the file keeps its name."""
-    try:
-        st = Path(path).stat()
-    except OSError:
-        return False
-    return (st.st_dev, st.st_ino) == ident
-
-
-def _name(key: FileKey | None) -> str | None:
-    return str(key) if key is not None else None
