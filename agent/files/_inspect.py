@@ -1,6 +1,6 @@
 """Looking at one tracked file from outside: what changed on disk since the last look.
 
-Functions of a :class:`Source` and the file system only, so the tailer keeps the file set
+Functions of a :class:`TrackedFile` and the file system only, so the tailer keeps the file set
 and the read loop while the rules for "grown, truncated, deleted, renamed, read out" are
 here, each small enough to read at once. They log what they find; they never touch the
 registry or the set of tracked files.
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.files._placement import replaced
-from agent.files._source import Budget, Line, Source
+from agent.files._tracked import Budget, Line, TrackedFile
 from agent.files.identity import FileKey
 from common.log import get_logger
 
@@ -30,7 +30,7 @@ class Look:
     identify: bool = False  # no identity yet, or truncated: identify it (again)
 
 
-def open_source(path: str, now: float) -> Source | None:
+def open_file(path: str, now: float) -> TrackedFile | None:
     """A regular file at ``path`` opened for reading, or None (``OSError`` if it cannot be
     opened at all)."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -38,12 +38,12 @@ def open_source(path: str, now: float) -> Source | None:
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)
         return None
-    source = Source(path, fd, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, now)
+    source = TrackedFile(path, fd, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, now)
     source.seen_end = st.st_size
     return source
 
 
-def reopen(source: Source, now: float) -> None:
+def reopen(source: TrackedFile, now: float) -> None:
     """Open a file closed for inactivity again, if its name still leads to it."""
     try:
         fd = os.open(source.path, os.O_RDONLY | os.O_CLOEXEC)
@@ -58,7 +58,7 @@ def reopen(source: Source, now: float) -> None:
     log.debug("file_reopened", path=source.path, key=name(source.key))
 
 
-def look_again(source: Source, now: float, fingerprint_bytes: int) -> Look:
+def look_again(source: TrackedFile, now: float, fingerprint_bytes: int) -> Look:
     """Growth, truncation, deletion, a first line completed; the source is updated."""
     if source.fd is None:
         return Look()
@@ -87,7 +87,7 @@ def look_again(source: Source, now: float, fingerprint_bytes: int) -> Look:
     return Look(rescan, identify=True)
 
 
-def read_out(source: Source) -> bool:
+def read_out(source: TrackedFile) -> bool:
     """True when ``source`` has no complete line left that a read would return."""
     if source.carry:
         return False
@@ -99,7 +99,7 @@ def read_out(source: Source) -> bool:
     return size <= source.read_end and b"\n" not in source.buf
 
 
-def close_reason(source: Source, now: float, close_inactive: float) -> str | None:
+def close_reason(source: TrackedFile, now: float, close_inactive: float) -> str | None:
     """Why a drained file should be closed now (deleted, inactive, renamed away), if so."""
     if source.fd is None or not source.drained():
         return None
@@ -111,7 +111,7 @@ def close_reason(source: Source, now: float, close_inactive: float) -> str | Non
 
 
 def per_path(
-    sources: Iterable[Source], measure: Callable[[Source], int], *, zeros: bool = False
+    sources: Iterable[TrackedFile], measure: Callable[[TrackedFile], int], *, zeros: bool = False
 ) -> dict[str, int]:
     """``measure`` summed per path (two files can share a path for a while: the old one
     renamed away and being drained, and the new one); paths at 0 only with ``zeros``."""
@@ -124,10 +124,10 @@ def per_path(
 
 
 def share_out(
-    active: list[Source],
+    active: list[TrackedFile],
     budget: Budget,
     out: list[Line],
-    take: Callable[[Source, int, Budget, list[Line]], bool],
+    take: Callable[[TrackedFile, int, Budget, list[Line]], bool],
 ) -> bool:
     """Round-robin over the files with something to read, an equal share of the lines left
     each round, until the budget is spent or nothing is left; whether some file has more."""
@@ -140,13 +140,13 @@ def share_out(
     return bool(active)
 
 
-def current_size(source: Source) -> int:
+def current_size(source: TrackedFile) -> int:
     if source.fd is None:
         return source.size
     return os.fstat(source.fd).st_size
 
 
-def changed_while_closed(source: Source) -> bool:
+def changed_while_closed(source: TrackedFile) -> bool:
     try:
         st = Path(source.path).stat()
     except OSError:
@@ -154,7 +154,7 @@ def changed_while_closed(source: Source) -> bool:
     return (st.st_size, st.st_mtime_ns) != (source.size, source.mtime_ns)
 
 
-def moved(source: Source) -> bool:
+def moved(source: TrackedFile) -> bool:
     """The file's name no longer leads to it (renamed or deleted)."""
     try:
         st = Path(source.path).stat()

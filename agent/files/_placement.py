@@ -13,9 +13,9 @@ from __future__ import annotations
 import os
 from typing import Protocol
 
-from agent.files._source import Source
+from agent.files._tracked import TrackedFile
 from agent.files.facts import Copied, Fact, Opened, Reset
-from agent.files.identity import FileKey, read_head
+from agent.files.identity import FileKey, read_prefix
 from agent.files.registry import FilePosition
 from common.log import get_logger
 
@@ -30,7 +30,7 @@ class Positions(Protocol):
     def find_fingerprint(self, fingerprint: str, /) -> FilePosition | None: ...
 
 
-def identify(source: Source, positions: Positions, cap: int, generation: int) -> Fact | None:
+def identify(source: TrackedFile, positions: Positions, cap: int, generation: int) -> Fact | None:
     """Give a file its key once its first line is complete, pick its start offset, and say
     what happened; None while the first line is incomplete.
 
@@ -38,7 +38,7 @@ def identify(source: Source, positions: Positions, cap: int, generation: int) ->
     an entry under the same key describes the content that was cut away.
     """
     assert source.fd is not None
-    head = read_head(source.fd, cap)
+    head = read_prefix(source.fd, cap)
     if head is None:
         return None
     key = FileKey(source.device, source.inode, head.fingerprint)
@@ -66,7 +66,7 @@ def identify(source: Source, positions: Positions, cap: int, generation: int) ->
     return Opened(key, source.path, generation, 0)
 
 
-def replaced(source: Source, shrank: bool, cap: int) -> str | None:
+def replaced(source: TrackedFile, shrank: bool, cap: int) -> str | None:
     """Why the file under ``source`` is no longer the content being read, or None.
 
     Shrinking is a truncation; a first line that changed means truncated and refilled
@@ -76,13 +76,13 @@ def replaced(source: Source, shrank: bool, cap: int) -> str | None:
         return "shrank"
     assert source.fd is not None
     assert source.key is not None
-    head = read_head(source.fd, cap)
+    head = read_prefix(source.fd, cap)
     if head is None or head.fingerprint != source.key.fingerprint:
         return "first_line_changed"
     return None
 
 
-def _resume(source: Source, key: FileKey, known: FilePosition) -> int:
+def _resume(source: TrackedFile, key: FileKey, known: FilePosition) -> int:
     """The checkpoint of a known file, unless the file no longer fits it (then 0)."""
     acked = known.acked
     if acked > source.size:
@@ -97,7 +97,7 @@ def _resume(source: Source, key: FileKey, known: FilePosition) -> int:
 
 
 def _continue_copy(
-    source: Source, key: FileKey, copied: FilePosition, generation: int
+    source: TrackedFile, key: FileKey, copied: FilePosition, generation: int
 ) -> Copied | None:
     """Continue a copy where its original's checkpoint is; the copy inherits that checkpoint.
 
@@ -116,7 +116,7 @@ def _continue_copy(
     )  # fmt: skip
 
 
-def _line_boundary(source: Source, offset: int) -> bool:
+def _line_boundary(source: TrackedFile, offset: int) -> bool:
     """A checkpoint always follows a newline; anything else means other content."""
     assert source.fd is not None
     return os.pread(source.fd, 1, offset - 1) == b"\n"

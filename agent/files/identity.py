@@ -49,7 +49,7 @@ class FileKey:
 
 
 @dataclass(frozen=True, slots=True)
-class Head:
+class Prefix:
     """The fingerprinted prefix of a file: its digest and its length in bytes."""
 
     fingerprint: str
@@ -65,7 +65,7 @@ def fingerprint(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=_DIGEST_SIZE).hexdigest()
 
 
-def head_of(data: bytes, cap: int) -> Head | None:
+def prefix_of(data: bytes, cap: int) -> Prefix | None:
     """The identity-bearing prefix of ``data`` (a file's first bytes), or None if not yet known.
 
     It is the first line including its newline, or the first ``cap`` bytes when that line is
@@ -79,17 +79,17 @@ def head_of(data: bytes, cap: int) -> Head | None:
         prefix = data[:cap]
     else:
         return None
-    return Head(fingerprint(prefix), len(prefix))
+    return Prefix(fingerprint(prefix), len(prefix))
 
 
-def read_head(fd: int, cap: int) -> Head | None:
-    """:func:`head_of` for an open file, read with ``pread`` so no file position is shared."""
-    return head_of(os.pread(fd, cap, 0), cap)
+def read_prefix(fd: int, cap: int) -> Prefix | None:
+    """:func:`prefix_of` for an open file, read with ``pread`` so no file position is shared."""
+    return prefix_of(os.pread(fd, cap, 0), cap)
 
 
 def read_key(fd: int, cap: int) -> FileKey | None:
     """The identity of the open file ``fd``, or None while its first line is incomplete."""
-    head = read_head(fd, cap)
+    head = read_prefix(fd, cap)
     if head is None:
         return None
     st = os.fstat(fd)

@@ -33,7 +33,7 @@ from pathlib import Path
 from agent.files import _inspect
 from agent.files._inspect import name
 from agent.files._placement import Positions, identify
-from agent.files._source import DEFAULT_LINE_MAX, Budget, Line, Source
+from agent.files._tracked import DEFAULT_LINE_MAX, Budget, Line, TrackedFile
 from agent.files.discover import Discovery
 from agent.files.facts import Fact, Gone, Moved
 from common.log import get_logger
@@ -42,7 +42,7 @@ __all__ = ["Line", "Positions", "Tailer"]
 
 log = get_logger(__name__)
 
-_Step = Callable[[Source, float], None]
+_Step = Callable[[TrackedFile, float], None]
 
 
 class Tailer:
@@ -74,7 +74,7 @@ class Tailer:
             patterns, rescan_interval=rescan_interval, on_change=self._on_change, exclude=exclude
         )
         self.patterns = self._discovery.patterns
-        self._files: dict[tuple[int, int], Source] = {}
+        self._files: dict[tuple[int, int], TrackedFile] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._rescan = threading.Event()
@@ -163,11 +163,11 @@ class Tailer:
     def pending_partial(self) -> dict[str, int]:
         """Per path, bytes of a last line still waiting for its newline."""
         with self._lock:
-            return _inspect.per_path(self._files.values(), Source.partial)
+            return _inspect.per_path(self._files.values(), TrackedFile.partial)
 
     # --- discovery
 
-    def _prepare(self, now: float) -> list[Source]:
+    def _prepare(self, now: float) -> list[TrackedFile]:
         """Scan when due, look at every file; a file found renamed asks for one more scan."""
         for _ in range(2):
             if self._rescan.is_set() or now - self._last_scan >= self.rescan_interval:
@@ -226,7 +226,7 @@ class Tailer:
 
     def _open(self, path: str, now: float) -> None:
         try:
-            source = _inspect.open_source(path, now)
+            source = _inspect.open_file(path, now)
         except OSError as exc:
             if path not in self._open_failed:
                 self._open_failed.add(path)
@@ -244,7 +244,7 @@ class Tailer:
 
     # --- per file, each step guarded so one failing file never stops the others
 
-    def _guard(self, source: Source, step: _Step, now: float) -> None:
+    def _guard(self, source: TrackedFile, step: _Step, now: float) -> None:
         try:
             step(source, now)
         except OSError as exc:
@@ -252,7 +252,7 @@ class Tailer:
             source.close()
             self._files.pop(source.ident, None)
 
-    def _refresh(self, source: Source, now: float) -> None:
+    def _refresh(self, source: TrackedFile, now: float) -> None:
         """Look at the file again (:func:`_inspect.look_again`) and act on what changed."""
         look = _inspect.look_again(source, now, self.fingerprint_bytes)
         if look.rescan:
@@ -260,33 +260,33 @@ class Tailer:
         if look.identify:
             self._identify(source)
 
-    def _identify(self, source: Source) -> None:
+    def _identify(self, source: TrackedFile) -> None:
         fact = identify(source, self.positions, self.fingerprint_bytes, self._generation + 1)
         if fact is not None:
             self._generation += 1
             self._facts.append(fact)
 
-    def _gone(self, source: Source) -> None:
+    def _gone(self, source: TrackedFile) -> None:
         if source.key is not None:
             self._facts.append(Gone(source.key, source.path))
 
-    def _take(self, source: Source, share: int, budget: Budget, out: list[Line]) -> bool:
+    def _take(self, source: TrackedFile, share: int, budget: Budget, out: list[Line]) -> bool:
         more = [False]
 
-        def take(s: Source, _now: float) -> None:
+        def take(s: TrackedFile, _now: float) -> None:
             more[0] = s.take(min(share, budget.lines), budget, out, self.read_chunk, self.line_max)
 
         self._guard(source, take, 0.0)  # a file that fails is dropped: nothing more from it
         return more[0]
 
-    def _after_read(self, source: Source, now: float) -> None:
+    def _after_read(self, source: TrackedFile, now: float) -> None:
         """Close what is drained and no longer needed; keep per-file memory small."""
         source.trim()
         reason = _inspect.close_reason(source, now, self.close_inactive)
         if reason is not None:
             self._close(source, reason)
 
-    def _close(self, source: Source, reason: str) -> None:
+    def _close(self, source: TrackedFile, reason: str) -> None:
         partial = source.partial()
         if partial and (source.deleted or not source.attached):
             log.warning("partial_line_abandoned", path=source.path, bytes=partial, reason=reason)

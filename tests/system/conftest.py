@@ -26,7 +26,7 @@ import psutil
 import pytest
 from elasticsearch import Elasticsearch
 
-from agent.files.identity import head_of
+from agent.files.identity import prefix_of
 from agent.normalize import Normalized, NormalizeOptions, Normalizer, Source
 from devtools.devnode import DevNode
 from indexer.setup import install
@@ -84,7 +84,7 @@ def expected_from(files: Sequence[Path], namespace: str) -> Expected:
     result = Expected()
     for path in files:
         data = path.read_bytes()
-        head = head_of(data, 1024)
+        head = prefix_of(data, 1024)
         if head is None:
             continue
         offset = 0

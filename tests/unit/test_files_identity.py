@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.files.identity import FileKey, fingerprint, head_of, is_fingerprint, key_at, read_key
+from agent.files.identity import FileKey, fingerprint, is_fingerprint, key_at, prefix_of, read_key
 
 
 def _key(path: Path, cap: int = 1024) -> FileKey | None:
@@ -20,33 +20,33 @@ def _key(path: Path, cap: int = 1024) -> FileKey | None:
 class TestHeadOf:
     def test_first_line_with_newline(self) -> None:
         """The fingerprinted prefix is the first line including its newline."""
-        head = head_of(b"first\nsecond\n", 1024)
+        head = prefix_of(b"first\nsecond\n", 1024)
         assert head is not None
         assert head.length == 6
         assert head.fingerprint == fingerprint(b"first\n")
 
     def test_incomplete_first_line(self) -> None:
         """A first line without its newline, shorter than the cap, gives no identity yet."""
-        assert head_of(b"still being writ", 1024) is None
+        assert prefix_of(b"still being writ", 1024) is None
 
     def test_long_first_line_capped(self) -> None:
         """A first line longer than the cap is fingerprinted by its first cap bytes."""
         data = b"x" * 100 + b"\n"
-        head = head_of(data, 16)
+        head = prefix_of(data, 16)
         assert head is not None
         assert head.length == 16
         assert head.fingerprint == fingerprint(b"x" * 16)
-        assert head_of(b"x" * 16, 16) == head
+        assert prefix_of(b"x" * 16, 16) == head
 
     def test_empty(self) -> None:
         """An empty file has no identity."""
-        assert head_of(b"", 1024) is None
+        assert prefix_of(b"", 1024) is None
 
     @given(first=st.binary(max_size=200).filter(lambda b: b"\n" not in b), rest=st.binary())
     def test_stable_under_appends(self, first: bytes, rest: bytes) -> None:
         """Whatever is appended after the first line never changes the fingerprint."""
         line = first + b"\n"
-        assert head_of(line, 64) == head_of(line + rest, 64)
+        assert prefix_of(line, 64) == prefix_of(line + rest, 64)
 
 
 class TestFileKey:

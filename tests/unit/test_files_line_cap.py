@@ -8,7 +8,7 @@ import tracemalloc
 from pathlib import Path
 
 from agent.files import Registry
-from agent.files._source import HEAD_BYTES
+from agent.files._tracked import HEAD_BYTES
 from tests.unit.test_files_tailer import (
     MakeTailer,
     ack_all,

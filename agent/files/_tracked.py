@@ -71,7 +71,7 @@ class Budget:
 
 
 @dataclass(eq=False)
-class Source:
+class TrackedFile:
     """Reading state of one file (one device + inode) on the reader thread."""
 
     path: str
