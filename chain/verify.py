@@ -937,7 +937,9 @@ def assemble(
     seen: set[str] = set()
     for stream, recs in streams:
         seen.add(stream)
-        report.streams.append(verify_stream(stream, recs, evidence))
+        result = verify_stream(stream, recs, evidence)
+        if result.findings or result.intact or result.unsigned or stream not in evidence.anchors:
+            report.streams.append(result)  # not one whose events all precede --since
     for stream in sorted(evidence.streams() - seen):
         result = verify_stream(stream, [], evidence)
         if result.findings:

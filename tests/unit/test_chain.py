@@ -29,6 +29,7 @@ from chain.verify import (
     Record,
     Report,
     StreamResult,
+    assemble,
     gather,
     unchained,
     verify_stream,
@@ -228,6 +229,14 @@ class TestVerify:
         result = walk(docs, signed([head5]))
         assert result.findings == []
         assert (result.intact, result.unsigned) == (5, 5)
+
+    def test_a_stream_wholly_before_since_is_not_counted(self) -> None:
+        """``--since`` after a stream's last signed head, nothing newer: out of scope, not
+        "a stream verified" (its events are read, and skipped, like any before the anchor)."""
+        docs, head = chain_of(3)
+        since = datetime(2026, 11, 25, 10, 0, 1, tzinfo=UTC)
+        report = assemble([(STREAM, records(docs))], [], gather([signed([head])], [KEY], since))
+        assert (report.streams, report.findings) == ([], [])
 
     def test_deleted_event_is_named(self) -> None:
         """A deleted event is missing, named by its successor's prev_id."""
