@@ -117,7 +117,7 @@ class Metadata(_Strict):
     updated_date: str
 
 
-class Source(_Strict):
+class RuleSource(_Strict):
     metadata: Metadata
     rule: Rule
 
@@ -135,7 +135,7 @@ def load(path: Path) -> Rule:
     """One source file as a validated rule (query trimmed, as TOML keeps its last newline)."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-        source = Source.model_validate(data)
+        source = RuleSource.model_validate(data)
     except (tomllib.TOMLDecodeError, ValidationError) as error:
         raise RuleError(f"{path.name}: {error}") from None
     rule = source.rule.model_copy(update={"query": source.rule.query.strip()})

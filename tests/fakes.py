@@ -29,7 +29,7 @@ class FakeClock:
         self.now += seconds
 
 
-class Entry:
+class FakePosition:
     def __init__(self) -> None:
         self.acked = 0
         self.sent = 0
@@ -41,17 +41,17 @@ class MemoryStore:
     """A registry kept in memory; ``failures`` saves raise OSError before one succeeds."""
 
     def __init__(self, failures: int = 0) -> None:
-        self.entries: dict[FileKey, Entry] = {}
+        self.entries: dict[FileKey, FakePosition] = {}
         self.paths: dict[FileKey, str] = {}
         self.saved: list[dict[FileKey, tuple[int, int]]] = []
         self.failures = failures
         self.forgotten: list[float] = []
 
-    def get(self, key: FileKey) -> Entry | None:
+    def get(self, key: FileKey) -> FakePosition | None:
         return self.entries.get(key)
 
     def ack(self, key: FileKey, path: str, end: int, chain: dict[str, Any] | None = None) -> None:
-        entry = self.entries.setdefault(key, Entry())
+        entry = self.entries.setdefault(key, FakePosition())
         if end > entry.acked:
             entry.chain = chain
         entry.acked = max(entry.acked, end)
@@ -60,13 +60,13 @@ class MemoryStore:
     def mark_sent(
         self, key: FileKey, path: str, end: int, pending: dict[str, Any] | None = None
     ) -> None:
-        entry = self.entries.setdefault(key, Entry())
+        entry = self.entries.setdefault(key, FakePosition())
         if end > entry.sent:
             entry.pending = pending
         entry.sent = max(entry.sent, end)
 
     def reset(self, key: FileKey, path: str) -> None:
-        entry = self.entries.setdefault(key, Entry())
+        entry = self.entries.setdefault(key, FakePosition())
         entry.acked = entry.sent = 0
 
     def move(self, key: FileKey, path: str) -> None:

@@ -12,8 +12,8 @@ The package runs as plain Python, or compiled with mypyc when installed with
 from importlib import import_module
 from importlib.machinery import EXTENSION_SUFFIXES
 
+from agent.normalize.normalizer import Normalizer
 from agent.normalize.options import NormalizeOptions
-from agent.normalize.pipeline import Normalizer
 from agent.normalize.result import Normalized, Outcome, Rejected, Skipped, Source
 
 __all__ = [
@@ -35,14 +35,14 @@ COMPILED_MODULES = (
     "catalog",
     "decode",
     "diff",
+    "doc_ids",
     "document",
     "fields",
-    "identifiers",
-    "ids",
+    "normalizer",
     "patterns",
-    "pipeline",
     "precomputed",
     "redact",
+    "related",
     "roles",
     "timestamps",
 )
@@ -56,4 +56,4 @@ def is_extension(module_name: str) -> bool:
 
 def compiled() -> bool:
     """Whether the normalizer is the compiled (mypyc) build: its pipeline is compiled code."""
-    return is_extension("agent.normalize.pipeline")
+    return is_extension("agent.normalize.normalizer")

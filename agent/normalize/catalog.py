@@ -16,7 +16,7 @@ from typing import Final
 
 
 @dataclass(frozen=True, slots=True)
-class Entry:
+class CatalogEntry:
     """How one action is named, classified and grouped."""
 
     code: str
@@ -35,54 +35,56 @@ _API = ("api",)
 _PACKAGE = ("package",)
 _IAM = ("iam",)
 
-CATALOG: tuple[Entry, ...] = (
-    Entry("config.updated", "Configuration Updated", "System Configuration", "update",
-          _CONFIG, ("change",)),
-    Entry("config.deleted", "Configuration Deleted", "System Configuration", "delete",
-          _CONFIG, ("deletion",)),
-    Entry("acl.rule.created", "ACL Rule Created", "Access Control", "create",
-          _ACL, ("admin", "creation")),
-    Entry("acl.rule.updated", "ACL Rule Updated", "Access Control", "update",
-          _ACL, ("admin", "change")),
-    Entry("component.access.assigned", "Component Access Assigned", "Access Control",
-          "update", _IAM, ("admin", "change")),
-    Entry("flow.created", "Flow Created", "Flow Management", "create", _CONFIG, ("creation",)),
-    Entry("flow.updated", "Flow Updated", "Flow Management", "update", _CONFIG, ("change",)),
-    Entry("flow.started", "Flow Started", "Flow Management", "update", _CONFIG, ("change",)),
-    Entry("flow.stopped", "Flow Stopped", "Flow Management", "update", _CONFIG, ("change",)),
-    Entry("flow.deleted", "Flow Deleted", "Flow Management", "delete", _CONFIG, ("deletion",)),
-    Entry("flow.cloned", "Flow Cloned", "Flow Management", "create", _CONFIG, ("creation",)),
-    Entry("template.created", "Integration Template Created", "Integration Templates",
-          "create", _CONFIG, ("creation",)),
-    Entry("template.updated", "Integration Template Updated", "Integration Templates",
-          "update", _CONFIG, ("change",)),
-    Entry("template.published", "Integration Template Published", "Integration Templates",
-          "update", _CONFIG, ("change",)),
-    Entry("template.published_updated", "Published Integration Template Updated",
-          "Integration Templates", "update", _CONFIG, ("change",)),
-    Entry("template.deleted", "Integration Template Deleted", "Integration Templates",
-          "delete", _CONFIG, ("deletion",)),
-    Entry("template.test.started", "Integration Template Test Started", "Template Testing",
-          "create", _API, ("start",)),
-    Entry("template.test.stopped", "Integration Template Test Stopped", "Template Testing",
-          "update", _API, ("end",)),
-    Entry("template.test.deleted", "Integration Template Test Deleted", "Template Testing",
-          "delete", _API, ("deletion",)),
-    Entry("connector.installed", "Connector Installed", "Connectors", "create",
-          _PACKAGE, ("installation",)),
-    Entry("connector.updated", "Connector Updated", "Connectors", "update",
-          _PACKAGE, ("change",)),
-    Entry("connector.uninstalled", "Connector Uninstalled", "Connectors", "delete",
-          _PACKAGE, ("deletion",)),
-    Entry("user.created", "User Created", "Users", "create", _IAM, ("user", "creation")),
-    Entry("user.updated", "User Updated", "Users", "update", _IAM, ("user", "change")),
-    Entry("user.deleted", "User Deleted", "Users", "delete", _IAM, ("user", "deletion")),
-    Entry("user.login", "User Logged In", "Users", "access",
-          ("authentication", "session"), ("start",)),
-    Entry("user.login_failed", "Login Failed", "Users", "access",
-          ("authentication",), ("start",), outcome="failure"),
-    Entry("user.password_changed", "Password Changed", "Users", "update",
-          _IAM, ("user", "change")),
+_Row = CatalogEntry  # one row of the table below
+
+CATALOG: tuple[CatalogEntry, ...] = (
+    _Row("config.updated", "Configuration Updated", "System Configuration", "update",
+         _CONFIG, ("change",)),
+    _Row("config.deleted", "Configuration Deleted", "System Configuration", "delete",
+         _CONFIG, ("deletion",)),
+    _Row("acl.rule.created", "ACL Rule Created", "Access Control", "create",
+         _ACL, ("admin", "creation")),
+    _Row("acl.rule.updated", "ACL Rule Updated", "Access Control", "update",
+         _ACL, ("admin", "change")),
+    _Row("component.access.assigned", "Component Access Assigned", "Access Control",
+         "update", _IAM, ("admin", "change")),
+    _Row("flow.created", "Flow Created", "Flow Management", "create", _CONFIG, ("creation",)),
+    _Row("flow.updated", "Flow Updated", "Flow Management", "update", _CONFIG, ("change",)),
+    _Row("flow.started", "Flow Started", "Flow Management", "update", _CONFIG, ("change",)),
+    _Row("flow.stopped", "Flow Stopped", "Flow Management", "update", _CONFIG, ("change",)),
+    _Row("flow.deleted", "Flow Deleted", "Flow Management", "delete", _CONFIG, ("deletion",)),
+    _Row("flow.cloned", "Flow Cloned", "Flow Management", "create", _CONFIG, ("creation",)),
+    _Row("template.created", "Integration Template Created", "Integration Templates",
+         "create", _CONFIG, ("creation",)),
+    _Row("template.updated", "Integration Template Updated", "Integration Templates",
+         "update", _CONFIG, ("change",)),
+    _Row("template.published", "Integration Template Published", "Integration Templates",
+         "update", _CONFIG, ("change",)),
+    _Row("template.published_updated", "Published Integration Template Updated",
+         "Integration Templates", "update", _CONFIG, ("change",)),
+    _Row("template.deleted", "Integration Template Deleted", "Integration Templates",
+         "delete", _CONFIG, ("deletion",)),
+    _Row("template.test.started", "Integration Template Test Started", "Template Testing",
+         "create", _API, ("start",)),
+    _Row("template.test.stopped", "Integration Template Test Stopped", "Template Testing",
+         "update", _API, ("end",)),
+    _Row("template.test.deleted", "Integration Template Test Deleted", "Template Testing",
+         "delete", _API, ("deletion",)),
+    _Row("connector.installed", "Connector Installed", "Connectors", "create",
+         _PACKAGE, ("installation",)),
+    _Row("connector.updated", "Connector Updated", "Connectors", "update",
+         _PACKAGE, ("change",)),
+    _Row("connector.uninstalled", "Connector Uninstalled", "Connectors", "delete",
+         _PACKAGE, ("deletion",)),
+    _Row("user.created", "User Created", "Users", "create", _IAM, ("user", "creation")),
+    _Row("user.updated", "User Updated", "Users", "update", _IAM, ("user", "change")),
+    _Row("user.deleted", "User Deleted", "Users", "delete", _IAM, ("user", "deletion")),
+    _Row("user.login", "User Logged In", "Users", "access",
+         ("authentication", "session"), ("start",)),
+    _Row("user.login_failed", "Login Failed", "Users", "access",
+         ("authentication",), ("start",), outcome="failure"),
+    _Row("user.password_changed", "Password Changed", "Users", "update",
+         _IAM, ("user", "change")),
 )  # fmt: skip
 
 # Spellings seen in the wild besides the name and the code.
@@ -110,9 +112,9 @@ def key(name: str) -> str:
     return _NOT_ALNUM.sub("", name.lower())
 
 
-def _index() -> dict[str, Entry]:
+def _index() -> dict[str, CatalogEntry]:
     by_code = {entry.code: entry for entry in CATALOG}
-    index: dict[str, Entry] = {}
+    index: dict[str, CatalogEntry] = {}
     for entry in CATALOG:
         index[key(entry.code)] = entry
         index[key(entry.message)] = entry
@@ -172,16 +174,18 @@ def guess_type(name: str) -> str:
     return "update"
 
 
-def lookup(name: str) -> Entry | None:
+def lookup(name: str) -> CatalogEntry | None:
     """The catalog entry for a name or code, whatever its case, spacing or punctuation."""
     return _INDEX.get(key(name))
 
 
-_SEEN: Final[dict[str, Entry]] = {}  # spelling as written -> entry: services repeat their spellings
+_SEEN: Final[
+    dict[str, CatalogEntry]
+] = {}  # spelling as written -> entry: services repeat their spellings
 _SEEN_LIMIT: Final = 4096
 
 
-def classify(name: str) -> Entry:
+def classify(name: str) -> CatalogEntry:
     """The catalog entry, or an uncatalogued one with a type guessed from the verb."""
     entry = _SEEN.get(name)
     if entry is None:
@@ -193,13 +197,13 @@ def classify(name: str) -> Entry:
     return entry
 
 
-def _classify(name: str) -> Entry:
+def _classify(name: str) -> CatalogEntry:
     entry = _INDEX.get(key(name))
     if entry is not None:
         return entry
     shown = tidy(name)
     audit_type = guess_type(shown)
-    return Entry(
+    return CatalogEntry(
         code=slug(shown) or "unknown",
         message=shown,
         group=None,

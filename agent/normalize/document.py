@@ -23,12 +23,12 @@ import orjson
 
 from agent import __version__
 from agent.normalize import aliases as A
-from agent.normalize.catalog import Entry
+from agent.normalize.catalog import CatalogEntry
 from agent.normalize.diff import MISSING, Change, Diff
+from agent.normalize.doc_ids import change_id
 from agent.normalize.fields import ip, text
-from agent.normalize.identifiers import related_ids
-from agent.normalize.ids import change_id
 from agent.normalize.redact import REDACTED, Redactor
+from agent.normalize.related import related_ids
 from agent.normalize.result import Normalized, Source
 from agent.normalize.roles import GRANTING_ACTIONS, granted_roles
 
@@ -90,7 +90,7 @@ class Assembler:
         *,
         event_id: str,
         timestamp: str,
-        entry: Entry,
+        entry: CatalogEntry,
         audit_type: str,
         outcome: str,
         values: list[Any],
@@ -154,7 +154,7 @@ class Assembler:
 
     def _audit(
         self,
-        entry: Entry,
+        entry: CatalogEntry,
         audit_type: str,
         diff: Diff,
         changes: list[dict[str, Any]],

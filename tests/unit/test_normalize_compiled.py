@@ -33,9 +33,9 @@ class TestBuildDetection:
         assert type(compiled()) is bool
 
     def test_compiled_means_the_pipeline_is_an_extension_module(self) -> None:
-        pipeline = importlib.import_module("agent.normalize.pipeline")
+        pipeline = importlib.import_module("agent.normalize.normalizer")
         assert compiled() == (not str(pipeline.__file__).endswith(".py"))
-        assert compiled() == package.is_extension("agent.normalize.pipeline")
+        assert compiled() == package.is_extension("agent.normalize.normalizer")
 
     def test_one_build_for_every_module(self) -> None:
         """Either every listed module is compiled or none is: never a mix."""

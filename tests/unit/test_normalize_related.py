@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from agent.normalize import Normalized, NormalizeOptions, Normalizer
-from agent.normalize.identifiers import MAX_DEPTH, MAX_IDS, related_ids, shaped_like_id
+from agent.normalize.related import MAX_DEPTH, MAX_IDS, related_ids, shaped_like_id
 from tests.unit.document_models import EventDocument
 
 SOURCE_FLOW = "9c4673d7-a550-45a2-91c1-ad057fac0385"

@@ -13,11 +13,11 @@ from typing import Any, Final
 
 from agent.normalize import aliases as A
 from agent.normalize import fields
-from agent.normalize.catalog import Entry, classify, ecs_type_for
+from agent.normalize.catalog import CatalogEntry, classify, ecs_type_for
 from agent.normalize.decode import DecodeError, decode_line
 from agent.normalize.diff import MISSING, Diff, Differ
+from agent.normalize.doc_ids import derived, from_input
 from agent.normalize.document import Assembler
-from agent.normalize.ids import derived, from_input
 from agent.normalize.options import NormalizeOptions
 from agent.normalize.precomputed import from_precomputed
 from agent.normalize.redact import Redactor
@@ -80,7 +80,7 @@ class Normalizer:
             record, prefix, envelope_time = A.unwrap(decoded, self._envelope_key)
             values, ranks = A.resolve(record)
             entry = _classify(record, prefix, values, ranks)
-            if not isinstance(entry, Entry):
+            if not isinstance(entry, CatalogEntry):
                 return entry
             timestamp = _timestamp(prefix, values, ranks, envelope_time)
             if isinstance(timestamp, Rejected):
@@ -105,7 +105,7 @@ class Normalizer:
         *,
         record: dict[str, Any],
         values: list[Any],
-        entry: Entry,
+        entry: CatalogEntry,
         timestamp: str,
     ) -> Normalized:
         raw_id = values[A.M_ID]
@@ -153,7 +153,7 @@ class Normalizer:
 
 def _classify(
     record: dict[str, Any], prefix: str, values: list[Any], ranks: list[int]
-) -> Entry | Outcome:
+) -> CatalogEntry | Outcome:
     """The catalog entry for the record's action, or why there is none to use."""
     action = values[A.M_ACTION]
     if action is None:
