@@ -137,7 +137,7 @@ class Assembler:
             new_clean = diff.computed and after is not MISSING and stored[1] is after
             changes = [self.render(change, old_clean, new_clean) for change in diff.changes]
         doc["appmixer"] = self._appmixer(
-            self._audit(entry, audit_type, diff, changes, stored), refs, stored
+            _audit(entry, audit_type, diff, changes, stored), refs, stored
         )
         if refs.tenant_id is not None:  # ECS readers look for the tenant here
             doc["organization"] = {"id": refs.tenant_id}
@@ -150,34 +150,7 @@ class Assembler:
         log["file"] = {"path": source.path}
         if not changes:
             return Normalized(event_id, doc, [])
-        return Normalized(event_id, doc, self._change_docs(doc, audit_type, changes, refs))
-
-    def _audit(
-        self,
-        entry: CatalogEntry,
-        audit_type: str,
-        diff: Diff,
-        changes: list[dict[str, Any]],
-        states: tuple[Any, Any, Any],
-    ) -> dict[str, Any]:
-        """``appmixer.audit``: the classification, the rendered diff and the stored (cleaned)
-        states."""
-        audit: dict[str, Any] = {"type": audit_type}
-        if entry.group is not None:
-            audit["group"] = entry.group
-        audit["catalog"] = entry.catalog
-        if changes:
-            audit["changes"] = changes
-        audit["changes_count"] = diff.count
-        audit["changes_truncated"] = diff.truncated
-        before, after, data = states
-        if before is not MISSING:
-            audit["before"] = before
-        if after is not MISSING:
-            audit["after"] = after
-        if data is not MISSING:
-            audit["data"] = data
-        return audit
+        return Normalized(event_id, doc, _change_docs(doc, audit_type, changes, refs))
 
     def _people(self, doc: dict[str, Any], values: list[Any], refs: _Refs) -> None:
         """``user.*`` (actor and target), ``source.ip``, ``user_agent``, ``related.*``."""
@@ -249,48 +222,6 @@ class Assembler:
             appmixer["related"] = {"id": ids}
         return appmixer
 
-    def _change_docs(
-        self, doc: dict[str, Any], audit_type: str, changes: list[dict[str, Any]], refs: _Refs
-    ) -> list[tuple[str, dict[str, Any]]]:
-        """One document per change, for the diff table (Kibana flattens arrays of objects)."""
-        event = doc["event"]
-        event_id, action = event["id"], event["action"]
-        timestamp, message, namespace = doc["@timestamp"], doc["message"], self.namespace
-        user = {"id": refs.user_id, "email": refs.user_email}
-        if refs.user_id is None or refs.user_email is None:
-            user = {key: value for key, value in user.items() if value is not None}
-        entity = refs.entity(with_name=False)
-        flow_id = refs.flow_id
-        docs = []
-        for index, change in enumerate(changes):
-            # Fresh objects per document: a sink that stamps one document touches only it.
-            change_doc: dict[str, Any] = {
-                "@timestamp": timestamp,
-                "event": {
-                    "id": event_id,
-                    "kind": CHANGES_KIND,
-                    "action": action,
-                    "dataset": CHANGES_DATASET,
-                },
-                "message": message,
-            }
-            if user:
-                change_doc["user"] = user.copy()
-            appmixer: dict[str, Any] = {"audit": {"type": audit_type}}
-            if flow_id is not None:
-                appmixer["flow"] = {"id": flow_id}
-            if entity:
-                appmixer["entity"] = entity.copy()
-            appmixer["change"] = {"index": index, **change}
-            change_doc["appmixer"] = appmixer
-            change_doc["data_stream"] = {
-                "type": "logs",
-                "dataset": CHANGES_DATASET,
-                "namespace": namespace,
-            }
-            docs.append((change_id(event_id, index), change_doc))
-        return docs
-
     def _target(self, values: list[Any], refs: _Refs) -> dict[str, str]:
         """The user acted on: explicit target fields first, else an entity of type user."""
         target: dict[str, str] = {}
@@ -310,6 +241,77 @@ class Assembler:
             if value is not None:
                 target[key] = value
         return target
+
+
+def _audit(
+    entry: CatalogEntry,
+    audit_type: str,
+    diff: Diff,
+    changes: list[dict[str, Any]],
+    states: tuple[Any, Any, Any],
+) -> dict[str, Any]:
+    """``appmixer.audit``: the classification, the rendered diff and the stored (cleaned)
+    states."""
+    audit: dict[str, Any] = {"type": audit_type}
+    if entry.group is not None:
+        audit["group"] = entry.group
+    audit["catalog"] = entry.catalog
+    if changes:
+        audit["changes"] = changes
+    audit["changes_count"] = diff.count
+    audit["changes_truncated"] = diff.truncated
+    before, after, data = states
+    if before is not MISSING:
+        audit["before"] = before
+    if after is not MISSING:
+        audit["after"] = after
+    if data is not MISSING:
+        audit["data"] = data
+    return audit
+
+
+def _change_docs(
+    doc: dict[str, Any], audit_type: str, changes: list[dict[str, Any]], refs: _Refs
+) -> list[tuple[str, dict[str, Any]]]:
+    """One document per change, for the diff table (Kibana flattens arrays of objects)."""
+    event = doc["event"]
+    event_id, action = event["id"], event["action"]
+    timestamp, message = doc["@timestamp"], doc["message"]
+    namespace = doc["data_stream"]["namespace"]
+    user = {"id": refs.user_id, "email": refs.user_email}
+    if refs.user_id is None or refs.user_email is None:
+        user = {key: value for key, value in user.items() if value is not None}
+    entity = refs.entity(with_name=False)
+    flow_id = refs.flow_id
+    docs = []
+    for index, change in enumerate(changes):
+        # Fresh objects per document: a sink that stamps one document touches only it.
+        change_doc: dict[str, Any] = {
+            "@timestamp": timestamp,
+            "event": {
+                "id": event_id,
+                "kind": CHANGES_KIND,
+                "action": action,
+                "dataset": CHANGES_DATASET,
+            },
+            "message": message,
+        }
+        if user:
+            change_doc["user"] = user.copy()
+        appmixer: dict[str, Any] = {"audit": {"type": audit_type}}
+        if flow_id is not None:
+            appmixer["flow"] = {"id": flow_id}
+        if entity:
+            appmixer["entity"] = entity.copy()
+        appmixer["change"] = {"index": index, **change}
+        change_doc["appmixer"] = appmixer
+        change_doc["data_stream"] = {
+            "type": "logs",
+            "dataset": CHANGES_DATASET,
+            "namespace": namespace,
+        }
+        docs.append((change_id(event_id, index), change_doc))
+    return docs
 
 
 class _Refs:
