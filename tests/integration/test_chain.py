@@ -58,7 +58,8 @@ def ship_chained(
                     Shipment.of(name, outcome.event_id, outcome.event, outcome.changes)
                 )
         results = sink.ship(shipments)
-        assert all(isinstance(result.outcome, Delivered) for result in results)
+        refused = [r.outcome for r in results if not isinstance(r.outcome, Delivered)]
+        assert refused == [], refused[:3]
         assert signer.checkpoint([(head, None) for head in heads.values()], []) == []
         ids.extend(shipment.event_id for shipment in shipments)
     return {"settings": settings, "ids": ids}

@@ -26,6 +26,7 @@ from elasticsearch import Elasticsearch
 from agent.evidence.chains import LOCAL_NAME, read_local_checkpoints
 from chain.link import Head, content_digest, step
 from cli import cli
+from indexer.client import build_client
 from indexer.setup import SetupReport
 from tests.esnode import SecureNode
 from tests.integration.test_chain import KEY_BYTES, ship_chained
@@ -131,9 +132,10 @@ def site(request: pytest.FixtureRequest, tmp_path: Path, installed: SetupReport)
     namespace = "w" + uuid.uuid4().hex[:10]
     writer_key = mint(secure, "writer", namespace, tmp_path)
     reader_key = mint(secure, "reader", namespace, tmp_path)
-    writer = Elasticsearch(
-        secure.url, api_key=writer_key.read_text().strip(), ca_certs=str(secure.ca_certs),
-        request_timeout=60,
+    # The agent's own client: requests marked compatible-with the node's major (8.x too).
+    writer = build_client(
+        [secure.url], api_key=writer_key.read_text().strip(), ca_certs=secure.ca_certs,
+        timeout=60,
     )  # fmt: skip
     env = {
         k: v for k, v in secure.env(api_key_file=reader_key).items() if k != "APPMIXER_AUDIT_ES_URL"
