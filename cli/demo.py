@@ -12,6 +12,7 @@ fixed day byte for byte instead: run twice, the agent recognises what it already
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import subprocess
@@ -67,6 +68,11 @@ def demo(events: int, seed: int | None, workdir: Path, namespace: str, es_url: s
     if not key_file.exists():
         key_file.write_text(os.urandom(32).hex() + "\n")
         key_file.chmod(0o600)
+    # One state directory per target: its registry and checkpoint chain describe what was
+    # shipped there, and a tour of another node or namespace must not vouch for (or miss)
+    # streams stored elsewhere.
+    target = hashlib.sha256(f"{url}\0{namespace}".encode()).hexdigest()[:12]
+    state_dir = workdir / "state" / target
     started = datetime.now(UTC).isoformat()
     timing: list[str] = []
     replay = seed is not None  # a day shipped before ships nothing new: nothing to verify
@@ -105,7 +111,7 @@ def demo(events: int, seed: int | None, workdir: Path, namespace: str, es_url: s
                 "--path",
                 str(log_file),
                 "--state-dir",
-                str(workdir / "state"),
+                str(state_dir),
                 "--log-level",
                 "warning",
                 *common,
