@@ -19,6 +19,7 @@ that safe).
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -44,7 +45,7 @@ from common.retry import Retrier, RetryPolicy
 from indexer.access import AccessReport
 from indexer.chain_index import write_checkpoint
 from indexer.cluster import ClusterRefusal
-from indexer.sink import BulkSink, Transport
+from indexer.sink import BulkSink, RunIds, Transport
 
 log = get_logger(__name__)
 
@@ -89,6 +90,8 @@ def wire(
         once=once,
     )
     dead_letters = DeadLetterFile(settings.dead_letter_dir)
+    run_id = secrets.token_hex(8)
+    earlier = registry.begin_run(run_id)  # on disk before this run's first request
     sink = BulkSink(
         es,
         settings.events_target,
@@ -97,6 +100,7 @@ def wire(
         observer=metrics,
         access=access,
         transport=transport,
+        run=RunIds(run_id, tuple(earlier)),
     )
     settler = Settler(
         sink,

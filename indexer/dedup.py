@@ -8,8 +8,10 @@ Only two kinds of document can already be in the index: lines in the registry's 
 ``[acked, sent)`` after a restart (sent before the crash, never acknowledged), and documents
 of a request whose answer was lost (timeout, dropped connection). For those, and only those,
 we ask the whole target before writing: an ``ids`` query on the data stream (or alias) name
-searches every backing index. A refresh first makes documents indexed a moment ago visible
-to search; it is cheap because it runs only for these rare windows, never on the hot path.
+searches every backing index. First, the requests that may still be writing them (the node
+finishes a request whose client is gone) are waited for (:mod:`indexer.inflight`); then a
+refresh makes documents indexed a moment ago visible to search. Both are cheap because they
+run only for these rare windows, never on the hot path.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from elasticsearch import Elasticsearch
+
+from indexer.inflight import RequestWatch
 
 
 class IncompleteCheck(Exception):
@@ -32,11 +36,16 @@ CHUNK = 5000
 class Deduplicator:
     """Answers "which of these (target, _id) pairs exist anywhere in their target?"."""
 
-    def __init__(self, es: Elasticsearch, chunk: int = CHUNK) -> None:
+    def __init__(
+        self, es: Elasticsearch, chunk: int = CHUNK, *, watch: RequestWatch | None = None
+    ) -> None:
+        """``watch``: requests of this and earlier runs that may still be executing; each
+        lookup waits for them first (see :mod:`indexer.inflight`)."""
         if not 0 < chunk <= 10_000:
             raise ValueError("chunk must be between 1 and 10000")
         self.es = es
         self.chunk = chunk
+        self.watch = watch
         self.lookups = 0  # how many searches ran (for tests and the debug log)
 
     def existing(self, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -55,21 +64,30 @@ class Deduplicator:
     def chain_places(self, target: str, ids: list[str]) -> dict[str, tuple[str, int] | None]:
         """Where each of ``ids`` stored in ``target`` sits in the hash chains."""
         fields = ["appmixer.chain.stream", "appmixer.chain.seq"]
+        # Only asked about ids a 409 proved stored: no request needs waiting for.
         return {
             hit["_id"]: chain_place(hit.get("_source"))
-            for hit in self._lookup(target, ids, source_includes=fields)
+            for hit in self._lookup(target, ids, settle=False, source_includes=fields)
         }
 
     def find_ids(self, target: str, ids: list[str]) -> set[str]:
         """Which of ``ids`` exist in any backing index of ``target`` (missing target: none)."""
-        filtered = {"source": False, "filter_path": "hits.hits._id,_shards.failed"}
+        filtered: dict[str, Any] = {
+            "source": False,
+            "filter_path": "hits.hits._id,_shards.failed",
+        }
         return {str(hit["_id"]) for hit in self._lookup(target, ids, **filtered)}
 
-    def _lookup(self, target: str, ids: list[str], **options: Any) -> Iterator[dict[str, Any]]:
-        """The hits for ``ids`` in any backing index of ``target``, after a refresh."""
+    def _lookup(
+        self, target: str, ids: list[str], *, settle: bool = True, **options: Any
+    ) -> Iterator[dict[str, Any]]:
+        """The hits for ``ids`` in any backing index of ``target``, after a refresh (and,
+        with ``settle``, once no watched request is executing)."""
         unique = list(dict.fromkeys(ids))
         if not unique:
             return
+        if settle and self.watch is not None:
+            self.watch.settle()
         self.es.indices.refresh(index=target, ignore_unavailable=True, allow_no_indices=True)
         for start in range(0, len(unique), self.chunk):
             part = unique[start : start + self.chunk]

@@ -35,6 +35,7 @@ from common.retry import Backoff, Retrier
 from indexer.access import AccessReport
 from indexer.bulkbody import EncodedEvent, bulk_body
 from indexer.dedup import Deduplicator, IncompleteCheck, chain_place
+from indexer.inflight import RequestWatch, opaque_id
 from indexer.outcomes import (
     FINAL,
     Answer,
@@ -58,6 +59,7 @@ __all__ = [
     "Parcel",
     "Refused",
     "Retry",
+    "RunIds",
     "Shipment",
     "Transport",
 ]
@@ -171,18 +173,33 @@ class Transport(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class RunIds:
+    """This run's id and the ids of the runs before it (newest first)."""
+
+    own: str
+    earlier: tuple[str, ...] = ()
+
+
 class ElasticTransport:
     """:class:`Transport` over an Elasticsearch client; each answer is told to ``access``."""
 
-    def __init__(self, es: Elasticsearch, access: AccessReport) -> None:
+    def __init__(self, es: Elasticsearch, access: AccessReport, run: RunIds | None = None) -> None:
+        """``run``: this run's id (on every bulk request, as ``X-Opaque-Id``) and the earlier
+        runs' ids, whose requests the replay check waits for (:mod:`indexer.inflight`)."""
         self.es = es
         self.access = access
-        self.dedup = Deduplicator(es)
+        watch = None
+        self._bulk_client = es
+        if run is not None:
+            self._bulk_client = es.options(opaque_id=opaque_id(run.own))
+            watch = RequestWatch(es, [run.own, *run.earlier])
+        self.dedup = Deduplicator(es, watch=watch)
 
     def post(self, docs: Sequence[Doc], ingested: bytes) -> Answer:
         body = bulk_body(docs, ingested)
         try:
-            response = self.es.bulk(operations=body, filter_path=_FILTER)  # type: ignore[arg-type]
+            response = self._bulk_client.bulk(operations=body, filter_path=_FILTER)  # type: ignore[arg-type]
         except (ApiError, TransportError) as exc:
             self.access.failed(exc)
             return request_failure(exc)
@@ -215,8 +232,10 @@ class BulkSink:
         now_iso: Callable[[], str] = utc_now_iso,
         access: AccessReport | None = None,
         transport: Transport | None = None,
+        run: RunIds | None = None,
     ) -> None:
-        """``es`` is the client, or None when ``transport`` stands for it."""
+        """``es`` is the client, or None when ``transport`` stands for it; ``run`` names the
+        requests (see :class:`ElasticTransport`)."""
         self.events_target = events_target
         self.changes_target = changes_target
         self.retrier = retrier if retrier is not None else Retrier()
@@ -226,7 +245,7 @@ class BulkSink:
         if transport is None:
             if es is None:
                 raise ValueError("a client or a transport is needed")
-            transport = ElasticTransport(es, self.access)
+            transport = ElasticTransport(es, self.access, run)
         self.transport = transport
 
     # ------------------------------------------------------------------ events

@@ -37,6 +37,7 @@ from common.log import get_logger
 
 FORMAT_VERSION = 1
 REGISTRY_NAME = "registry.json"
+KEPT_RUNS = 4
 _TEMP_PREFIX = REGISTRY_NAME + "."
 _TEMP_SUFFIX = ".tmp"
 
@@ -85,9 +86,27 @@ class Registry:
         self._gaps: dict[tuple[str, int], dict[str, Any]] = {}
         # a copy's key -> the key of the file it copies (its chain stream is the original's)
         self._origins: dict[str, str] = {}
+        # the ids of the last runs, newest first: their requests may still be executing
+        self._runs: list[str] = []
         self._dirty = False
         self._remove_stray_temp_files()
         self._load()
+
+    # --- runs
+
+    def begin_run(self, run_id: str) -> list[str]:
+        """Record ``run_id`` as the newest run; the ids of the runs before it.
+
+        The node executes a bulk request to the end even when its client was killed, so a
+        request of an earlier run can still be writing when this one starts looking up its
+        replay window. Several earlier ids are kept, not one: a run killed before it could
+        wait for its predecessor's requests leaves that wait to the next.
+        """
+        with self._lock:
+            earlier = [run for run in self._runs if run != run_id]
+            self._runs = [run_id, *earlier][:KEPT_RUNS]
+            self._dirty = True
+            return earlier
 
     # --- reading
 
@@ -261,6 +280,8 @@ class Registry:
                     document["gaps"] = list(self._gaps.values())
                 if self._origins:
                     document["origins"] = dict(self._origins)
+                if self._runs:
+                    document["runs"] = list(self._runs)
                 self._dirty = False
             try:
                 self._write(orjson.dumps(document, option=orjson.OPT_INDENT_2))
@@ -281,6 +302,7 @@ class Registry:
             entries = _decode(document)
             gaps = _decode_gaps(document)
             origins = _decode_origins(document)
+            runs = _decode_runs(document)
         except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
             raise RegistryError(
                 f"the registry {self.path} is unreadable ({exc}); fix or move it aside "
@@ -289,6 +311,7 @@ class Registry:
         self._entries = {entry.key: entry for entry in entries}
         self._gaps = {(str(g["stream"]), int(g["seq"])): g for g in gaps}
         self._origins = origins
+        self._runs = runs
 
     def _remove_stray_temp_files(self) -> None:
         """A temp file left by a crash mid-save is never the registry; remove it."""
@@ -342,6 +365,13 @@ def _decode(document: Any) -> list[FilePosition]:
     if not isinstance(files, list):
         raise ValueError('"files" is not a list')
     return [_decode_entry(item) for item in files]
+
+
+def _decode_runs(document: dict[str, Any]) -> list[str]:
+    runs = document.get("runs", [])
+    if not isinstance(runs, list) or not all(isinstance(run, str) for run in runs):
+        raise ValueError('"runs" is not a list of run ids')
+    return runs
 
 
 _FIELDS = ("key", "path", "acked", "sent", "updated")

@@ -21,6 +21,7 @@ from elasticsearch import AuthorizationException, BadRequestError, Elasticsearch
 
 from devtools.simulate import write_events
 from indexer.client import build_client
+from indexer.inflight import RequestWatch
 from tests.esnode import SecureNode
 from tests.system.conftest import Agent, parse_summary
 
@@ -131,6 +132,14 @@ class TestWriterKey:
         assert secure_admin.count(index=events_target(keys))["count"] == EVENTS
         who = keys.writer.security.authenticate()
         assert who["authentication_type"] == "api_key"
+
+    def test_sees_its_own_requests_executing(self, keys: Keys) -> None:
+        """The replay check waits for requests still executing (``indexer.inflight``): the
+        writer key may read the task list, so that wait never goes blind."""
+        watch = RequestWatch(keys.writer, ["any-run"])
+        assert watch.running() == 0
+        watch.settle()
+        assert not watch.blind
 
     def test_update_is_refused(self, keys: Keys) -> None:
         """Updating a stored event is refused by the node."""

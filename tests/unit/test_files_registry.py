@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from agent.files.identity import FileKey, fingerprint, key_at
-from agent.files.registry import REGISTRY_NAME, Registry, RegistryError
+from agent.files.registry import KEPT_RUNS, REGISTRY_NAME, Registry, RegistryError
 
 KEY = FileKey(1, 100, fingerprint(b"first\n"))
 OTHER = FileKey(1, 200, fingerprint(b"other\n"))
@@ -250,6 +250,38 @@ class TestPersistence:
         with pytest.raises(RegistryError, match=str(tmp_path / REGISTRY_NAME)):
             Registry(tmp_path)
         assert (tmp_path / REGISTRY_NAME).read_bytes() == content  # never overwritten
+
+
+class TestRuns:
+    def test_each_run_learns_the_runs_before_it(self, tmp_path: Path) -> None:
+        """A run's requests can outlive it on the node: the next runs get its id (newest
+        first, a few kept, so a run killed before it waited leaves the wait to the next)."""
+        first = Registry(tmp_path)
+        assert first.begin_run("a") == []
+        first.save()
+        ids = ["a"]
+        for run in "bcdef":
+            registry = Registry(tmp_path)
+            assert registry.begin_run(run) == list(reversed(ids))[:KEPT_RUNS]
+            registry.save()
+            ids.append(run)
+        assert orjson.loads((tmp_path / REGISTRY_NAME).read_bytes())["runs"] == ["f", "e", "d", "c"]
+
+    def test_runs_are_written_with_the_first_save(self, tmp_path: Path) -> None:
+        registry = Registry(tmp_path)
+        registry.begin_run("a")
+        registry.save()
+        assert Registry(tmp_path).begin_run("b") == ["a"]
+
+    def test_a_registry_without_runs_is_read(self, tmp_path: Path) -> None:
+        """Written by an earlier version: no run to wait for."""
+        (tmp_path / REGISTRY_NAME).write_bytes(b'{"version": 1, "files": []}')
+        assert Registry(tmp_path).begin_run("a") == []
+
+    def test_runs_that_are_not_ids_are_an_error(self, tmp_path: Path) -> None:
+        (tmp_path / REGISTRY_NAME).write_bytes(b'{"version": 1, "files": [], "runs": [3]}')
+        with pytest.raises(RegistryError, match="runs"):
+            Registry(tmp_path)
 
 
 class TestForget:
