@@ -1,4 +1,4 @@
-# The appmixer-audit sidecar image: the agent with its mypyc-compiled normalizer, run as a
+# The appmixer-audit sidecar image: the agent with its compiled per-line path (mypyc), run as a
 # fixed non-root uid, with the CLI as entrypoint:
 #
 #   docker run IMAGE run --path '/var/log/appmixer/*.ndjson'
@@ -11,7 +11,7 @@
 ARG BASE_IMAGE=docker.io/library/python:3.12-slim
 
 # --------------------------------------------------------------------------- build stage
-# A compiler and Python's headers, used to compile the normalizer and then left behind.
+# A compiler and Python's headers, used to compile the per-line path and then left behind.
 FROM ${BASE_IMAGE} AS build
 ARG PIP_CERT=""
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
@@ -44,7 +44,7 @@ RUN python3 -m venv /opt/build \
 COPY . ./
 RUN APPMIXER_AUDIT_COMPILE=1 /opt/build/bin/pip wheel --no-build-isolation --no-deps --wheel-dir /wheels . \
     && /opt/venv/bin/pip install --no-deps /wheels/appmixer_audit-*.whl \
-    && /opt/venv/bin/python -I -c 'import sys; from agent.normalize import compiled; sys.exit(not compiled())' \
+    && /opt/venv/bin/python -I -c 'import sys, agent.build as b; sys.exit(b.builds() != {True})' \
     && /opt/venv/bin/appmixer-audit --help > /dev/null \
     && find /opt/venv -name '__pycache__' -prune -exec rm -rf {} +
 

@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-compat lint bench bench-all bench-compiled clean-node ecs-schema image compose-env test-testcontainers es-plugin
+.PHONY: demo test test-compat test-compiled lint bench bench-all bench-compiled compiled clean-node ecs-schema image compose-env test-testcontainers es-plugin
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,13 +15,41 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+## The compiled per-line path (agent/build.py): the package compiled with mypyc into a tree of
+## its own, build/compiled, beside the source it is compiled from, so both builds stay at hand:
+## the source is the reference, the tree is what `demo`, `bench` and the image run. Needs a C
+## compiler and Python's headers; about three minutes on two busy cores.
+COMPILED := build/compiled
+COMPILED_STAMP := $(COMPILED)/.built
+COMPILED_ENV := PYTHONPATH=$(CURDIR)/$(COMPILED) PYTHONSAFEPATH=1
+SOURCES := $(shell find cli agent chain common indexer devtools mappings dashboards -name '*.py' -o -name '*.json' -o -name '*.ndjson' 2>/dev/null) setup.py pyproject.toml
+
+## setuptools' staging folders (build/lib.*, build/bdist.*) go first: a module renamed or
+## removed in the source would otherwise stay there and be installed into the tree again.
+$(COMPILED_STAMP): $(STAMP) $(SOURCES)
+	rm -rf $(COMPILED) build/lib.* build/bdist.*
+	APPMIXER_AUDIT_COMPILE=1 $(BIN)/python -m pip install --quiet --no-build-isolation --no-deps --target $(COMPILED) .
+	rm -rf $(COMPILED)/bin
+	$(COMPILED_ENV) $(BIN)/python -c 'import sys, agent.build as b; sys.exit(b.builds() != {True})'
+	touch $(COMPILED_STAMP)
+
+compiled: $(COMPILED_STAMP)
+
 ## Run the main job on the embedded default: a local Elasticsearch, setup, logs, ship, search.
+## It runs the compiled path when it can be built, else the source (the agent says which).
 demo: $(STAMP)
-	$(BIN)/appmixer-audit demo
+	@$(MAKE) --no-print-directory compiled || echo "demo: no compiled build here; the pure-Python path runs"
+	@if [ -f $(COMPILED_STAMP) ]; then $(COMPILED_ENV) $(BIN)/python -m cli demo; else $(BIN)/appmixer-audit demo; fi
 
 ## Run the test suite against a real Elasticsearch node (provisioned when ES_URL is unset).
 test: $(STAMP) ecs-schema
 	$(BIN)/python -m pytest
+
+## The delivery suites (kill -9, outage, rotation, run --once, chain, backlog) with agents that
+## run the compiled path; the differential test in `make test` holds it to the source's bytes.
+DELIVERY_SUITES := tests/system/test_crash.py tests/system/test_outage.py tests/system/test_rotation.py tests/system/test_run_once.py tests/system/test_chain.py tests/system/test_backlog_memory.py
+test-compiled: $(STAMP) $(COMPILED_STAMP)
+	APPMIXER_AUDIT_TEST_BUILD=compiled $(BIN)/python -m pytest -p no:cacheprovider $(DELIVERY_SUITES)
 
 ## The compatibility suite: the tests marked compat (setup, search, show, verify, kill -9 and
 ## rotation, least privilege on a secured node) on each older supported Elasticsearch, one
@@ -64,9 +92,11 @@ $(RUNTIME_STAMP): pyproject.toml
 	touch $(RUNTIME_STAMP)
 
 bench: $(STAMP) $(RUNTIME_STAMP)
+	@$(MAKE) --no-print-directory compiled || echo "bench: no compiled build here; the pure path only"
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 bench-all: $(STAMP) $(RUNTIME_STAMP)
+	@$(MAKE) --no-print-directory compiled || echo "bench: no compiled build here; the pure path only"
 	@missing=""; for pkg in $(RSYSLOG_PACKAGES); do \
 		dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$pkg"; \
 	done; \
@@ -76,13 +106,9 @@ bench-all: $(STAMP) $(RUNTIME_STAMP)
 	fi
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
-## The normalizer benchmark on the optional mypyc-compiled build (needs a C compiler).
-bench-compiled: $(STAMP)
-	$(PYTHON) -m venv .venv-compiled
-	.venv-compiled/bin/python -m pip install --quiet --upgrade pip
-	.venv-compiled/bin/python -m pip install --quiet "setuptools>=77" wheel ".[dev]"
-	APPMIXER_AUDIT_COMPILE=1 .venv-compiled/bin/python -m pip install --quiet --no-build-isolation --no-deps --force-reinstall .
-	.venv-compiled/bin/python bench/normalize.py
+## The normalizer benchmark on the compiled per-line path (needs a C compiler).
+bench-compiled: $(STAMP) $(COMPILED_STAMP)
+	$(COMPILED_ENV) $(BIN)/python -P bench/normalize.py
 
 ## The sidecar image, appmixer-audit:<version>, with docker or podman; prints its reference last.
 image:

@@ -1,8 +1,9 @@
-"""The optional compiled build of the normalizer; a plain pure-Python package otherwise.
+"""The optional compiled build of the per-line path; a plain pure-Python package otherwise.
 
 Everything about the package (metadata, dependencies, entry points) lives in pyproject.toml.
 This file only adds extension modules, and only when ``APPMIXER_AUDIT_COMPILE=1`` is set at
-build time: then mypyc (shipped with mypy) compiles the normalizer's modules to C.
+build time: then mypyc (shipped with mypy) compiles the modules of the per-line path
+(``agent.build.COMPILED_MODULES``: tailer, normalizer, chain step, encoding, settler) to C.
 
     pip install -e '.[dev]'  # dependencies and mypy first: the build type-checks the code
     APPMIXER_AUDIT_COMPILE=1 pip install --no-build-isolation .
@@ -18,19 +19,21 @@ from pathlib import Path
 
 from setuptools import Extension, setup
 
-_PACKAGE = Path(__file__).parent / "agent" / "normalize"
+_BUILD = Path(__file__).parent / "agent" / "build.py"
 
 
 def _compiled_modules() -> list[str]:
-    """``COMPILED_MODULES`` of agent/normalize/__init__.py, read without importing it."""
-    tree = ast.parse((_PACKAGE / "__init__.py").read_text(encoding="utf-8"))
+    """``COMPILED_MODULES`` of agent/build.py, read without importing it."""
+    tree = ast.parse(_BUILD.read_text(encoding="utf-8"))
     for node in tree.body:
-        if isinstance(node, ast.Assign) and any(
-            isinstance(target, ast.Name) and target.id == "COMPILED_MODULES"
-            for target in node.targets
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and node.target.id == "COMPILED_MODULES"
+            and node.value is not None
         ):
             return list(ast.literal_eval(node.value))
-    raise SystemExit("agent/normalize/__init__.py defines no COMPILED_MODULES")
+    raise SystemExit("agent/build.py defines no COMPILED_MODULES")
 
 
 def _ext_modules() -> list[Extension]:
@@ -44,7 +47,8 @@ def _ext_modules() -> list[Extension]:
             "pip install mypy (with the project's dependencies), then build with "
             "pip install --no-build-isolation"
         ) from None
-    return mypycify([f"agent/normalize/{name}.py" for name in _compiled_modules()])
+    paths = [name.replace(".", "/") + ".py" for name in _compiled_modules()]
+    return mypycify(paths)
 
 
 setup(ext_modules=_ext_modules())

@@ -50,6 +50,8 @@ NON_SETTING_VARIABLES = frozenset(
         "SAMPLE",
         "TEST_PORT_OFFSET",
         "TEST_ES_VERSION",
+        "TEST_BUILD",
+        "COMPILED_TREE",
         "KEEP_TEST_NODE",
         "KEEP_TEST_DATA",
         "TEST_IMAGE",

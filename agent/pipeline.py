@@ -29,6 +29,7 @@ from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from agent.acks import Checkpointer, ReplayWindow
 from agent.batch import BatchLimits, BoundedBuffer
+from agent.build import build
 from agent.config import Settings
 from agent.deadletter import DeadLetterFile
 from agent.evidence.keeper import Keeper
@@ -231,6 +232,8 @@ class Pipeline:
         return self._reader.is_alive() or self._sender.is_alive()
 
     def start(self) -> None:
+        # Which build runs, said once: the figures in docs/performance.md depend on it.
+        log.info("per_line_path", build=build())
         log.info(
             "pipeline_started",
             paths=self.reader.patterns,

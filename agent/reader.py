@@ -49,11 +49,9 @@ class Reader:
         once: bool = False,
     ) -> None:
         self.tailer = tailer
-        self.normalizer = normalizer
         self.buffer = buffer
         self.chains = chains
-        self.host_name = host_name
-        self.line_max = line_max
+        self.prepare = Preparer(normalizer, chains, host_name=host_name, line_max=line_max)
         self.metrics = metrics
         self.health = health
         self.once = once
@@ -102,26 +100,6 @@ class Reader:
             self.health.finished("reader")
             self.buffer.close()
 
-    def prepare(self, line: Line) -> Item:
-        """Normalize, chain (in read order) and encode one line. An over-long line or an
-        unencodable document is a rejection; the latter, an event, is a declared gap in its
-        chain."""
-        key, content = str(line.key), line.key.content_id
-        if line.oversized:
-            place = self.chains.advance(key, content, line.offset, line.end, None)
-            return Item(line, over_long(line, self.line_max), place)
-        source = Source(line.path, line.key.content_id, line.offset, self.host_name)
-        outcome = self.normalizer(line.data, source)
-        event = (outcome.event_id, outcome.event) if isinstance(outcome, Normalized) else None
-        chain = self.chains.advance(key, content, line.offset, line.end, event)
-        if not isinstance(outcome, Normalized):
-            return Item(line, outcome, chain)
-        try:
-            parcel = Parcel.of(outcome.event_id, outcome.event, outcome.changes)
-        except (TypeError, orjson.JSONEncodeError) as exc:
-            return Item(line, Rejected(f"cannot encode the document: {exc}"), chain)
-        return Item(line, parcel, chain)
-
     def _sized(self, read: Line | Entry) -> tuple[Entry, int]:
         """A line prepared (or a fact as it is), with what it counts for in the byte bound."""
         if isinstance(read, Line):
@@ -159,6 +137,41 @@ class Reader:
         lag = self.tailer.lag()
         self.behind = sum(lag.values())
         self.metrics.set_lag(lag)
+
+
+class Preparer:
+    """One line read to its buffered item: normalized, chained in read order, encoded.
+
+    The reader's per-line step on its own, without threads or files, so that the
+    differential test (``devtools.differential``) runs exactly this code in both builds.
+    """
+
+    def __init__(
+        self, normalizer: Normalizer, chains: Chains, *, host_name: str, line_max: int
+    ) -> None:
+        self.normalizer = normalizer
+        self.chains = chains
+        self.host_name = host_name
+        self.line_max = line_max
+
+    def __call__(self, line: Line) -> Item:
+        """An over-long line or an unencodable document is a rejection; the latter, an
+        event, is a declared gap in its chain."""
+        key, content = str(line.key), line.key.content_id
+        if line.oversized:
+            place = self.chains.advance(key, content, line.offset, line.end, None)
+            return Item(line, over_long(line, self.line_max), place)
+        source = Source(line.path, line.key.content_id, line.offset, self.host_name)
+        outcome = self.normalizer(line.data, source)
+        event = (outcome.event_id, outcome.event) if isinstance(outcome, Normalized) else None
+        chain = self.chains.advance(key, content, line.offset, line.end, event)
+        if not isinstance(outcome, Normalized):
+            return Item(line, outcome, chain)
+        try:
+            parcel = Parcel.of(outcome.event_id, outcome.event, outcome.changes)
+        except (TypeError, orjson.JSONEncodeError) as exc:
+            return Item(line, Rejected(f"cannot encode the document: {exc}"), chain)
+        return Item(line, parcel, chain)
 
 
 def over_long(line: Line, line_max: int) -> Rejected:

@@ -29,6 +29,10 @@ _RUNTIME = Path(__file__).resolve().parent.parent / ".venv-runtime" / "bin" / "p
 # The agent as deployed: runtime dependencies only (make bench creates .venv-runtime).
 AGENT_PYTHON = str(_RUNTIME) if _RUNTIME.exists() else sys.executable
 AGENT = [AGENT_PYTHON, "-m", "agent"]
+# The compiled per-line path (make compiled): the agent runs it when it is built, and the
+# pure-Python source beside it, so one run gives both rows.
+COMPILED_TREE = Path(__file__).resolve().parent.parent / "build" / "compiled"
+AGENT_BUILD = "compiled" if (COMPILED_TREE / ".built").exists() else "pure"
 DOCS_NAMESPACE = "bdocsnamespace"  # replaced by each rsyslog run's own namespace
 QUIET_ENV = {**os.environ, "APPMIXER_AUDIT_LOG_LEVEL": "warning"}
 
@@ -47,23 +51,38 @@ class Bench:
     def namespace(self, name: str) -> str:
         return f"b{self.token}_{name.replace('-', '_')}"
 
-    def agent(self, name: str, path: Path, namespace: str, *, once: bool) -> rigs.Child:
+    def agent(
+        self, name: str, path: Path, namespace: str, *, once: bool, build: str = AGENT_BUILD
+    ) -> rigs.Child:
         command = [*AGENT, "run", "--no-setup", "--path", str(path)]
         command += ["--state-dir", str(self.workdir / f"state-{name}")]
         command += ["--es-url", self.url, "--namespace", namespace]
         if once:
             command.insert(4, "--once")
-        return rigs.Child(command, env=QUIET_ENV, stdout=self.workdir / f"{name}.out")
+        return rigs.Child(command, env=agent_env(build), stdout=self.workdir / f"{name}.out")
+
+
+def agent_env(build: str) -> dict[str, str]:
+    """The agent's environment: the compiled tree first on its path, or the source as is."""
+    if build == "pure":
+        return QUIET_ENV
+    return {**QUIET_ENV, "PYTHONPATH": str(COMPILED_TREE), "PYTHONSAFEPATH": "1"}
 
 
 # --------------------------------------------------------------------------- normalizer
 
 
-def normalizer(python: str, events: int, rounds: int) -> dict[str, Any] | None:
-    """``bench/normalize.py`` under one interpreter (isolated, so it imports what is installed)."""
+def normalizer(
+    python: str, events: int, rounds: int, env: dict[str, str] | None = None
+) -> dict[str, Any] | None:
+    """``bench/normalize.py`` under one interpreter: isolated (``-I``, so it imports what is
+    installed), or given ``env`` (the compiled tree on its path, ``-P``)."""
     script = Path(__file__).with_name("normalize.py")
-    command = [python, "-I", str(script), "--events", str(events), "--rounds", str(rounds)]
-    result = subprocess.run([*command, "--json"], capture_output=True, text=True, check=False)
+    flag = "-I" if env is None else "-P"
+    command = [python, flag, str(script), "--events", str(events), "--rounds", str(rounds)]
+    result = subprocess.run(
+        [*command, "--json"], capture_output=True, text=True, check=False, env=env
+    )
     lines = result.stdout.strip().splitlines()
     if result.returncode != 0 or not lines:
         return None
@@ -80,14 +99,16 @@ def _poll_counts(bench: Bench, index: str, stop: threading.Event, seen: list[int
         seen.append(rigs.count(bench.es, index))
 
 
-def ship_agent(bench: Bench, name: str, source: Path, events: int) -> dict[str, Any]:
+def ship_agent(
+    bench: Bench, name: str, source: Path, events: int, build: str = AGENT_BUILD
+) -> dict[str, Any]:
     """``run --once`` from start to exit: it exits after the last acknowledgement."""
     namespace = bench.namespace(name)
     target = f"logs-appmixer.audit-{namespace}"
     stop, seen = threading.Event(), [0]
     poller = threading.Thread(target=_poll_counts, args=(bench, target, stop, seen))
     node_before = rigs.node_cpu(bench.es)
-    child = bench.agent(name, source, namespace, once=True)
+    child = bench.agent(name, source, namespace, once=True, build=build)
     poller.start()
     usage = child.wait(timeout=max(300.0, events / 200))
     if usage is None:

@@ -7,11 +7,13 @@ On a local node it starts itself (``dev-es``'s code, node ``bench``, ports 9340/
 ``--es-url``, it measures:
 
 - the normalizer alone on one core, 100,000 simulated events, pure Python and, when
-  ``.venv-compiled`` holds the mypyc build (``make bench-compiled``), compiled;
+  ``build/compiled`` holds the compiled per-line path (``make compiled``), compiled;
 - file to indexed, N simulated events (100,000; ``--quick`` 20,000) for three shippers in
   alternating order over the rounds: the agent (``run --once``), rsyslog shipping the agent's
   own documents, rsyslog shipping raw lines (``bench/rsyslog_peer.py``); events/s, shipper CPU
   seconds (``wait4``) and peak RSS (``VmHWM``), node CPU seconds (node stats) per 10,000 events;
+  the agent runs the compiled path when it is built, and then the pure path too, as a fourth
+  shipper in the same rounds (the before/after row);
 - latency from write to searchable at a steady 1,000 events/s (60 s; ``--quick`` 20 s);
 - peak RSS under a 200,000-line backlog with the node frozen, and RSS of an agent idle for
   60 s on one quiet file; both with default settings.
@@ -142,16 +144,15 @@ def _node(args: argparse.Namespace) -> Iterator[tuple[str, Callable[[], None] | 
 
 
 def _normalizer(bench: phases.Bench) -> dict[str, Any]:
-    builds = {"pure": sys.executable}
-    compiled = ROOT / ".venv-compiled" / "bin" / "python"
-    if compiled.exists():
-        builds["compiled"] = str(compiled)
+    builds: dict[str, dict[str, str] | None] = {"pure": None}
+    if phases.AGENT_BUILD == "compiled":
+        builds["compiled"] = phases.agent_env("compiled")
     else:
-        bench.notes.append("normalizer: no compiled build (make bench-compiled makes one)")
+        bench.notes.append("normalizer: no compiled build (make compiled makes one)")
     results: dict[str, Any] = {}
-    for build, python in builds.items():
+    for build, env in builds.items():
         _say(f"normalizer: {build}")
-        figures = phases.normalizer(python, 100_000, 3)
+        figures = phases.normalizer(phases.AGENT_PYTHON, 100_000, 3, env)
         if figures is None or figures.get("build") != build:
             bench.notes.append(f"normalizer: the {build} interpreter did not run the {build} build")
         results[build] = figures
@@ -164,6 +165,12 @@ def _ship(bench: phases.Bench, events: int, rounds: int) -> dict[str, Any]:
     shippers: dict[str, Callable[[str, Inputs], dict[str, Any]]] = {
         "agent": lambda name, i: phases.ship_agent(bench, name, i.source, i.events)
     }
+    if phases.AGENT_BUILD == "compiled":  # the source too, for the before/after row
+        shippers["agent_pure"] = lambda name, i: phases.ship_agent(
+            bench, name, i.source, i.events, build="pure"
+        )
+    else:
+        bench.notes.append("agent: no compiled build (make compiled); the pure path ran")
     missing = rsyslog_peer.available()
     if missing is None:
         shippers["rsyslog_docs"] = lambda name, i: phases.ship_rsyslog(
@@ -240,7 +247,9 @@ def _medians(runs: list[dict[str, Any]]) -> dict[str, float | None]:
 def _headline(report: dict[str, Any]) -> dict[str, Any]:
     """The flat figures the issue names, for scripts and for the table."""
     median = report["ship"]["median"]
-    agent, docs, raw = (median.get(k, {}) for k in ("agent", "rsyslog_docs", "rsyslog_raw"))
+    agent, docs, raw, pure = (
+        median.get(k, {}) for k in ("agent", "rsyslog_docs", "rsyslog_raw", "agent_pure")
+    )
     normal = report["normalizer"]
     lat, backlog, idle = report["latency"], report["backlog"], report["idle"]
 
@@ -250,10 +259,14 @@ def _headline(report: dict[str, Any]) -> dict[str, Any]:
     return {
         "normalize_eps": (normal.get("pure") or {}).get("eps_cpu_median"),
         "normalize_compiled_eps": (normal.get("compiled") or {}).get("eps_cpu_median"),
+        "ship_build": phases.AGENT_BUILD,
         "ship_eps": agent.get("eps"),
         "ship_cpu_s_per_10k": agent.get("cpu_s_per_10k"),
         "peak_rss_mib": agent.get("peak_rss_mib"),
         "node_cpu_s_per_10k": agent.get("node_cpu_s_per_10k"),
+        "pure_ship_eps": pure.get("eps"),
+        "pure_ship_cpu_s_per_10k": pure.get("cpu_s_per_10k"),
+        "pure_peak_rss_mib": pure.get("peak_rss_mib"),
         "idle_rss_mib": idle.get("rss_mib"),
         "backlog_rss_mib": backlog.get("peak_rss_mib"),
         "p50_latency_s": lat.get("p50_s"),
@@ -289,7 +302,8 @@ def _print(r: dict[str, Any]) -> None:
     print("| shipper | events/s to indexed | CPU s per 10k | peak RSS MiB | node CPU s per 10k |")
     print("|---|---|---|---|---|")
     labels = {
-        "agent": "appmixer-audit run --once",
+        "agent": f"appmixer-audit run --once ({r['ship_build']} path)",
+        "agent_pure": "appmixer-audit run --once (pure path)",
         "rsyslog_docs": "rsyslog, same documents",
         "rsyslog_raw": "rsyslog, raw lines as message",
     }

@@ -10,7 +10,15 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from indexer.client import build_client
+from tests import builds
 from tests.esnode import SecureNode, provide_es_url, remove_targets, secure_dev_node
+
+# Before any test starts a process: the agents of this session run the build asked for.
+AGENT_BUILD = builds.select()
+
+
+def pytest_report_header() -> str:
+    return f"agent processes run the {AGENT_BUILD} build of the per-line path ({builds.BUILD_VAR})"
 
 
 @pytest.fixture(scope="session")

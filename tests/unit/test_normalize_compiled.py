@@ -1,8 +1,8 @@
-"""The two builds of the normalizer: pure Python, or compiled with mypyc (setup.py).
+"""The two builds of the per-line path: pure Python, or compiled with mypyc (setup.py).
 
-The whole unit suite runs against either build; these tests pin how the build is detected
-and the cases where compiled code once behaved differently from the source, so a change that
-brings such a difference back fails in the compiled build's run of the suite.
+These tests pin how the build is detected and the cases where compiled code once behaved
+differently from the source; the differential test (test_compiled_differential.py) runs
+both builds over the corpora and holds them to the same bytes.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from typing import Any
 import orjson
 import pytest
 
-import agent.normalize as package
+from agent import build
 from agent.normalize import (
-    COMPILED_MODULES,
     Normalized,
     NormalizeOptions,
     Normalizer,
@@ -35,21 +34,22 @@ class TestBuildDetection:
     def test_compiled_means_the_pipeline_is_an_extension_module(self) -> None:
         pipeline = importlib.import_module("agent.normalize.normalizer")
         assert compiled() == (not str(pipeline.__file__).endswith(".py"))
-        assert compiled() == package.is_extension("agent.normalize.normalizer")
+        assert compiled() == build.is_extension("agent.normalize.normalizer")
 
     def test_one_build_for_every_module(self) -> None:
         """Either every listed module is compiled or none is: never a mix."""
-        builds = {package.is_extension(f"agent.normalize.{name}") for name in COMPILED_MODULES}
-        assert builds == {compiled()}
+        assert build.builds() == {compiled()}
+        assert build.build() == ("compiled" if compiled() else "pure")
 
     def test_uncompiled_modules_are_source(self) -> None:
         for name in ("agent.normalize", "agent.normalize.result", "agent.normalize.options"):
-            assert not package.is_extension(name)
+            assert not build.is_extension(name)
 
     def test_listed_modules_exist(self) -> None:
-        folder = Path(str(package.__file__)).parent
-        for name in COMPILED_MODULES:
-            assert (folder / f"{name}.py").is_file(), name
+        """Every name in the list is a module of the source tree (setup.py compiles them)."""
+        root = Path(str(build.__file__)).parent.parent
+        for name in build.COMPILED_MODULES:
+            assert (root / f"{name.replace('.', '/')}.py").is_file(), name
 
 
 def test_meaning_indices_follow_the_table() -> None:
