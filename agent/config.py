@@ -32,6 +32,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from agent.errors import ConfigError
 from common.secrets import MASK, looks_secret, without_userinfo
 
 ENV_PREFIX = "APPMIXER_AUDIT_"
@@ -293,10 +294,6 @@ def read_secret_file(path: Path, setting: str) -> str:
     if not value:
         raise ValueError(f"{setting} {path} is empty")
     return value
-
-
-class ConfigError(Exception):
-    """A setting that cannot be used; the message is the single line shown to the operator."""
 
 
 class ConfigFile:

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from agent import __version__
-from agent.config import ConfigError
+from agent.errors import ConfigError
 
 EXIT_OK = 0
 EXIT_FAILURE = 1

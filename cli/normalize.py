@@ -14,7 +14,7 @@ from typing import BinaryIO
 import click
 import orjson
 
-from agent.config import ConfigError
+from agent.errors import ConfigError
 from agent.files.identity import fingerprint, read_key
 from cli import EXIT_OK, EXIT_REJECTED
 from cli.options import build_settings, config_option

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import NON_SETTING_VARIABLES, ConfigError, Settings, load_settings
+from agent.config import NON_SETTING_VARIABLES, Settings, load_settings
+from agent.errors import ConfigError
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import urllib3
 
-from agent.config import ConfigError, load_settings
+from agent.config import load_settings
+from agent.errors import ConfigError
 from devtools import rules as rule_source
 from indexer.kibana import (
     Auth,

@@ -11,7 +11,8 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from agent.config import ConfigError, load_settings
+from agent.config import load_settings
+from agent.errors import ConfigError
 from cli.options import client_for, warn_about_exposure
 from common.log import configure_logging
 from common.secrets import without_userinfo
