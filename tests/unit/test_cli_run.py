@@ -4,8 +4,10 @@ and a summary, and the signal and progress helpers."""
 
 from __future__ import annotations
 
+import gc
 import signal
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -38,6 +40,16 @@ def settings(tmp_path: Path, **overrides: object) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
+@pytest.fixture(autouse=True)
+def collector() -> Iterator[None]:
+    """``run`` tunes the cyclic collector for its process; the test process gets its own
+    settings back afterwards."""
+    thresholds = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*thresholds)
+
+
 def nowhere() -> Elasticsearch:
     return Elasticsearch(NOWHERE_URL, max_retries=0, request_timeout=1)
 
@@ -49,6 +61,22 @@ class TestRun:
         status = cli_run._run(settings(tmp_path), once=True, setup=False)
         assert status == EXIT_OK
         assert "lines read:" in capsys.readouterr().out
+
+    def test_a_wired_run_tunes_the_collector(self, tmp_path: Path) -> None:
+        """Once wired, the start-up objects are frozen and young objects are collected less
+        often (``_tune_collector``)."""
+        gc.unfreeze()
+        assert cli_run._run(settings(tmp_path), once=True, setup=False) == EXIT_OK
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == cli_run.GC_THRESHOLDS
+
+    def test_a_refused_start_leaves_the_collector_alone(self, tmp_path: Path) -> None:
+        gc.unfreeze()
+        before = gc.get_threshold()
+        (tmp_path / "state").write_text("not a folder")
+        assert cli_run._run(settings(tmp_path), once=True, setup=False) == EXIT_USAGE
+        assert gc.get_freeze_count() == 0
+        assert gc.get_threshold() == before
 
     def test_a_state_dir_that_is_a_file_is_refused(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
