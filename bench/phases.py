@@ -63,10 +63,12 @@ class Bench:
 
 
 def agent_env(build: str) -> dict[str, str]:
-    """The agent's environment: the compiled tree first on its path, or the source as is."""
+    """The agent's environment: ``pure`` (the source as installed), ``compiled`` (the
+    compiled tree first on its path), or the path of another installed tree (``--tree``)."""
     if build == "pure":
         return QUIET_ENV
-    return {**QUIET_ENV, "PYTHONPATH": str(COMPILED_TREE), "PYTHONSAFEPATH": "1"}
+    tree = COMPILED_TREE if build == "compiled" else Path(build)
+    return {**QUIET_ENV, "PYTHONPATH": str(tree), "PYTHONSAFEPATH": "1"}
 
 
 # --------------------------------------------------------------------------- normalizer

@@ -175,3 +175,19 @@ def machine() -> dict[str, object]:
         "memory_gib": round(mem_kib / 1024 / 1024, 1),
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def commit(root: Path) -> str:
+    """The checkout's commit, with ``+dirty`` when it has changes: what the figures are of."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short=10", "HEAD"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")

@@ -54,14 +54,7 @@ IDLE_AFTER = 60.0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer events, shorter phases")
-    parser.add_argument("--json", type=Path, help="write every figure to this file")
-    parser.add_argument("--es-url", help="use this node instead of starting one")
-    parser.add_argument("--events", type=int, help="events per shipper run")
-    parser.add_argument("--rounds", type=int, help="rounds of the three shippers")
-    parser.add_argument("--keep-node", action="store_true", help="leave the node running")
-    args = parser.parse_args(argv)
+    args = _arguments(argv)
     events = args.events or (20_000 if args.quick else 100_000)
     rounds = args.rounds or (2 if args.quick else 3)
     latency_s = 20.0 if args.quick else 60.0
@@ -83,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         if setup.returncode != 0:
             bench.notes.append(f"setup exited {setup.returncode}: {setup.stderr.strip()[-300:]}")
+        report["commit"] = rigs.commit(ROOT)
         report["machine"] = {
             **rigs.machine(),
             "python": platform.python_version(),
@@ -96,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         report["normalizer"] = _normalizer(bench)
         idle, idle_started = phases.start_idle(bench)
-        report["ship"] = _ship(bench, events, rounds)
+        trees = dict(item.split("=", 1) for item in args.tree)
+        report["ship"] = _ship(bench, events, rounds, trees)
         _say(f"latency: 1,000 events/s for {latency_s:.0f} s")
         report["latency"] = phases.latency(bench, latency_s)
         _say(f"backlog: {BACKLOG_LINES:,} lines, node frozen for {hold_s:.0f} s")
@@ -117,6 +112,25 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
         print(f"\nJSON written to {args.json}")
     return 0
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer events, shorter phases")
+    parser.add_argument("--json", type=Path, help="write every figure to this file")
+    parser.add_argument("--es-url", help="use this node instead of starting one")
+    parser.add_argument("--events", type=int, help="events per shipper run")
+    parser.add_argument("--rounds", type=int, help="rounds of the three shippers")
+    parser.add_argument("--keep-node", action="store_true", help="leave the node running")
+    parser.add_argument(
+        "--tree",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="one more agent to ship with: the package installed in PATH (pip install --target),"
+        " e.g. an earlier commit, in the same rounds (row agent_NAME)",
+    )
+    return parser.parse_args(argv)
 
 
 @contextmanager
@@ -159,7 +173,7 @@ def _normalizer(bench: phases.Bench) -> dict[str, Any]:
     return results
 
 
-def _ship(bench: phases.Bench, events: int, rounds: int) -> dict[str, Any]:
+def _ship(bench: phases.Bench, events: int, rounds: int, trees: dict[str, str]) -> dict[str, Any]:
     warmup = _inputs(bench, "warmup", 2_000)
     measured = _inputs(bench, "events", events)
     shippers: dict[str, Callable[[str, Inputs], dict[str, Any]]] = {
@@ -171,6 +185,10 @@ def _ship(bench: phases.Bench, events: int, rounds: int) -> dict[str, Any]:
         )
     else:
         bench.notes.append("agent: no compiled build (make compiled); the pure path ran")
+    for tree_name, tree in trees.items():
+        shippers[f"agent_{tree_name}"] = lambda name, i, tree=tree: phases.ship_agent(
+            bench, name, i.source, i.events, build=str(Path(tree).resolve())
+        )
     missing = rsyslog_peer.available()
     if missing is None:
         shippers["rsyslog_docs"] = lambda name, i: phases.ship_rsyslog(
@@ -307,6 +325,8 @@ def _print(r: dict[str, Any]) -> None:
         "rsyslog_docs": "rsyslog, same documents",
         "rsyslog_raw": "rsyslog, raw lines as message",
     }
+    for name in ship["median"]:
+        labels.setdefault(name, f"appmixer-audit run --once ({name.removeprefix('agent_')})")
     for name, label in labels.items():
         m = ship["median"].get(name, {})
         print(
