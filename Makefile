@@ -47,7 +47,7 @@ test: $(STAMP) ecs-schema
 
 ## The delivery suites with agents that run the compiled path; the differential test in
 ## `make test` holds it to the source's bytes. CI runs kill -9, rotation and the chain (about
-## five minutes); make test-compiled DELIVERY_SUITES='$(DELIVERY_ALL)' adds the outage, cluster and
+## three minutes); make test-compiled DELIVERY_SUITES='$(DELIVERY_ALL)' adds the outage, cluster and
 ## backlog suites (about nine minutes more).
 DELIVERY_SUITES ?= $(addprefix tests/system/test_,crash.py rotation.py chain.py)
 DELIVERY_ALL := $(addprefix tests/system/test_,crash.py rotation.py chain.py outage.py cluster.py backlog_memory.py)
