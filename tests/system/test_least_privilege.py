@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import uuid
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,6 +141,34 @@ class TestWriterKey:
         assert watch.running() == 0
         watch.settle()
         assert not watch.blind
+
+    def test_a_key_without_monitor_is_warned_about_not_stuck(
+        self, keys: Keys, secure_es: SecureNode, secure_admin: Elasticsearch
+    ) -> None:
+        """A hand-made key without the cluster monitor privilege cannot read the task list:
+        the watch says so once and lets the replay check go ahead (it never loops on 403)."""
+        minted = secure_admin.security.create_api_key(
+            name=f"no-monitor-{keys.namespace}",
+            role_descriptors={
+                "no_monitor": {
+                    "cluster": [],
+                    "indices": [{"names": [events_target(keys)], "privileges": ["read"]}],
+                }
+            },
+        )
+        es = build_client([secure_es.url], ca_certs=secure_es.ca_certs, api_key=minted["encoded"])
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the task API is marked "technical preview"
+                with pytest.raises(AuthorizationException):
+                    es.tasks.list(actions="indices:data/write/bulk*")
+            watch = RequestWatch(es, ["any-run"])
+            watch.settle()
+            assert watch.blind
+            watch.settle()  # and once blind, no further request
+            assert watch.waited == 0
+        finally:
+            es.close()
 
     def test_update_is_refused(self, keys: Keys) -> None:
         """Updating a stored event is refused by the node."""
