@@ -11,8 +11,9 @@ registry keeps the ids of the last runs, and before each replay check the node's
 is read until no bulk request of this run or of the earlier ones is left.
 
 The task list needs the cluster ``monitor`` privilege, which the writer role has. A
-credential without it cannot see the tasks: the check then goes ahead after one warning,
-with the rollover hole this module closes open again (``docs/security.md`` lists the role).
+credential without it (or a proxy that does not pass ``_tasks`` on) cannot see the tasks:
+the check then goes ahead after one warning, with the rollover hole this module closes open
+again (``docs/security.md`` lists the role).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import warnings
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
-from elasticsearch import AuthorizationException, Elasticsearch
+from elasticsearch import ApiError, Elasticsearch
 
 from common.log import get_logger
 
@@ -77,20 +78,22 @@ class RequestWatch:
         """Return once none of the watched runs' bulk requests is executing.
 
         Raises the client's errors (the caller retries as for a failed check), except a
-        refusal of the task list, which is warned about once and then skipped.
+        lasting refusal of the task list (4xx), which is warned about once and then skipped.
         """
         if self.blind or not self.watched:
             return
         started = self._clock()
         try:
             first = self.running()
-        except AuthorizationException as exc:
+        except ApiError as exc:
+            if not _refused(exc):
+                raise  # a node in trouble: the caller retries as for the check itself
             self.blind = True
             log.warning(
                 "request_watch_unavailable",
                 reason=str(exc),
-                hint="without the cluster monitor privilege a request still executing after "
-                "a crash can be duplicated by a rollover",
+                hint="without the task list (the cluster monitor privilege) a request still "
+                "executing after a crash can be duplicated by a rollover",
             )
             return
         if not first:
@@ -106,6 +109,11 @@ class RequestWatch:
         waited = self._clock() - started
         self.waited += waited
         log.info("previous_requests_finished", requests=first, waited=round(waited, 3))
+
+
+def _refused(exc: ApiError) -> bool:
+    """A refusal that asking again will not change (no privilege, a proxy without the API)."""
+    return 400 <= exc.status_code < 500 and exc.status_code not in (401, 408, 429)
 
 
 def _dicts(value: Any) -> list[dict[str, Any]]:
