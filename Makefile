@@ -47,7 +47,7 @@ test: $(STAMP) ecs-schema
 
 ## The delivery suites with agents that run the compiled path; the differential test in
 ## `make test` holds it to the source's bytes. kill -9, rotation, chain, outage, cluster and
-## backlog (about ten minutes; CI runs them all); DELIVERY_SUITES='...' picks some.
+## backlog (17 tests, about seven minutes; CI runs them all); DELIVERY_SUITES='...' picks some.
 DELIVERY_SUITES ?= $(addprefix tests/system/test_,crash.py rotation.py chain.py outage.py cluster.py backlog_memory.py)
 test-compiled: $(STAMP) $(COMPILED_STAMP)
 	APPMIXER_AUDIT_TEST_BUILD=compiled $(BIN)/python -m pytest -p no:cacheprovider $(DELIVERY_SUITES)
