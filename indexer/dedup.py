@@ -39,8 +39,9 @@ class Deduplicator:
     def __init__(
         self, es: Elasticsearch, chunk: int = CHUNK, *, watch: RequestWatch | None = None
     ) -> None:
-        """``watch``: requests of this and earlier runs that may still be executing; each
-        lookup waits for them first (see :mod:`indexer.inflight`)."""
+        """``watch``: requests of this and earlier runs that may still be executing;
+        :meth:`existing` waits for them first (see :mod:`indexer.inflight`). Not
+        :meth:`chain_places`: it is asked only about ids a 409 proved stored."""
         if not 0 < chunk <= 10_000:
             raise ValueError("chunk must be between 1 and 10000")
         self.es = es
@@ -56,6 +57,8 @@ class Deduplicator:
         by_target: dict[str, list[str]] = defaultdict(list)
         for target, doc_id in pairs:
             by_target[target].append(doc_id)
+        if by_target and self.watch is not None:
+            self.watch.settle()  # once for every target: the requests are the same
         found: set[tuple[str, str]] = set()
         for target, ids in by_target.items():
             found.update((target, doc_id) for doc_id in self.find_ids(target, ids))
@@ -64,30 +67,21 @@ class Deduplicator:
     def chain_places(self, target: str, ids: list[str]) -> dict[str, tuple[str, int] | None]:
         """Where each of ``ids`` stored in ``target`` sits in the hash chains."""
         fields = ["appmixer.chain.stream", "appmixer.chain.seq"]
-        # Only asked about ids a 409 proved stored: no request needs waiting for.
         return {
             hit["_id"]: chain_place(hit.get("_source"))
-            for hit in self._lookup(target, ids, settle=False, source_includes=fields)
+            for hit in self._lookup(target, ids, source_includes=fields)
         }
 
     def find_ids(self, target: str, ids: list[str]) -> set[str]:
         """Which of ``ids`` exist in any backing index of ``target`` (missing target: none)."""
-        filtered: dict[str, Any] = {
-            "source": False,
-            "filter_path": "hits.hits._id,_shards.failed",
-        }
+        filtered = {"source": False, "filter_path": "hits.hits._id,_shards.failed"}
         return {str(hit["_id"]) for hit in self._lookup(target, ids, **filtered)}
 
-    def _lookup(
-        self, target: str, ids: list[str], *, settle: bool = True, **options: Any
-    ) -> Iterator[dict[str, Any]]:
-        """The hits for ``ids`` in any backing index of ``target``, after a refresh (and,
-        with ``settle``, once no watched request is executing)."""
+    def _lookup(self, target: str, ids: list[str], **options: Any) -> Iterator[dict[str, Any]]:
+        """The hits for ``ids`` in any backing index of ``target``, after a refresh."""
         unique = list(dict.fromkeys(ids))
         if not unique:
             return
-        if settle and self.watch is not None:
-            self.watch.settle()
         self.es.indices.refresh(index=target, ignore_unavailable=True, allow_no_indices=True)
         for start in range(0, len(unique), self.chunk):
             part = unique[start : start + self.chunk]
