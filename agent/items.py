@@ -15,9 +15,12 @@ from agent.normalize import Rejected, Skipped
 from indexer.sink import Parcel
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Item:
-    """A line and what it became; events are encoded (bytes are compact, dicts are not)."""
+    """A line and what it became; events are encoded (bytes are compact, dicts are not).
+
+    A value, not frozen for speed (see :class:`chain.link.Head`).
+    """
 
     line: Line
     outcome: Parcel | Skipped | Rejected

@@ -80,13 +80,18 @@ class Doc:
     verify: bool = False  # look it up across the whole target before creating it
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Parcel:
-    """One event and its change documents, encoded (made where the line is read)."""
+    """One event and its change documents, encoded (made where the line is read).
+
+    A value, not frozen for speed (see :class:`chain.link.Head`); ``size`` is the encoded
+    bytes plus each change document's action overhead, counted once for the buffer's bound.
+    """
 
     event_id: str
     event: EncodedEvent
     changes: tuple[tuple[str, EncodedEvent], ...] = ()
+    size: int = 0
 
     @classmethod
     def of(
@@ -96,11 +101,17 @@ class Parcel:
         changes: Sequence[tuple[str, Mapping[str, Any]]] = (),
     ) -> Parcel:
         """Encode a normalized event and its change documents."""
-        encoded = tuple((change_id, EncodedEvent(change)) for change_id, change in changes)
-        return cls(event_id, EncodedEvent(event), encoded)
+        body = EncodedEvent(event)
+        if not changes:
+            return cls(event_id, body, (), len(body.data))
+        encoded = tuple([(change_id, EncodedEvent(change)) for change_id, change in changes])
+        size = len(body.data)
+        for change_id, change_body in encoded:
+            size += len(change_body.data) + len(change_id) + 60
+        return cls(event_id, body, encoded, size)
 
     def __len__(self) -> int:
-        return len(self.event) + sum(len(body) + len(cid) + 60 for cid, body in self.changes)
+        return self.size
 
 
 @dataclass(frozen=True, slots=True)

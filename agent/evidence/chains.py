@@ -47,9 +47,12 @@ LOCAL_NAME = "chain-checkpoints.ndjson"
 Resume = Callable[[str, str, int], Head | None]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Place:
-    """A line's place: the head after it, and for an event line, its predecessor's hash."""
+    """A line's place: the head after it, and for an event line, its predecessor's hash.
+
+    A value, not frozen for speed (see :class:`chain.link.Head`).
+    """
 
     head: Head
     prev: str | None = None

@@ -31,12 +31,13 @@ HEAD_BYTES = 512
 DEFAULT_LINE_MAX = 4 * 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Line:
     """One complete line of a file, with where it came from (for checkpoints and ids).
 
     ``generation`` is the file identity's generation when the line was read
-    (:mod:`agent.files.facts`): an acknowledgement of an older one no longer counts.
+    (:mod:`agent.files.facts`): an acknowledgement of an older one no longer counts. A
+    value, not frozen for speed (see :class:`chain.link.Head`).
     """
 
     key: FileKey
