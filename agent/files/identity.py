@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 FINGERPRINT_HEX_CHARS = 32
 _DIGEST_SIZE = FINGERPRINT_HEX_CHARS // 2
@@ -27,9 +27,14 @@ class FileKey:
     device: int
     inode: int
     fingerprint: str
+    # Made once: every line read asks for it (its chain and its checkpoint are keyed by it).
+    _text: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_text", f"{self.device}:{self.inode}:{self.fingerprint}")
 
     def __str__(self) -> str:
-        return f"{self.device}:{self.inode}:{self.fingerprint}"
+        return self._text
 
     @property
     def content_id(self) -> str:
