@@ -118,9 +118,26 @@ def _tune_collector() -> None:
     """
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+    gc.enable()
 
 
 def _run(settings: Settings, *, once: bool, setup: bool) -> int:
+    """Start, run and stop; the cyclic collector is off until :func:`_tune_collector`.
+
+    Start-up (the client's, the pipeline's and the metrics' imports, then the wiring) makes
+    objects that live as long as the process: the 168 collections it used to trigger freed
+    under a thousand objects and took 100-180 ms of an empty ``run --once``.
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _start(settings, once=once, setup=setup)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _start(settings: Settings, *, once: bool, setup: bool) -> int:
     from agent.metrics import Health, Metrics
     from agent.preflight import input_warnings
     from indexer.access import AccessReport
