@@ -8,33 +8,17 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator, MutableMapping
-from contextlib import contextmanager
+from collections.abc import MutableMapping
 from typing import Any
 
+from common.imports import not_importable
 from common.secrets import MASK, looks_secret, without_userinfo
-
-
-@contextmanager
-def _not_importable(*names: str) -> Iterator[None]:
-    """Within the block, importing ``names`` fails as if they were not installed (unless
-    something already imported them); afterwards they import as usual."""
-    hidden = [name for name in names if name not in sys.modules]
-    for name in hidden:
-        sys.modules[name] = None  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        for name in hidden:
-            if sys.modules.get(name, False) is None:
-                del sys.modules[name]
-
 
 # structlog imports rich, when it is installed (the development tools bring it), to draw
 # exceptions on a console; the console renderer here draws them plainly, as it does where
 # rich is absent (the image). Not importing it saves about 75 ms of CPU and 5 MiB at every
 # start of a command that logs.
-with _not_importable("rich"):
+with not_importable("rich"):
     import structlog
     from structlog.typing import FilteringBoundLogger
 
