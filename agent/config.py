@@ -11,13 +11,11 @@ variable, or the file and line.
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import re
 import socket
 import stat
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -330,6 +328,8 @@ class ConfigFile:
             raise ConfigError(f"config file {path} (from {origin}): {exc.strerror}") from None
         except UnicodeDecodeError:
             raise ConfigError(f"config file {path} is not UTF-8 text") from None
+        import tomllib  # only when there is a file
+
         try:
             values = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
@@ -379,6 +379,8 @@ def check_variables(environ: Mapping[str, str]) -> None:
         field = suffix.lower()
         if suffix in NON_SETTING_VARIABLES or field in known:
             continue
+        import difflib  # only for the refusal
+
         close = difflib.get_close_matches(field, known, n=1)
         hint = f" (did you mean {ENV_PREFIX}{close[0].upper()}?)" if close else ""
         raise ConfigError(f"environment variable {name} is not a known setting{hint}")
