@@ -175,11 +175,9 @@ def _start(settings: Settings, *, once: bool, setup: bool) -> int:
         signals.restore()
         return exc.status
     progress = _Progress(enabled=sys.stderr.isatty())
-    pipeline.start()
+    pipeline.start(wake=signals.wake)
     try:
-        while pipeline.running and not signals.stop.wait(0.25):
-            progress.draw(pipeline)
-        progress.clear()
+        _until_stopped_or_done(pipeline, signals, progress)
         if signals.stop.is_set():
             signals.on_second = pipeline.interrupt.set
             pipeline.stop()
@@ -196,6 +194,15 @@ def _start(settings: Settings, *, once: bool, setup: bool) -> int:
     status = _finish(pipeline, settings, once=once, signum=signals.signum)
     lock.release()
     return status
+
+
+def _until_stopped_or_done(pipeline: Pipeline, signals: _Signals, progress: _Progress) -> None:
+    """Woken by a signal or by the pipeline's end (a --once run is over the moment it is,
+    not at the next quarter second), else every 0.25 s for the progress line."""
+    while not signals.stop.is_set() and not pipeline.finished.is_set():
+        progress.draw(pipeline)
+        signals.wake.wait(0.25)
+    progress.clear()
 
 
 def _preflight(settings: Settings) -> StateLock:
@@ -456,6 +463,7 @@ class _Signals:
 
     def __init__(self) -> None:
         self.stop = threading.Event()
+        self.wake = threading.Event()  # set with stop, and by whatever else ends the wait
         self.signum: int | None = None
         self.on_second: Callable[[], None] | None = None
         self._previous = {sig: signal.signal(sig, self._handle) for sig in self.HANDLED}
@@ -469,6 +477,7 @@ class _Signals:
         if self.signum is None:
             self.signum = signum
         self.stop.set()
+        self.wake.set()
 
     def restore(self) -> None:
         for sig, previous in self._previous.items():
