@@ -1,7 +1,7 @@
 """Settings: flags, then ``APPMIXER_AUDIT_*`` environment variables, then a TOML config file.
 
-pydantic-settings validates everything once, at start, so a bad value fails before any file
-is touched. Every number has bounds a working agent can live with (an infinite timeout or a
+pydantic validates everything once, at start, so a bad value fails before any file is
+touched. Every number has bounds a working agent can live with (an infinite timeout or a
 week-long batch wait is a typo, not a choice). The config file, named by ``--config`` or
 ``APPMIXER_AUDIT_CONFIG``, must be a readable regular file; an ``APPMIXER_AUDIT_*`` variable
 that names no setting is refused like an unknown key in the file. :class:`ConfigError`
@@ -11,25 +11,24 @@ variable, or the file and line.
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import re
 import socket
 import stat
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic.fields import FieldInfo
-from pydantic_settings import (
-    BaseSettings,
-    NoDecode,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
 )
 
 from agent.errors import ConfigError
@@ -102,18 +101,23 @@ def _seconds(default: float, *, low: float, high: float, strict: bool = True) ->
     return Field(default=default, ge=low, le=high, allow_inf_nan=False)
 
 
-class Settings(BaseSettings):
+class Settings(BaseModel):
     """Every knob of the agent and the commands; names match the settings tables of
-    README.md ("Configuration") and docs/agent.md ("Tuning")."""
+    README.md ("Configuration") and docs/agent.md ("Tuning").
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        extra="forbid",
-        validate_default=True,
-    )
+    Values given to the constructor win over ``APPMIXER_AUDIT_<NAME>`` variables (any case,
+    taken as they are: lists are comma-separated), which win over the config file named by
+    ``APPMIXER_AUDIT_CONFIG``. The three are read here rather than by pydantic-settings,
+    whose import (and the asyncio and dotenv it brings) was about 45 ms of every start.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**_sourced(type(self), values))
 
     # --- Elasticsearch connection
-    es_url: Annotated[list[str], NoDecode] = Field(default_factory=lambda: [DEFAULT_ES_URL])
+    es_url: list[str] = Field(default_factory=lambda: [DEFAULT_ES_URL])
     es_api_key: SecretStr | None = None
     es_username: str | None = None
     es_password: SecretStr | None = None
@@ -137,7 +141,7 @@ class Settings(BaseSettings):
     kibana_password_file: Path | None = None
 
     # --- inputs and local state
-    paths: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    paths: list[str] = Field(default_factory=list)
     state_dir: Path = Field(default_factory=default_state_dir)
     dlq_dir: Path | None = None
     host_name: str = Field(default_factory=socket.gethostname, min_length=1)
@@ -159,8 +163,8 @@ class Settings(BaseSettings):
     diff_max_depth: int = Field(default=32, ge=1, le=256)
     diff_max_changes: int = Field(default=500, ge=1, le=100_000)
     diff_max_value_chars: int = Field(default=2048, ge=16, le=MIB)
-    redact_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    redact_values: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    redact_keys: list[str] = Field(default_factory=list)
+    redact_values: list[str] = Field(default_factory=list)
 
     # --- tamper evidence: the HMAC key that signs chain checkpoints (never sent anywhere)
     chain_key_file: Path | None = None
@@ -263,20 +267,21 @@ class Settings(BaseSettings):
         """Signed chain checkpoints: outside ``logs-*``, so no SIEM rule reads them as events."""
         return f"appmixer-audit.checkpoints-{self.namespace}"
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config_file = os.environ.get(CONFIG_FILE_ENV)
-        if config_file:
-            sources.append(_FileSource(settings_cls, ConfigFile.read(Path(config_file))))
-        return tuple(sources)
+
+def _sourced(settings_cls: type[BaseModel], given: dict[str, Any]) -> dict[str, Any]:
+    """The constructor's values over the environment's over the config file's."""
+    values: dict[str, Any] = {}
+    config_file = os.environ.get(CONFIG_FILE_ENV)
+    if config_file:
+        values.update(ConfigFile.read(Path(config_file)).values)
+    environ = {name.lower(): value for name, value in os.environ.items()}
+    prefix = ENV_PREFIX.lower()
+    for field in settings_cls.model_fields:
+        value = environ.get(prefix + field)
+        if value is not None:
+            values[field] = value
+    values.update(given)
+    return values
 
 
 def secret_from_file(name: str, path: Path) -> str:
@@ -323,6 +328,8 @@ class ConfigFile:
             raise ConfigError(f"config file {path} (from {origin}): {exc.strerror}") from None
         except UnicodeDecodeError:
             raise ConfigError(f"config file {path} is not UTF-8 text") from None
+        import tomllib  # only when there is a file
+
         try:
             values = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
@@ -337,20 +344,6 @@ class ConfigFile:
     def where(self, key: str) -> str:
         line = self.lines.get(key)
         return f"{self.path}:{line}" if line is not None else str(self.path)
-
-
-class _FileSource(PydanticBaseSettingsSource):
-    """The config file's values, as the weakest source."""
-
-    def __init__(self, settings_cls: type[BaseSettings], config: ConfigFile) -> None:
-        super().__init__(settings_cls)
-        self.file = config
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return self.file.values.get(field_name), field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return dict(self.file.values)
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
@@ -386,6 +379,8 @@ def check_variables(environ: Mapping[str, str]) -> None:
         field = suffix.lower()
         if suffix in NON_SETTING_VARIABLES or field in known:
             continue
+        import difflib  # only for the refusal
+
         close = difflib.get_close_matches(field, known, n=1)
         hint = f" (did you mean {ENV_PREFIX}{close[0].upper()}?)" if close else ""
         raise ConfigError(f"environment variable {name} is not a known setting{hint}")

@@ -1,8 +1,8 @@
 """The error every command turns into one line and exit 2, kept apart from the settings.
 
 ``cli`` catches it around every command; importing it from ``agent.config`` would load
-pydantic and pydantic-settings (a fifth of a second of start-up) for ``--help``, ``simulate``
-and the other commands that never read a setting.
+pydantic (over a tenth of a second of start-up) for ``--help``, ``simulate`` and the other
+commands that never read a setting.
 """
 
 

@@ -219,6 +219,11 @@ class Pipeline:
         self._setup_target = setup_target
         self.shutdown_grace = shutdown_grace
         self.failure: BaseException | None = None
+        # Set once both loops have returned; ``start(wake=...)`` sets that event too.
+        self.finished = threading.Event()
+        self._wake: threading.Event | None = None
+        self._loops_left = 2
+        self._loops_lock = threading.Lock()
         self._reader = threading.Thread(target=self._guarded(reader.run), name="reader")
         self._sender = threading.Thread(target=self._guarded(self._send), name="sender")
 
@@ -231,7 +236,10 @@ class Pipeline:
     def running(self) -> bool:
         return self._reader.is_alive() or self._sender.is_alive()
 
-    def start(self) -> None:
+    def start(self, *, wake: threading.Event | None = None) -> None:
+        """Start both loops; ``wake`` is set when they have both returned (a caller waiting
+        on it and on signals notices the end at once, not at its next poll)."""
+        self._wake = wake
         # Which build runs, said once: the figures in docs/performance.md depend on it.
         log.info("per_line_path", build=build())
         log.info(
@@ -335,5 +343,16 @@ class Pipeline:
                 else:
                     log.exception("pipeline_loop_failed", loop=threading.current_thread().name)
                 self._halt()
+            finally:
+                self._loop_returned()
 
         return run
+
+    def _loop_returned(self) -> None:
+        with self._loops_lock:
+            self._loops_left -= 1
+            if self._loops_left:
+                return
+        self.finished.set()
+        if self._wake is not None:
+            self._wake.set()

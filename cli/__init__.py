@@ -10,6 +10,7 @@ be read (unreachable, TLS, refused);
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 from typing import Any
@@ -57,7 +58,15 @@ class LazyGroup(click.Group):
         if cmd_name not in COMMANDS:
             return None
         module_name, attribute, _help = COMMANDS[cmd_name]
-        command = getattr(importlib.import_module(module_name), attribute)
+        # A command's imports make only long-lived objects (modules, classes, tables): the
+        # cyclic collector finds nothing among them, so it waits until they are in.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            command = getattr(importlib.import_module(module_name), attribute)
+        finally:
+            if collecting:
+                gc.enable()
         if not isinstance(command, click.Command):
             raise TypeError(f"{module_name}.{attribute} is not a click command")
         return command

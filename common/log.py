@@ -11,10 +11,16 @@ import sys
 from collections.abc import MutableMapping
 from typing import Any
 
-import structlog
-from structlog.typing import FilteringBoundLogger
-
+from common.imports import not_importable
 from common.secrets import MASK, looks_secret, without_userinfo
+
+# structlog imports rich, when it is installed (the development tools bring it), to draw
+# exceptions on a console; the console renderer here draws them plainly, as it does where
+# rich is absent (the image). Not importing it saves about 75 ms of CPU and 5 MiB at every
+# start of a command that logs.
+with not_importable("rich"):
+    import structlog
+    from structlog.typing import FilteringBoundLogger
 
 
 def _censor(value: Any) -> Any:
@@ -45,7 +51,9 @@ def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     )
     structlog.configure(
         processors=[

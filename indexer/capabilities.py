@@ -77,8 +77,18 @@ def node_version(es: Elasticsearch) -> tuple[str, str]:
     return str(node["version"]), str(node.get("build_type", "unknown"))
 
 
+def _learnt_version(es: Elasticsearch) -> tuple[str, str] | None:
+    """Version and build type as the client learnt them from the same node info request
+    (:class:`indexer.client.Compatibility`), when it did and the version was readable."""
+    cluster = getattr(getattr(es, "compatibility", None), "cluster", None)
+    version = getattr(cluster, "version", "")
+    if not isinstance(version, str) or not version:
+        return None
+    return version, str(getattr(cluster, "build_type", "unknown"))
+
+
 def detect(es: Elasticsearch) -> Capabilities:
-    version, build_type = node_version(es)
+    version, build_type = _learnt_version(es) or node_version(es)
     return Capabilities(
         version=version,
         distribution=build_type,
