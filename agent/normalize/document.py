@@ -41,6 +41,8 @@ CHANGES_KIND: Final = "enrichment"
 AGENT_TYPE: Final = "appmixer-audit"
 FIELD_CHARS: Final = 1024  # keyword fields: Elasticsearch ignores longer ones anyway (ignore_above)
 _SORTED: Final = orjson.OPT_SORT_KEYS
+# Copied for each event: the constructor looks the algorithm up in OpenSSL on every call.
+_SHA256: Final = hashlib.sha256()
 
 
 class Assembler:
@@ -146,7 +148,9 @@ class Assembler:
         doc["agent"] = {"type": AGENT_TYPE, "version": __version__}
         doc["ecs"] = {"version": ECS_VERSION}
         doc["data_stream"] = {"type": "logs", "dataset": DATASET, "namespace": self.namespace}
-        event["hash"] = hashlib.sha256(orjson.dumps(doc, option=_SORTED)).hexdigest()
+        digest = _SHA256.copy()
+        digest.update(orjson.dumps(doc, option=_SORTED))
+        event["hash"] = digest.hexdigest()
         log["file"] = {"path": source.path}
         if not changes:
             return Normalized(event_id, doc, [])
