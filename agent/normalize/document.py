@@ -121,13 +121,13 @@ class Assembler:
         if entry.code in GRANTING_ACTIONS:
             roles = granted_roles(entry.code, before, after, diff.changes)
             if roles:  # ECS user.changes: what the event changed of the user acted on
-                text_of = self.redactor.text
-                doc.setdefault("user", {})["changes"] = {"roles": [text_of(r) for r in roles]}
-        clean = self.redactor.clean
+                shown = [self.redactor.text(role) for role in roles]
+                doc.setdefault("user", {})["changes"] = {"roles": shown}
+        redactor = self.redactor  # called directly: a bound method would be called as Python
         stored = (
-            before if before is MISSING else clean(before),
-            after if after is MISSING else clean(after),
-            data if data is MISSING else clean(data),
+            before if before is MISSING else redactor.clean(before),
+            after if after is MISSING else redactor.clean(after),
+            data if data is MISSING else redactor.clean(data),
         )
         changes = []
         if diff.changes:
