@@ -154,7 +154,8 @@ class Assembler:
         log["file"] = {"path": source.path}
         if not changes:
             return Normalized(event_id, doc, [])
-        return Normalized(event_id, doc, _change_docs(doc, audit_type, changes, refs))
+        head = (event_id, entry.code, timestamp, entry.message, self.namespace)
+        return Normalized(event_id, doc, _change_docs(head, audit_type, changes, refs))
 
     def _people(self, doc: dict[str, Any], values: list[Any], refs: _Refs) -> None:
         """``user.*`` (actor and target), ``source.ip``, ``user_agent``, ``related.*``."""
@@ -275,13 +276,16 @@ def _audit(
 
 
 def _change_docs(
-    doc: dict[str, Any], audit_type: str, changes: list[dict[str, Any]], refs: _Refs
+    head: tuple[str, str, str, str, str],
+    audit_type: str,
+    changes: list[dict[str, Any]],
+    refs: _Refs,
 ) -> list[tuple[str, dict[str, Any]]]:
-    """One document per change, for the diff table (Kibana flattens arrays of objects)."""
-    event = doc["event"]
-    event_id, action = event["id"], event["action"]
-    timestamp, message = doc["@timestamp"], doc["message"]
-    namespace = doc["data_stream"]["namespace"]
+    """One document per change, for the diff table (Kibana flattens arrays of objects).
+
+    ``head`` is what the event document holds too (its id, action, time, message and
+    namespace), passed as typed values rather than read back out of it."""
+    event_id, action, timestamp, message, namespace = head
     user = {"id": refs.user_id, "email": refs.user_email}
     if refs.user_id is None or refs.user_email is None:
         user = {key: value for key, value in user.items() if value is not None}
