@@ -184,7 +184,9 @@ def resolve(record: dict[str, Any]) -> tuple[list[Any], list[int]]:
     ranks = [_UNSET] * _COUNT
     simple, by_key = _SIMPLE, _BY_KEY
     for key, value in record.items():
-        if value is None or value == "":
+        # A decoded value equals "" only when it is that string: no comparison of every
+        # object and array with "".
+        if value is None or (type(value) is str and not value):
             continue
         only = simple.get(key)
         if only is not None:
@@ -200,7 +202,7 @@ def resolve(record: dict[str, Any]) -> tuple[list[Any], list[int]]:
             if rank >= ranks[meaning]:
                 continue
             found = value if leaf is None else _inside(value, key, leaf)
-            if found is None or found == "":
+            if found is None or (type(found) is str and not found):
                 continue
             values[meaning] = found
             ranks[meaning] = rank

@@ -63,6 +63,16 @@ class Change:
     new: Any = MISSING
     secret: bool = False
 
+    def __init__(
+        self, path: str, op: str, old: Any = MISSING, new: Any = MISSING, secret: bool = False
+    ) -> None:
+        # Written out: the generated one runs as Python code even in the compiled build.
+        self.path = path
+        self.op = op
+        self.old = old
+        self.new = new
+        self.secret = secret
+
 
 @dataclass(slots=True)
 class Diff:
@@ -72,6 +82,19 @@ class Diff:
     count: int = 0
     truncated: bool = False
     computed: bool = False  # from the states: every old/new value is a part of one of them
+
+    def __init__(
+        self,
+        changes: list[Change] | None = None,
+        count: int = 0,
+        truncated: bool = False,
+        computed: bool = False,
+    ) -> None:
+        # Written out: the generated one runs as Python code even in the compiled build.
+        self.changes = [] if changes is None else changes
+        self.count = count
+        self.truncated = truncated
+        self.computed = computed
 
 
 def escape(key: str) -> str:

@@ -34,15 +34,17 @@ def from_input(value: str) -> str:
 
 
 @lru_cache(maxsize=256)
-def _origin(file_id: str) -> bytes:
-    """The hashed prefix for one file content: length-prefixed, so no two share bytes."""
+def _origin(file_id: str) -> hashlib._Hash:
+    """SHA-256 fed with the hashed prefix for one file content (length-prefixed, so no two
+    share bytes): copied for each line, neither looked up in OpenSSL nor fed again."""
     encoded = file_id.encode("utf-8", "surrogatepass")
-    return b"%d:%b" % (len(encoded), encoded)
+    return hashlib.sha256(b"%d:%b" % (len(encoded), encoded))
 
 
 def derived(file_id: str, offset: int, line: bytes) -> str:
-    position = str(offset).encode("utf-8", "surrogatepass")
-    digest = hashlib.sha256(b"%b%d:%b" % (_origin(file_id), len(position), position))
+    position = b"%d" % offset
+    digest = _origin(file_id).copy()
+    digest.update(b"%d:%b" % (len(position), position))
     digest.update(line)
     return DERIVED_PREFIX + digest.hexdigest()[:32]
 

@@ -41,6 +41,8 @@ CHANGES_KIND: Final = "enrichment"
 AGENT_TYPE: Final = "appmixer-audit"
 FIELD_CHARS: Final = 1024  # keyword fields: Elasticsearch ignores longer ones anyway (ignore_above)
 _SORTED: Final = orjson.OPT_SORT_KEYS
+# Copied for each event: the constructor looks the algorithm up in OpenSSL on every call.
+_SHA256: Final = hashlib.sha256()
 
 
 class Assembler:
@@ -119,13 +121,13 @@ class Assembler:
         if entry.code in GRANTING_ACTIONS:
             roles = granted_roles(entry.code, before, after, diff.changes)
             if roles:  # ECS user.changes: what the event changed of the user acted on
-                text_of = self.redactor.text
-                doc.setdefault("user", {})["changes"] = {"roles": [text_of(r) for r in roles]}
-        clean = self.redactor.clean
+                shown = [self.redactor.text(role) for role in roles]
+                doc.setdefault("user", {})["changes"] = {"roles": shown}
+        redactor = self.redactor  # called directly: a bound method would be called as Python
         stored = (
-            before if before is MISSING else clean(before),
-            after if after is MISSING else clean(after),
-            data if data is MISSING else clean(data),
+            before if before is MISSING else redactor.clean(before),
+            after if after is MISSING else redactor.clean(after),
+            data if data is MISSING else redactor.clean(data),
         )
         changes = []
         if diff.changes:
@@ -146,11 +148,14 @@ class Assembler:
         doc["agent"] = {"type": AGENT_TYPE, "version": __version__}
         doc["ecs"] = {"version": ECS_VERSION}
         doc["data_stream"] = {"type": "logs", "dataset": DATASET, "namespace": self.namespace}
-        event["hash"] = hashlib.sha256(orjson.dumps(doc, option=_SORTED)).hexdigest()
+        digest = _SHA256.copy()
+        digest.update(orjson.dumps(doc, option=_SORTED))
+        event["hash"] = digest.hexdigest()
         log["file"] = {"path": source.path}
         if not changes:
             return Normalized(event_id, doc, [])
-        return Normalized(event_id, doc, _change_docs(doc, audit_type, changes, refs))
+        head = (event_id, entry.code, timestamp, entry.message, self.namespace)
+        return Normalized(event_id, doc, _change_docs(head, audit_type, changes, refs))
 
     def _people(self, doc: dict[str, Any], values: list[Any], refs: _Refs) -> None:
         """``user.*`` (actor and target), ``source.ip``, ``user_agent``, ``related.*``."""
@@ -271,13 +276,16 @@ def _audit(
 
 
 def _change_docs(
-    doc: dict[str, Any], audit_type: str, changes: list[dict[str, Any]], refs: _Refs
+    head: tuple[str, str, str, str, str],
+    audit_type: str,
+    changes: list[dict[str, Any]],
+    refs: _Refs,
 ) -> list[tuple[str, dict[str, Any]]]:
-    """One document per change, for the diff table (Kibana flattens arrays of objects)."""
-    event = doc["event"]
-    event_id, action = event["id"], event["action"]
-    timestamp, message = doc["@timestamp"], doc["message"]
-    namespace = doc["data_stream"]["namespace"]
+    """One document per change, for the diff table (Kibana flattens arrays of objects).
+
+    ``head`` is what the event document holds too (its id, action, time, message and
+    namespace), passed as typed values rather than read back out of it."""
+    event_id, action, timestamp, message, namespace = head
     user = {"id": refs.user_id, "email": refs.user_email}
     if refs.user_id is None or refs.user_email is None:
         user = {key: value for key, value in user.items() if value is not None}

@@ -24,7 +24,7 @@ def text(value: Any, cap: int) -> str | None:
     """Text for a keyword field: strings stripped, numbers spelled out, others ignored."""
     kind = type(value)
     stripped: str
-    if kind is str:
+    if type(value) is str:  # narrows ``value``: the compiled build calls str.strip directly
         stripped = value.strip()
     elif kind is int or kind is float:
         stripped = str(value)
@@ -55,7 +55,23 @@ def audit_type(value: Any) -> str | None:
     return None
 
 
+def _dotted_quad(candidate: str) -> bool:
+    """Whether ``ipaddress.IPv4Address`` takes the text as it is: four decimal octets of
+    ASCII digits, each at most 255, none with a leading zero (its text is then itself)."""
+    octets = candidate.split(".")
+    if len(octets) != 4:
+        return False
+    for octet in octets:
+        if not (0 < len(octet) <= 3 and octet.isascii() and octet.isdigit()):
+            return False
+        if (octet[0] == "0" and len(octet) > 1) or int(octet) > 255:
+            return False
+    return True
+
+
 def _parse_ip(candidate: str) -> str | None:
+    if _dotted_quad(candidate):  # the common case, without ipaddress's objects
+        return candidate
     try:
         address = ipaddress.ip_address(candidate)
     except ValueError:

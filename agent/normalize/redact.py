@@ -191,23 +191,25 @@ class Redactor:
         if kind is str:
             return self.text(value)
         if kind is dict or kind is list:
-            return self._container(value, depth, [self.max_items])
+            return self._container(value, depth, _Budget(self.max_items))
         return value
 
-    def _container(self, value: Any, depth: int, budget: list[int]) -> Any:
+    def _container(self, value: Any, depth: int, budget: _Budget) -> Any:
         if depth >= self.max_depth:
             return f"[truncated: nested deeper than {self.max_depth} levels]"
         size = len(value)
-        if size > budget[0]:
+        if size > budget.left:
             return self._cut(value, depth, budget)
-        budget[0] -= size
+        budget.left -= size
         if type(value) is list:
             return self._clean_list(value, depth, budget)
-        if not self._plain_keys.issuperset(value) or ("value" in value and self.secret_pair(value)):
-            return self._clean_dict(value, depth, budget)
+        mapping: dict[str, Any] = value  # a dict here (callers test the exact type)
+        if not self._plain_keys.issuperset(mapping) or (
+            "value" in mapping and self.secret_pair(mapping)
+        ):
+            return self._clean_dict(mapping, depth, budget)
         # Every key is plain and stays as it is: only values can change. The dict is copied
         # (at C speed, order kept) on the first change, and changed values are set in place.
-        mapping: dict[str, Any] = value  # a dict here (callers test the exact type)
         plain_texts = self._plain_texts
         deeper = depth + 1
         out: dict[str, Any] | None = None
@@ -228,7 +230,7 @@ class Redactor:
                 out[key] = cleaned
         return mapping if out is None else out
 
-    def _clean_dict(self, value: dict[str, Any], depth: int, budget: list[int]) -> dict[str, Any]:
+    def _clean_dict(self, value: dict[str, Any], depth: int, budget: _Budget) -> dict[str, Any]:
         """The general case: keys that hide their value or are shown otherwise, pairs."""
         out: dict[str, Any] | None = None
         plain_keys, plain_texts = self._plain_keys, self._plain_texts
@@ -256,7 +258,7 @@ class Redactor:
             out[key if shown is None else shown] = cleaned
         return value if out is None else out
 
-    def _clean_list(self, value: list[Any], depth: int, budget: list[int]) -> list[Any]:
+    def _clean_list(self, value: list[Any], depth: int, budget: _Budget) -> list[Any]:
         out: list[Any] | None = None
         plain_texts = self._plain_texts
         for index, item in enumerate(value):
@@ -274,15 +276,25 @@ class Redactor:
             out.append(cleaned)
         return value if out is None else out
 
-    def _cut(self, value: Any, depth: int, budget: list[int]) -> Any:
+    def _cut(self, value: Any, depth: int, budget: _Budget) -> Any:
         """A container larger than what is left of the budget: keep its head, mark the rest."""
-        keep = max(budget[0], 0)
-        budget[0] = 0
+        keep = max(budget.left, 0)
+        budget.left = 0
         if type(value) is list:
             head = self._clean_list(value[:keep], depth, budget)
             return [*head, f"[truncated: {len(value) - keep} more items]"]
         cut = self._clean_dict(dict(islice(value.items(), keep)), depth, budget)
         return {**cut, "…": f"[truncated: {len(value) - keep} more keys]"}
+
+
+class _Budget:
+    """How many more values one state may hold (an attribute: a native integer when
+    compiled)."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, left: int) -> None:
+        self.left = left
 
 
 def _remember(memory: set[str], item: str) -> None:

@@ -28,7 +28,8 @@ from agent.normalize.redact import REDACTED
 MAX_IDS: Final = 64
 MAX_DEPTH: Final = 12
 MAX_CHARS: Final = 1024
-_HEX: Final = frozenset("0123456789abcdefABCDEF")
+_HEX: Final = "0123456789abcdefABCDEF"
+_HEX_OR_DASH: Final = _HEX + "-"
 _SINGULAR: Final = ("Id", "ID", "_id", "-id", "_ID", "-ID")
 _PLURAL: Final = ("Ids", "IDs", "_ids", "-ids", "_IDS", "-IDS")
 _MEMORY: Final = 4096
@@ -54,13 +55,15 @@ def _judge(key: Any) -> int:
 
 def shaped_like_id(value: str) -> bool:
     """A MongoDB ObjectId (24 hex digits) or a UUID (8-4-4-4-12 hex digits)."""
+    # ``not text.strip(chars)``: every character is one of ``chars``, tested in C without
+    # a set lookup per character.
     size = len(value)
     if size == 24:
-        return _HEX.issuperset(value)
+        return not value.strip(_HEX)
     if size == 36:
         return (
             value[8] == value[13] == value[18] == value[23] == "-"
-            and _HEX.issuperset(value.replace("-", ""))
+            and not value.strip(_HEX_OR_DASH)
             and value.count("-") == 4
         )
     return False
@@ -92,17 +95,22 @@ class _Collector:
             self.found.append(value)
 
     def visit(self, value: Any, depth: int) -> None:
-        """Walk one container; hot, so the common cases are inlined."""
-        if depth >= MAX_DEPTH:
-            return
+        """Walk one container."""
         if type(value) is list:
             self._items(value, depth)
+        else:
+            self._object(value, depth)
+
+    def _object(self, value: dict[str, Any], depth: int) -> None:
+        """The entries of an object; hot, so the common cases are inlined (and the type
+        declared, so the compiled build iterates the dict directly)."""
+        if depth >= MAX_DEPTH:
             return
         kinds = _key_kinds
         for key, inner in value.items():
             inner_kind = type(inner)
             if inner_kind is dict:
-                self.visit(inner, depth + 1)
+                self._object(inner, depth + 1)
                 continue
             kind = kinds.get(key)
             if kind is None:
@@ -125,8 +133,10 @@ class _Collector:
             return
         for item in items:
             item_kind = type(item)
-            if item_kind is dict or item_kind is list:
-                self.visit(item, depth + 1)
+            if item_kind is dict:
+                self._object(item, depth + 1)
+            elif item_kind is list:
+                self._items(item, depth + 1)
             elif item_kind is str and (len(item) == 24 or len(item) == 36):
                 self._shaped(item)
 
