@@ -29,7 +29,7 @@ by design: one thread (the sender) owns them.
 from __future__ import annotations
 
 import time
-from collections import defaultdict, deque
+from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Generic, TypeVar
 
@@ -261,7 +261,7 @@ class ReplayWindow:
         for content, _key, acked, sent in positions:
             if sent > acked:
                 self._startup[content] = max(self._startup.get(content, 0), sent)
-        self._sent: dict[str, dict[str, int]] = defaultdict(dict)  # content -> key -> end
+        self._sent: dict[str, dict[str, int]] = {}  # content -> key -> end
 
     def __bool__(self) -> bool:
         # Anything sent in this run counts: a copy's very first lines may replay it (its own
@@ -286,7 +286,7 @@ class ReplayWindow:
 
     def note_sent(self, content: str, key: str, end: int) -> None:
         """Record that lines of ``key`` up to ``end`` are being sent by this run."""
-        ends = self._sent[content]
+        ends = self._sent.setdefault(content, {})
         if end > ends.get(key, 0):
             ends[key] = end
 
