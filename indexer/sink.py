@@ -289,6 +289,8 @@ class BulkSink:
             if parcel.changes:
                 docs.extend(Doc(changes, cid, body, verify) for cid, body in parcel.changes)
         outcomes = self.deliver(docs)
+        if outcomes.count(_CREATED) == len(outcomes):  # the common case: all created
+            return [EventResult(s, _CREATED, len(s.parcel.changes)) for s in shipments]
         results: list[EventResult[T]] = []
         at = 0
         for shipment in shipments:
