@@ -29,9 +29,8 @@ by design: one thread (the sender) owns them.
 from __future__ import annotations
 
 import time
-from collections import defaultdict, deque
-from collections.abc import Callable, Hashable, Iterable, Mapping
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Generic, TypeVar
 
 from agent.evidence.chains import Ledger, Place
@@ -81,17 +80,31 @@ class Ticket(Generic[K]):
         )
 
 
-@dataclass(frozen=True)
 class Watermark(Generic[K]):
     """Every line of ``key`` read before ``end`` is settled; ``path`` is where it was seen.
 
     What the registry records as a file's checkpoint (its ``acked`` offset); the signed
-    checkpoints of the hash chains are ``chain.checkpoint.Checkpoint``.
+    checkpoints of the hash chains are ``chain.checkpoint.Checkpoint``. A plain class, not a
+    dataclass: mypyc cannot build a generic dataclass, and this module is compiled.
     """
 
-    key: K
-    path: str
-    end: int
+    __slots__ = ("end", "key", "path")
+
+    def __init__(self, key: K, path: str, end: int) -> None:
+        self.key = key
+        self.path = path
+        self.end = end
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Watermark):
+            return NotImplemented
+        return (self.key, self.path, self.end) == (other.key, other.path, other.end)
+
+    def __hash__(self) -> int:
+        return hash((self.key, self.path, self.end))
+
+    def __repr__(self) -> str:
+        return f"Watermark({self.key!r}, {self.path!r}, {self.end})"
 
 
 class OrderedFinalizer(Generic[K]):
@@ -111,7 +124,7 @@ class OrderedFinalizer(Generic[K]):
         if generation <= self._generations.get(key, -1):
             return False
         self._generations[key] = generation
-        self._streams.pop(key, None)
+        _detach(self._streams.pop(key, None))
         return True
 
     def retire(self, key: K) -> None:
@@ -121,48 +134,83 @@ class OrderedFinalizer(Generic[K]):
 
     def register(self, key: K, generation: int, path: str, offset: int, end: int) -> Ticket[K]:
         """Record a line in read order; it holds back its file's checkpoint until acked."""
-        if end < offset:
-            raise ValueError(f"line ends ({end}) before it starts ({offset})")
-        self._pending += 1
+        _check_span(offset, end)  # before the generation can begin
+        return self.register_run(key, generation, path, [(offset, end)])[0]
+
+    def register_run(
+        self, key: K, generation: int, path: str, spans: Sequence[tuple[int, int]]
+    ) -> list[Ticket[K]]:
+        """Record consecutive lines of one file, generation and path, in read order: what
+        :meth:`register` does per line, with the file's generation and stream looked up once
+        per run instead of once per line (the settler registers a batch at a time)."""
         self.begin(key, generation)
-        if generation < self._generations[key]:
-            return Ticket(key, generation, path, offset, end, stream=None)  # stale: never moves
+        tickets: list[Ticket[K]] = []
+        if generation < self._generations[key]:  # stale: these lines never move anything
+            for offset, end in spans:
+                _check_span(offset, end)
+                self._pending += 1
+                tickets.append(Ticket(key, generation, path, offset, end, stream=None))
+            return tickets
         stream = self._streams.get(key)
-        if stream is not None and offset < stream[-1].end:
-            # Within one generation offsets only grow; should that ever break, the older
-            # lines must not move the checkpoint over the newer ones.
-            log.warning("line_out_of_order", key=str(key), offset=offset, after=stream[-1].end)
-            stream = None
-        if stream is None:
-            stream = self._streams[key] = deque()
-        ticket = Ticket(key, generation, path, offset, end, stream=stream)
-        stream.append(ticket)
-        return ticket
+        for offset, end in spans:
+            _check_span(offset, end)
+            self._pending += 1
+            if stream is not None and offset < stream[-1].end:
+                # Within one generation offsets only grow; should that ever break, the older
+                # lines must not move the checkpoint over the newer ones.
+                log.warning("line_out_of_order", key=str(key), offset=offset, after=stream[-1].end)
+                _detach(stream)
+                stream = None
+            if stream is None:
+                stream = self._streams[key] = deque()
+            ticket = Ticket(key, generation, path, offset, end, stream=stream)
+            stream.append(ticket)
+            tickets.append(ticket)
+        return tickets
 
     def ack(self, ticket: Ticket[K]) -> Watermark[K] | None:
         """Settle one line; return the file's new checkpoint if it moved, else ``None``."""
+        last = self._release(ticket)
+        return None if last is None else Watermark(last.key, last.path, last.end)
+
+    def ack_all(self, tickets: Iterable[Ticket[K]]) -> dict[K, Watermark[K]]:
+        """Settle several lines; return the furthest checkpoint reached per file.
+
+        One watermark per file and run of tickets, not one per line: a batch settled in read
+        order moves its file's checkpoint once, and each key is hashed once per run.
+        """
+        moved: dict[K, Watermark[K]] = {}
+        furthest: Ticket[K] | None = None
+        for ticket in tickets:
+            last = self._release(ticket)
+            if last is None:
+                continue
+            if furthest is not None and last.key is not furthest.key:
+                moved[furthest.key] = Watermark(furthest.key, furthest.path, furthest.end)
+            furthest = last
+        if furthest is not None:
+            moved[furthest.key] = Watermark(furthest.key, furthest.path, furthest.end)
+        return moved
+
+    def _release(self, ticket: Ticket[K]) -> Ticket[K] | None:
+        """Mark a line settled; the last line its file's checkpoint now moves past, if any.
+
+        A stream no longer current (an older generation, or replaced after lines came out
+        of order) was emptied when it was replaced, so it never moves a checkpoint.
+        """
         if ticket.done:
             raise ValueError(f"{ticket!r} was acknowledged twice")
         ticket.done = True
         self._pending -= 1
         stream = ticket.stream
-        if stream is None or self._streams.get(ticket.key) is not stream or not stream[0].done:
+        if not stream or not stream[0].done:
             return None  # an older generation, or an earlier line is still pending
         last = stream.popleft()
         while stream and stream[0].done:
             last = stream.popleft()
         if not stream:
             del self._streams[ticket.key]
-        return Watermark(last.key, last.path, last.end)
-
-    def ack_all(self, tickets: Iterable[Ticket[K]]) -> dict[K, Watermark[K]]:
-        """Settle several lines; return the furthest checkpoint reached per file."""
-        moved: dict[K, Watermark[K]] = {}
-        for ticket in tickets:
-            checkpoint = self.ack(ticket)
-            if checkpoint is not None:
-                moved[checkpoint.key] = checkpoint
-        return moved
+        return last
 
     def generation(self, key: K) -> int | None:
         """The current generation of ``key``, if any line or fact of it was seen."""
@@ -181,6 +229,17 @@ class OrderedFinalizer(Generic[K]):
     def files(self) -> list[K]:
         """Files with lines still holding back their checkpoint."""
         return list(self._streams)
+
+
+def _check_span(offset: int, end: int) -> None:
+    if end < offset:
+        raise ValueError(f"line ends ({end}) before it starts ({offset})")
+
+
+def _detach(stream: deque[Ticket[K]] | None) -> None:
+    """A stream replaced by a newer one: its lines still settle, never moving a checkpoint."""
+    if stream is not None:
+        stream.clear()
 
 
 class ReplayWindow:
@@ -202,7 +261,7 @@ class ReplayWindow:
         for content, _key, acked, sent in positions:
             if sent > acked:
                 self._startup[content] = max(self._startup.get(content, 0), sent)
-        self._sent: dict[str, dict[str, int]] = defaultdict(dict)  # content -> key -> end
+        self._sent: dict[str, dict[str, int]] = {}  # content -> key -> end
 
     def __bool__(self) -> bool:
         # Anything sent in this run counts: a copy's very first lines may replay it (its own
@@ -212,20 +271,22 @@ class ReplayWindow:
     def covers(self, content: str, key: str, offset: int) -> bool:
         """True when the line of ``key`` (content ``content``) at ``offset`` may already be
         in the index."""
+        return offset < self.limit(content)
+
+    def limit(self, content: str) -> int:
+        """Lines of content ``content`` starting before this offset may already be in the
+        index; one number per file, so a batch asks once per file, not once per line."""
         if not self:
-            return False  # the common case, on the hot path: no window at all
-        if offset < self._startup.get(content, 0):
-            return True
+            return 0  # the common case: no window at all
+        startup = self._startup.get(content, 0)
         sent = self._sent.get(content)
-        if not sent:
-            return False
         # Sent already in this run, under this identity (a file read again from its
         # checkpoint, after a rename is noticed) or another (a copy): a replay.
-        return any(end > offset for end in sent.values())
+        return max(startup, *sent.values()) if sent else startup
 
     def note_sent(self, content: str, key: str, end: int) -> None:
         """Record that lines of ``key`` up to ``end`` are being sent by this run."""
-        ends = self._sent[content]
+        ends = self._sent.setdefault(content, {})
         if end > ends.get(key, 0):
             ends[key] = end
 
@@ -308,6 +369,23 @@ class Checkpointer:
             self.ledger.note(str(key), end, place)
         return self.finalizer.register(key, generation, path, offset, end)
 
+    def register_run(
+        self,
+        key: FileKey,
+        generation: int,
+        path: str,
+        spans: Sequence[tuple[int, int]],
+        places: Sequence[Place | None],
+    ) -> list[Ticket[FileKey]]:
+        """Register consecutive lines of one file (see :meth:`OrderedFinalizer.register_run`)
+        with their chain places (``places[i]`` for ``spans[i]``): a batch in one call."""
+        if self.ledger is not None:
+            name = str(key)
+            for (_offset, end), place in zip(spans, places, strict=True):
+                if place is not None:
+                    self.ledger.note(name, end, place)
+        return self.finalizer.register_run(key, generation, path, spans)
+
     def refused(self, key: FileKey, end: int, reason: str) -> None:
         """The event of the line ending at ``end`` will not be in the index: a gap in its
         chain, declared with the acknowledgement that settles it."""
@@ -316,7 +394,11 @@ class Checkpointer:
 
     def covers(self, key: FileKey, offset: int) -> bool:
         """Whether the line of ``key`` at ``offset`` may already be in the index."""
-        return bool(self.window) and self.window.covers(key.content_id, str(key), offset)
+        return offset < self.window.limit(key.content_id)
+
+    def replay_limit(self, key: FileKey) -> int:
+        """Lines of ``key`` starting before this offset may already be in the index."""
+        return self.window.limit(key.content_id)
 
     def settle(self, tickets: Iterable[Ticket[FileKey]]) -> None:
         """Acknowledge lines, move each file's checkpoint, write at most every ``interval``."""

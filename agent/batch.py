@@ -20,7 +20,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -42,13 +42,16 @@ class BatchLimits:
             raise ValueError("max_wait must be positive")
 
 
-@dataclass
 class Batch(Generic[T]):
-    """Items in arrival order, their total size in bytes, and which limit closed it."""
+    """Items in arrival order, their total size in bytes, and which limit closed it.
 
-    items: list[T] = field(default_factory=list)
-    size: int = 0
-    reason: str = ""
+    A plain class: mypyc cannot build a generic dataclass, and this module is compiled.
+    """
+
+    def __init__(self, items: list[T] | None = None, size: int = 0, reason: str = "") -> None:
+        self.items: list[T] = items if items is not None else []
+        self.size = size
+        self.reason = reason
 
     def __len__(self) -> int:
         return len(self.items)

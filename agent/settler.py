@@ -23,7 +23,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 from agent.acks import Ticket
@@ -49,12 +48,25 @@ FORGET_INTERVAL = 600.0  # how often registry entries of long-gone files are loo
 FORGET_AFTER = 86_400.0  # a file gone from disk and untouched this long is forgotten
 
 
-@dataclass(frozen=True, slots=True)
 class Claim:
-    """What travels with a shipment: its line, and the ticket that settles it."""
+    """What travels with a shipment: its line, and the ticket that settles it.
 
-    line: Line
-    ticket: Ticket[FileKey]
+    A plain class: one is made per event, and a compiled plain class is built natively,
+    where a frozen dataclass runs its generated ``__init__`` through ``object.__setattr__``.
+    """
+
+    def __init__(self, line: Line, ticket: Ticket[FileKey]) -> None:
+        self.line = line
+        self.ticket = ticket
+
+
+class _Sorted:
+    """A batch's lines sorted by what settles them: at once, a dead letter, or a shipment."""
+
+    def __init__(self) -> None:
+        self.settled: list[Ticket[FileKey]] = []
+        self.letters: list[tuple[Ticket[FileKey], DeadLetter]] = []
+        self.shipments: list[Shipment[Claim]] = []
 
 
 class Sink(Protocol):
@@ -80,20 +92,18 @@ class Checkpoints(Protocol):
 
     def apply(self, fact: Fact) -> None: ...
 
-    def register(
+    def register_run(
         self,
         key: FileKey,
         generation: int,
         path: str,
-        offset: int,
-        end: int,
-        *,
-        place: Place | None = None,
-    ) -> Ticket[FileKey]: ...
+        spans: Sequence[tuple[int, int]],
+        places: Sequence[Place | None],
+    ) -> list[Ticket[FileKey]]: ...
 
     def refused(self, key: FileKey, end: int, reason: str) -> None: ...
 
-    def covers(self, key: FileKey, offset: int) -> bool: ...
+    def replay_limit(self, key: FileKey) -> int: ...
 
     def settle(self, tickets: Iterable[Ticket[FileKey]]) -> None: ...
 
@@ -171,25 +181,17 @@ class Settler:
 
         Returns how many events were in it (for the batch log).
         """
-        settled: list[Ticket[FileKey]] = []
-        letters: list[tuple[Ticket[FileKey], DeadLetter]] = []
-        shipments: list[Shipment[Claim]] = []
+        batch = _Sorted()
+        run: list[Item] = []
         for entry in entries:
-            if not isinstance(entry, Item):
-                self.checkpoints.apply(entry)
+            if isinstance(entry, Item):
+                run.append(entry)
                 continue
-            line, outcome = entry.line, entry.outcome
-            ticket = self.checkpoints.register(
-                line.key, line.generation, line.path, line.offset, line.end, place=entry.chain
-            )
-            if isinstance(outcome, Skipped):
-                settled.append(ticket)
-            elif isinstance(outcome, Rejected):
-                self.checkpoints.refused(line.key, line.end, outcome.reason)
-                letters.append((ticket, DeadLetter.rejected(line, outcome)))
-            else:
-                verify = self.checkpoints.covers(line.key, line.offset)
-                shipments.append(Shipment(Claim(line, ticket), outcome, verify))
+            self._sort(run, batch)  # the lines before a fact are registered before it applies
+            run = []
+            self.checkpoints.apply(entry)
+        self._sort(run, batch)
+        settled, letters, shipments = batch.settled, batch.letters, batch.shipments
         self.metrics.skip(len(settled))
         records = [letter for _, letter in letters]
         if records and self._write_dead_letters(records):
@@ -200,6 +202,46 @@ class Settler:
         if shipments and self._mark_sent(shipments):
             self.checkpoints.settle(self._ship(shipments))
         return len(shipments)
+
+    def _sort(self, run: list[Item], batch: _Sorted) -> None:
+        """Register a run of lines (no fact between them) and sort them by fate.
+
+        Whether an event may already be in the index is one offset per file: asked once per
+        file and run, and not at all when there is no replay window.
+        """
+        replaying = self.checkpoints.replaying
+        limit_key: FileKey | None = None
+        limit = 0
+        for item, ticket in zip(run, self._register(run), strict=True):
+            line, outcome = item.line, item.outcome
+            if isinstance(outcome, Skipped):
+                batch.settled.append(ticket)
+            elif isinstance(outcome, Rejected):
+                self.checkpoints.refused(line.key, line.end, outcome.reason)
+                batch.letters.append((ticket, DeadLetter.rejected(line, outcome)))
+            else:
+                if replaying and line.key is not limit_key:
+                    limit_key, limit = line.key, self.checkpoints.replay_limit(line.key)
+                verify = replaying and line.offset < limit
+                batch.shipments.append(Shipment(Claim(line, ticket), outcome, verify))
+
+    def _register(self, run: list[Item]) -> list[Ticket[FileKey]]:
+        """Register lines in stream order, one call per stretch of one file and generation."""
+        tickets: list[Ticket[FileKey]] = []
+        start, count = 0, len(run)
+        while start < count:
+            first = run[start].line
+            stop = start + 1
+            while stop < count and _same_stretch(first, run[stop].line):
+                stop += 1
+            stretch = run[start:stop]
+            tickets.extend(self.checkpoints.register_run(
+                first.key, first.generation, first.path,
+                [(item.line.offset, item.line.end) for item in stretch],
+                [item.chain for item in stretch],
+            ))  # fmt: skip
+            start = stop
+        return tickets
 
     def run(
         self,
@@ -255,8 +297,17 @@ class Settler:
     def _mark_sent(self, shipments: list[Shipment[Claim]]) -> bool:
         """Record the replay window durably before the request can reach the index."""
         ends: dict[FileKey, tuple[str, int]] = {}
-        for line in (shipment.tag.line for shipment in shipments):
-            ends[line.key] = (line.path, max(line.end, ends.get(line.key, ("", 0))[1]))
+        key: FileKey | None = None
+        path, end = "", 0
+        for shipment in shipments:  # a batch is a few stretches of one file each
+            line = shipment.tag.line
+            if line.key is not key:
+                if key is not None:
+                    _note_end(ends, key, path, end)
+                key, end = line.key, line.end
+            path, end = line.path, max(end, line.end)
+        if key is not None:
+            _note_end(ends, key, path, end)
         return self.checkpoints.mark_sent(ends)
 
     def _ship(self, shipments: list[Shipment[Claim]]) -> list[Ticket[FileKey]]:
@@ -297,3 +348,15 @@ class Settler:
         self.metrics.dead_letter(str(Stage.INDEX), refused)
         self.metrics.change_rejected(len(letters) - refused)
         return done
+
+
+def _same_stretch(first: Line, line: Line) -> bool:
+    """Whether ``line`` registers along with ``first``: same file, generation and path."""
+    same_key = line.key is first.key or line.key == first.key
+    return same_key and line.generation == first.generation and line.path == first.path
+
+
+def _note_end(ends: dict[FileKey, tuple[str, int]], key: FileKey, path: str, end: int) -> None:
+    """The furthest end sent of ``key``, with the path its last line was read from."""
+    before = ends.get(key)
+    ends[key] = (path, end if before is None else max(end, before[1]))

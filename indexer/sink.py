@@ -23,7 +23,8 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
@@ -44,6 +45,7 @@ from indexer.outcomes import (
     ItemOutcome,
     Refused,
     Retry,
+    classify_item,
     request_failure,
     resolve,
 )
@@ -68,6 +70,10 @@ log = get_logger(__name__)
 
 T = TypeVar("T")
 _FILTER = "errors,items.*.status,items.*.error"
+# What a document created by a bulk request is classified as: one shared outcome, so a
+# request whose every document was created is recognised with one ``list.count``.
+_CREATED = classify_item({"status": 201})
+_VERIFY = attrgetter("verify")
 
 
 @dataclass(slots=True)
@@ -114,16 +120,20 @@ class Parcel:
         return self.size
 
 
-@dataclass(frozen=True, slots=True)
 class Shipment(Generic[T]):
     """A parcel on its way, with the caller's handle (``tag``) travelling along with it.
 
-    ``verify`` asks for the replay check first: the documents may already be indexed.
+    ``verify`` asks for the replay check first: the documents may already be indexed. A
+    plain slotted class, made once per event: a frozen dataclass would set each field
+    through ``object.__setattr__``, and nothing hashes or compares shipments.
     """
 
-    tag: T
-    parcel: Parcel
-    verify: bool = False
+    __slots__ = ("parcel", "tag", "verify")
+
+    def __init__(self, tag: T, parcel: Parcel, verify: bool = False) -> None:
+        self.tag = tag
+        self.parcel = parcel
+        self.verify = verify
 
     @classmethod
     def of(
@@ -143,15 +153,34 @@ class Shipment(Generic[T]):
         return self.parcel.event_id
 
 
-@dataclass
 class EventResult(Generic[T]):
-    """The fate of one event: its own outcome and its change documents' refusals."""
+    """The fate of one event: its own outcome and its change documents' refusals.
 
-    shipment: Shipment[T]
-    outcome: ItemOutcome
-    changes_delivered: int = 0
-    rejected_changes: list[tuple[str, Refused]] = field(default_factory=list)
-    unsettled_changes: int = 0
+    A plain slotted class, made once per event; an event without refused change documents
+    shares one empty tuple instead of a list of its own.
+    """
+
+    __slots__ = (
+        "changes_delivered",
+        "outcome",
+        "rejected_changes",
+        "shipment",
+        "unsettled_changes",
+    )
+
+    def __init__(
+        self,
+        shipment: Shipment[T],
+        outcome: ItemOutcome,
+        changes_delivered: int = 0,
+        rejected_changes: Sequence[tuple[str, Refused]] = (),
+        unsettled_changes: int = 0,
+    ) -> None:
+        self.shipment = shipment
+        self.outcome = outcome
+        self.changes_delivered = changes_delivered
+        self.rejected_changes = rejected_changes
+        self.unsettled_changes = unsettled_changes
 
     @property
     def acknowledged(self) -> bool:
@@ -264,28 +293,25 @@ class BulkSink:
     def ship(self, shipments: Sequence[Shipment[T]]) -> list[EventResult[T]]:
         """Deliver events with their change documents; one result per event, in order."""
         docs: list[Doc] = []
-        spans: list[tuple[int, int]] = []
+        events, changes = self.events_target, self.changes_target
         for shipment in shipments:
-            start = len(docs)
-            parcel = shipment.parcel
-            docs.append(Doc(self.events_target, parcel.event_id, parcel.event, shipment.verify))
-            docs.extend(
-                Doc(self.changes_target, change_id, body, shipment.verify)
-                for change_id, body in parcel.changes
-            )
-            spans.append((start, len(docs)))
+            parcel, verify = shipment.parcel, shipment.verify
+            docs.append(Doc(events, parcel.event_id, parcel.event, verify))
+            if parcel.changes:
+                docs.extend(Doc(changes, cid, body, verify) for cid, body in parcel.changes)
         outcomes = self.deliver(docs)
+        if outcomes.count(_CREATED) == len(outcomes):  # the common case: all created
+            return [EventResult(s, _CREATED, len(s.parcel.changes)) for s in shipments]
         results: list[EventResult[T]] = []
-        for shipment, (start, end) in zip(shipments, spans, strict=True):
-            own, changes = outcomes[start], outcomes[start + 1 : end]
-            result = EventResult(shipment, own)
-            result.unsettled_changes = sum(1 for o in changes if not isinstance(o, FINAL))
-            for (change_id, _doc), outcome in zip(shipment.parcel.changes, changes, strict=True):
-                if isinstance(outcome, Refused):
-                    result.rejected_changes.append((change_id, outcome))
-                elif isinstance(outcome, Delivered):
-                    result.changes_delivered += 1
-            results.append(result)
+        at = 0
+        for shipment in shipments:
+            own = outcomes[at]
+            count = len(shipment.parcel.changes)
+            if count:
+                results.append(_with_changes(shipment, own, outcomes[at + 1 : at + 1 + count]))
+            else:
+                results.append(EventResult(shipment, own))
+            at += 1 + count
         return results
 
     # ------------------------------------------------------------------ documents
@@ -298,7 +324,8 @@ class BulkSink:
         """
         outcomes: list[ItemOutcome] = [Retry("not sent")] * len(docs)
         pending = list(range(len(docs)))
-        verify = {i for i in pending if docs[i].verify}
+        flags = list(map(_VERIFY, docs))
+        verify = {i for i, flag in enumerate(flags) if flag} if True in flags else set()
         backoff = self.retrier.backoff()
         while pending:
             if verify:
@@ -314,7 +341,10 @@ class BulkSink:
                 pending = [i for i in pending if not isinstance(outcomes[i], Duplicate)]
                 if not pending:
                     break
-            sent, answers = pending, self.send([docs[i] for i in pending])
+            whole = len(pending) == len(docs)
+            sent, answers = pending, self.send(docs if whole else [docs[i] for i in pending])
+            if answers.count(_CREATED) == len(answers):  # the common case: all created
+                return answers if whole else _fill(outcomes, sent, _CREATED)
             answers = self._taken_or_replayed(sent, answers, docs)
             for i, outcome in zip(sent, answers, strict=True):
                 outcomes[i] = outcome
@@ -401,6 +431,33 @@ class BulkSink:
         finally:
             if self.observer is not None:
                 self.observer.observe_bulk(time.perf_counter() - started)
+
+
+def _fill(
+    outcomes: list[ItemOutcome], indexes: list[int], outcome: ItemOutcome
+) -> list[ItemOutcome]:
+    """``outcomes`` with ``outcome`` at ``indexes``: the documents of a retry all created."""
+    for i in indexes:
+        outcomes[i] = outcome
+    return outcomes
+
+
+def _with_changes(
+    shipment: Shipment[T], own: ItemOutcome, changes: list[ItemOutcome]
+) -> EventResult[T]:
+    """The result of an event with change documents: how many are delivered, refused, open."""
+    result = EventResult(shipment, own)
+    refused: list[tuple[str, Refused]] = []
+    for (change_id, _body), outcome in zip(shipment.parcel.changes, changes, strict=True):
+        if isinstance(outcome, Refused):
+            refused.append((change_id, outcome))
+        elif isinstance(outcome, Delivered):
+            result.changes_delivered += 1
+        elif not isinstance(outcome, FINAL):
+            result.unsettled_changes += 1
+    if refused:
+        result.rejected_changes = refused
+    return result
 
 
 def _is_ambiguous(outcome: ItemOutcome) -> bool:
