@@ -92,6 +92,7 @@ def wire(
     )
     dead_letters = DeadLetterFile(settings.dead_letter_dir)
     run_id = secrets.token_hex(8)
+    window_extended = registry.window_extended()  # before this run extends any window
     earlier = registry.begin_run(run_id)  # on disk before this run's first request
     sink = BulkSink(
         es,
@@ -101,7 +102,7 @@ def wire(
         observer=metrics,
         access=access,
         transport=transport,
-        run=RunIds(run_id, tuple(earlier)),
+        run=RunIds(run_id, tuple(earlier), window_extended),
     )
     settler = Settler(
         sink,

@@ -10,6 +10,12 @@ them: a duplicate. So every bulk request of a run carries the run's id as ``X-Op
 registry keeps the ids of the last runs, and before each replay check the node's task list
 is read until no bulk request of this run or of the earlier ones is left.
 
+A request is a task only once the node has read and parsed it: the bytes of a request sent
+just before its client was killed reach the node after the client is gone, and under load
+the node can take a second or more to read them. So the first check of a run that starts
+after a crash also waits until ``LANDING_GRACE`` has passed since the replay window was last
+extended (the registry's time of it): such a request is on the task list by then.
+
 The task list needs the cluster ``monitor`` privilege, which the writer role has. A
 credential without it (or a proxy that does not pass ``_tasks`` on) cannot see the tasks:
 the check then goes ahead after one warning, with the rollover hole this module closes open
@@ -35,6 +41,8 @@ POLL_INTERVAL: Final = 0.2
 # A request still running after this long is stuck on the node, not in flight: the check
 # goes ahead (with a warning) rather than hold the replay back forever.
 MAX_WAIT: Final = 300.0
+# How long after the last request of a killed run its bytes may still be reaching the node.
+LANDING_GRACE: Final = 3.0
 
 
 def opaque_id(run_id: str) -> str:
@@ -51,13 +59,19 @@ class RequestWatch:
         runs: Iterable[str],
         *,
         max_wait: float = MAX_WAIT,
+        window_extended: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """``window_extended``: when (wall clock) an earlier run last extended the replay
+        window, from the registry; None when it left none open."""
         self.es = es
         self.watched = frozenset(opaque_id(run) for run in runs)
         self.max_wait = max_wait
+        self._landed_at = None if window_extended is None else window_extended + LANDING_GRACE
         self._clock = clock
+        self._wall = wall
         self._sleep = sleep
         self.blind = False  # the credential cannot read the task list
         self.waited = 0.0  # seconds spent waiting, over the run (for tests and the log)
@@ -80,6 +94,7 @@ class RequestWatch:
         Raises the client's errors (the caller retries as for a failed check), except a
         lasting refusal of the task list (4xx), which is warned about once and then skipped.
         """
+        self._let_land()
         if self.blind or not self.watched:
             return
         started = self._clock()
@@ -109,6 +124,18 @@ class RequestWatch:
         waited = self._clock() - started
         self.waited += waited
         log.info("previous_requests_finished", requests=first, waited=round(waited, 3))
+
+    def _let_land(self) -> None:
+        """Once per run: wait out what is left of ``LANDING_GRACE`` since an earlier run last
+        extended the window (never longer than the grace, whatever the clocks say)."""
+        if self._landed_at is None:
+            return
+        left = min(self._landed_at - self._wall(), LANDING_GRACE)
+        self._landed_at = None
+        if left > 0:
+            self._sleep(left)
+            self.waited += left
+            log.info("previous_requests_landing", waited=round(left, 3))
 
 
 def _refused(exc: ApiError) -> bool:

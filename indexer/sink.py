@@ -215,10 +215,12 @@ class Transport(Protocol):
 
 @dataclass(frozen=True)
 class RunIds:
-    """This run's id and the ids of the runs before it (newest first)."""
+    """This run's id and the ids of the runs before it (newest first); ``window_extended``:
+    when an earlier run last extended the replay window (None when none is open)."""
 
     own: str
     earlier: tuple[str, ...] = ()
+    window_extended: float | None = None
 
 
 class ElasticTransport:
@@ -233,7 +235,7 @@ class ElasticTransport:
         self._bulk_client = es
         if run is not None:
             self._bulk_client = es.options(opaque_id=opaque_id(run.own))
-            watch = RequestWatch(es, [run.own, *run.earlier])
+            watch = RequestWatch(es, [run.own, *run.earlier], window_extended=run.window_extended)
         self.dedup = Deduplicator(es, watch=watch)
 
     def post(self, docs: Sequence[Doc], ingested: bytes) -> Answer:

@@ -108,6 +108,13 @@ class Registry:
             self._dirty = True
             return earlier
 
+    def window_extended(self) -> float | None:
+        """When (wall clock) a replay window still open was last extended or acknowledged
+        into; None when every file's sent lines are acknowledged."""
+        with self._lock:
+            open_ = [entry.updated for entry in self._entries.values() if entry.sent > entry.acked]
+            return max(open_) if open_ else None
+
     # --- reading
 
     def get(self, key: FileKey) -> FilePosition | None:

@@ -283,6 +283,21 @@ class TestRuns:
         with pytest.raises(RegistryError, match="runs"):
             Registry(tmp_path)
 
+    def test_the_time_an_open_replay_window_was_last_extended(self, tmp_path: Path) -> None:
+        """What the first replay check after a crash waits from (``indexer.inflight``): the
+        newest change of a file whose sent lines are not all acknowledged."""
+        registry = Registry(tmp_path)
+        assert registry.window_extended() is None
+        registry.mark_sent(KEY, "/a.log", 100)
+        registry.ack(KEY, "/a.log", 100)
+        assert registry.window_extended() is None  # every sent line acknowledged
+        before = time.time()
+        registry.mark_sent(OTHER, "/b.log", 50)
+        registry.save()
+        extended = Registry(tmp_path).window_extended()
+        assert extended is not None
+        assert before <= extended <= time.time()
+
 
 class TestForget:
     def test_drops_gone_and_old(self, tmp_path: Path) -> None:
