@@ -1,8 +1,9 @@
 """Where reading starts in a file, and when a file is no longer the one being read.
 
 These are the identity rules in one place: resume at a checkpoint only while the file still
-fits it, continue a copy from its original's checkpoint, start anything else at 0, and treat
-a file that shrank or changed its first line as truncated.
+fits it, continue a copy from its original's checkpoint (or from 0, in the original's
+chain, when the original was found in this run and has no checkpoint yet), start anything
+else at 0, and treat a file that shrank or changed its first line as truncated.
 
 The rules read the registry and never write it: each decision is returned as a fact
 (:mod:`agent.files.facts`) that the tailer puts in its stream for the checkpointer to apply.
@@ -11,6 +12,7 @@ The rules read the registry and never write it: each decision is returned as a f
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Protocol
 
 from agent.files._tracked import TrackedFile
@@ -30,12 +32,30 @@ class Positions(Protocol):
     def find_fingerprint(self, fingerprint: str, /) -> FilePosition | None: ...
 
 
-def identify(source: TrackedFile, positions: Positions, cap: int, generation: int) -> Fact | None:
+# The identity found earlier in this run with the same first line and another inode, if
+# any: the original of a copy the registry has not heard of yet (see ``identify``).
+Sibling = Callable[[TrackedFile, FileKey], FileKey | None]
+
+
+def identify(
+    source: TrackedFile,
+    positions: Positions,
+    cap: int,
+    generation: int,
+    sibling: Sibling | None = None,
+) -> Fact | None:
     """Give a file its key once its first line is complete, pick its start offset, and say
     what happened; None while the first line is incomplete.
 
     A file restarted after a truncation (``fresh``) starts at 0 whatever the registry says:
     an entry under the same key describes the content that was cut away.
+
+    The registry hears of a file only when its first lines are sent, so a copy made just
+    after the original was opened (``copytruncate`` right after a start) finds no entry.
+    ``sibling`` then names the original as this run found it: the copy is read from 0 in
+    the original's chain, so its lines get the values the original's lines got (a replay of
+    them is a 409), rather than beginning a stream whose first lines the index already holds
+    under the original's, and which ``verify`` would find missing.
     """
     assert source.fd is not None
     head = read_prefix(source.fd, cap)
@@ -55,12 +75,10 @@ def identify(source: TrackedFile, positions: Positions, cap: int, generation: in
         if source.offset == 0 and known.acked > 0:
             return Reset(key, source.path, generation)
         return Opened(key, source.path, generation, source.offset)
-    copied = positions.find_fingerprint(key.fingerprint)
-    if copied is not None:
-        fact = _continue_copy(source, key, copied, generation)
-        if fact is not None:
-            source.offset = fact.acked
-            return fact
+    fact = _copy(source, key, positions, generation, sibling)
+    if fact is not None:
+        source.offset = fact.acked
+        return fact
     source.offset = 0
     log.debug("file_identified", path=source.path, key=str(key), offset=0)
     return Opened(key, source.path, generation, 0)
@@ -96,6 +114,26 @@ def _resume(source: TrackedFile, key: FileKey, known: FilePosition) -> int:
     return 0
 
 
+def _copy(
+    source: TrackedFile,
+    key: FileKey,
+    positions: Positions,
+    generation: int,
+    sibling: Sibling | None,
+) -> Copied | None:
+    """The copy fact of a new key whose first line is known: from the registry, else from
+    what this run found; None when it is no copy."""
+    copied = positions.find_fingerprint(key.fingerprint)
+    if copied is not None:
+        return _continue_copy(source, key, copied, generation)
+    original = sibling(source, key) if sibling is not None else None
+    if original is None:
+        return None
+    log.info("file_copy_detected", path=source.path, key=str(key), original=str(original),
+             original_path=None, offset=0, registered=False)  # fmt: skip
+    return Copied(key, source.path, generation, str(original), 0, 0)
+
+
 def _continue_copy(
     source: TrackedFile, key: FileKey, copied: FilePosition, generation: int
 ) -> Copied | None:
@@ -114,6 +152,15 @@ def _continue_copy(
         key, source.path, generation, copied.key, start, copied.sent, copied.chain,
         copied.pending,
     )  # fmt: skip
+
+
+def same_start(copy: TrackedFile, original: TrackedFile, window: int = 1 << 16) -> bool:
+    """Whether two open files agree on their first bytes, as far as both reach (a window):
+    a copy does, an unrelated file that merely begins with the same line soon does not."""
+    assert copy.fd is not None
+    assert original.fd is not None
+    size = min(os.fstat(copy.fd).st_size, os.fstat(original.fd).st_size, window)
+    return os.pread(copy.fd, size, 0) == os.pread(original.fd, size, 0)
 
 
 def _line_boundary(source: TrackedFile, offset: int) -> bool:

@@ -7,6 +7,8 @@ the first line's fingerprint) towards the registry. Where a file starts:
   than the offset, or no newline just before it, means truncated while stopped: offset 0);
 - a new key whose fingerprint is in the registry is a copy (``copytruncate``, a restore, a
   renumbered device): it continues from that entry, which it inherits;
+- a new key whose first line this run already found on another inode, not yet in the
+  registry (copied right after the original was opened), is a copy read from 0;
 - anything else starts at 0.
 
 While reading, a file that shrank or whose first line changed was truncated (in place or by
@@ -32,10 +34,11 @@ from pathlib import Path
 
 from agent.files import _inspect
 from agent.files._inspect import name
-from agent.files._placement import Positions, identify
+from agent.files._placement import Positions, identify, same_start
 from agent.files._tracked import DEFAULT_LINE_MAX, Budget, Line, TrackedFile
 from agent.files.discover import Discovery
 from agent.files.facts import Fact, Gone, Moved
+from agent.files.identity import FileKey
 from common.log import get_logger
 
 __all__ = ["Line", "Positions", "Tailer"]
@@ -43,6 +46,8 @@ __all__ = ["Line", "Positions", "Tailer"]
 log = get_logger(__name__)
 
 _Step = Callable[[TrackedFile, float], None]
+
+IDENTIFIED_KEPT = 4096  # first lines remembered per run for finding copies (oldest go first)
 
 
 class Tailer:
@@ -85,6 +90,8 @@ class Tailer:
         self._open_failed: set[str] = set()
         self._facts: list[Fact] = []
         self._generation = 0
+        # first line -> the first identity found with it in this run (see ``_sibling``)
+        self._identified: dict[str, FileKey] = {}
         self._started = False
         self._stopped = False
 
@@ -261,10 +268,29 @@ class Tailer:
             self._identify(source)
 
     def _identify(self, source: TrackedFile) -> None:
-        fact = identify(source, self.positions, self.fingerprint_bytes, self._generation + 1)
+        fact = identify(
+            source, self.positions, self.fingerprint_bytes, self._generation + 1, self._sibling
+        )
         if fact is not None:
             self._generation += 1
             self._facts.append(fact)
+            if source.key is not None and source.key.fingerprint not in self._identified:
+                if len(self._identified) >= IDENTIFIED_KEPT:
+                    del self._identified[next(iter(self._identified))]
+                self._identified[source.key.fingerprint] = source.key
+
+    def _sibling(self, source: TrackedFile, key: FileKey) -> FileKey | None:
+        """The file this run found first with ``key``'s first line, on another inode: the
+        original of a copy (see ``identify``). While the original is still open under that
+        identity, the two must also agree on their first bytes; once it was truncated, its
+        first line is all there is to go by (the same rule as a copy found in the registry)."""
+        earlier = self._identified.get(key.fingerprint)
+        if earlier is None or (earlier.device, earlier.inode) == source.ident:
+            return None
+        original = self._files.get((earlier.device, earlier.inode))
+        if original is None or original.key != earlier or original.fd is None:
+            return earlier  # truncated or closed since: its first line is all there is
+        return earlier if same_start(source, original) else None
 
     def _gone(self, source: TrackedFile) -> None:
         if source.key is not None:

@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from agent.files import FileKey, Registry
+from agent.evidence.chains import Chains
+from agent.files import Copied, FileKey, Registry
 from agent.files.identity import fingerprint, key_at
+from tests.unit.test_chain import event
 from tests.unit.test_files_tailer import (
     MakeTailer,
     ack_all,
@@ -162,6 +164,55 @@ class TestCopytruncate:
         copied = restarted_registry.get(copy[0].key)
         assert copied is not None
         assert copied.acked == shipped[-1].end  # the copy inherits the checkpoint
+
+    def test_copy_of_a_file_not_yet_in_the_registry(
+        self, tmp_path: Path, registry: Registry, make_tailer: MakeTailer
+    ) -> None:
+        """Copied and truncated right after it was opened, before any line of it was sent:
+        the copy is read from 0 as a copy of the original, in the original's chain (a
+        stream of its own would begin with lines the index holds under the original's)."""
+        log = tmp_path / "audit.log"
+        log.write_bytes(_lines(1, 2, 3))
+        tailer = make_tailer(tmp_path / "audit.log*", start=True)
+        first = drain(tailer)  # read, never acknowledged: the registry has no entry
+        assert registry.positions() == []
+        shutil.copyfile(log, tmp_path / "audit.log.1")
+        with log.open("r+b") as handle:
+            handle.truncate(0)
+        append(log, _lines(4))
+        with capture_logs() as logs:
+            rest = collect(tailer, 4)
+        copy = [line for line in rest if line.path.endswith(".1")]
+        assert data(copy) == _values(1, 2, 3)
+        assert [line.offset for line in copy] == [line.offset for line in first]
+        copied = [fact for fact in tailer.facts if isinstance(fact, Copied)]
+        assert [(fact.original, fact.acked, fact.sent) for fact in copied] == [
+            (str(first[0].key), 0, 0)
+        ]
+        assert copied[0].key == copy[0].key
+        assert _events(logs, "file_copy_detected")[0]["registered"] is False
+
+        chains = Chains("pod-a", lambda *_: None)
+        heads = [chains.advance(str(line.key), line.key.content_id, line.offset, line.end,
+                                (f"evt-{line.offset}", event(line.offset))).head
+                 for line in first]  # fmt: skip
+        chains.copied(str(copied[0].key), copied[0].original, copied[0].acked, copied[0].chain)
+        again = [chains.advance(str(line.key), line.key.content_id, line.offset, line.end,
+                                (f"evt-{line.offset}", event(line.offset))).head
+                 for line in copy]  # fmt: skip
+        assert again == heads  # the same stream, the same links: a replay, never a fork
+
+    def test_same_first_line_in_the_same_run_is_not_a_copy(
+        self, tmp_path: Path, make_tailer: MakeTailer
+    ) -> None:
+        """Another file that only begins with the same line, while the first is still open
+        and differs after it, is a file of its own, even with nothing in the registry."""
+        (tmp_path / "a.log").write_bytes(b"banner\nabc\n")
+        tailer = make_tailer(tmp_path / "*.log", start=True)
+        assert data(drain(tailer)) == [b"banner", b"abc"]
+        (tmp_path / "b.log").write_bytes(b"banner\nxyz\n")
+        assert data(collect(tailer, 2)) == [b"banner", b"xyz"]
+        assert not [fact for fact in tailer.facts if isinstance(fact, Copied)]
 
     def test_copy_in_progress_waits_for_checkpoint(
         self, tmp_path: Path, registry: Registry, make_tailer: MakeTailer
