@@ -113,6 +113,8 @@ class RequestWatch:
             return
         if not first:
             return
+        # Said at once: nothing is shipped meanwhile, for as long as MAX_WAIT.
+        log.info("previous_requests_running", requests=first, max_wait=self.max_wait)
         running = first
         while running:
             if self._clock() - started >= self.max_wait:

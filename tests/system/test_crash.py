@@ -13,6 +13,7 @@ from typing import Any, BinaryIO
 import orjson
 import pytest
 from elasticsearch import ApiError, Elasticsearch
+from structlog.testing import capture_logs
 
 from devtools.simulate import iter_events
 from indexer.inflight import RequestWatch, opaque_id
@@ -226,9 +227,12 @@ class TestRequestWatch:
             assert other.waited == 0
             watch = RequestWatch(es, ["r2", "r1"])
             assert watch.running() > 0
-            watch.settle()
+            with capture_logs() as logs:
+                watch.settle()
             assert watch.running() == 0
             assert watch.waited > 0
+            said = [entry["event"] for entry in logs]  # the wait is announced, then its end
+            assert said == ["previous_requests_running", "previous_requests_finished"]
             es.indices.refresh(index=index)
             assert es.count(index=index)["count"] == documents
             sender.join(timeout=120)
