@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from agent.evidence.chains import Place
 from agent.files import Fact, Line
 from agent.normalize import Rejected, Skipped
-from indexer.sink import Parcel
+from indexer.bulkbody import Parcel
 
 
 @dataclass(slots=True)

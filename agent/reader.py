@@ -23,7 +23,7 @@ from agent.items import Entry, Item
 from agent.metrics import Health, Metrics
 from agent.normalize import Normalized, Normalizer, Rejected, Source
 from common.stage import Stage
-from indexer.sink import Parcel
+from indexer.bulkbody import Parcel
 
 READ_MAX_LINES = 1000
 READ_MAX_BYTES = 1 << 20

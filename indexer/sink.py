@@ -34,7 +34,7 @@ from common.clock import utc_now_iso
 from common.log import get_logger
 from common.retry import Backoff, Retrier
 from indexer.access import AccessReport
-from indexer.bulkbody import EncodedEvent, bulk_body
+from indexer.bulkbody import EncodedEvent, Parcel, bulk_body
 from indexer.dedup import Deduplicator, IncompleteCheck, chain_place
 from indexer.inflight import RequestWatch, opaque_id
 from indexer.outcomes import (
@@ -84,40 +84,6 @@ class Doc:
     doc_id: str
     body: EncodedEvent
     verify: bool = False  # look it up across the whole target before creating it
-
-
-@dataclass(slots=True)
-class Parcel:
-    """One event and its change documents, encoded (made where the line is read).
-
-    A value, not frozen for speed (see :class:`chain.link.Head`); ``size`` is the encoded
-    bytes plus each change document's action overhead, counted once for the buffer's bound.
-    """
-
-    event_id: str
-    event: EncodedEvent
-    changes: tuple[tuple[str, EncodedEvent], ...] = ()
-    size: int = 0
-
-    @classmethod
-    def of(
-        cls,
-        event_id: str,
-        event: Mapping[str, Any],
-        changes: Sequence[tuple[str, Mapping[str, Any]]] = (),
-    ) -> Parcel:
-        """Encode a normalized event and its change documents."""
-        body = EncodedEvent(event)
-        if not changes:
-            return cls(event_id, body, (), len(body.data))
-        encoded = tuple([(change_id, EncodedEvent(change)) for change_id, change in changes])
-        size = len(body.data)
-        for change_id, change_body in encoded:
-            size += len(change_body.data) + len(change_id) + 60
-        return cls(event_id, body, encoded, size)
-
-    def __len__(self) -> int:
-        return self.size
 
 
 class Shipment(Generic[T]):
