@@ -154,12 +154,23 @@ def _continue_copy(
     )  # fmt: skip
 
 
-def same_start(copy: TrackedFile, original: TrackedFile, window: int = 1 << 16) -> bool:
-    """Whether two open files agree on their first bytes, as far as both reach (a window):
-    a copy does, an unrelated file that merely begins with the same line soon does not."""
+def may_copy(copy: TrackedFile, original: TrackedFile, cap: int, window: int = 1 << 16) -> bool:
+    """Whether ``copy`` may be a copy of the open file ``original`` (same first line).
+
+    While the original still holds the content it was identified by, the two must agree on
+    their first bytes, as far as both reach (a window): a copy does, a file that merely
+    begins with the same line soon does not. An original truncated since (shorter than what
+    was read of it, or with another first line, noticed or not) cannot be compared: as for a
+    copy found in the registry, the first line is all there is to go by.
+    """
     assert copy.fd is not None
     assert original.fd is not None
-    size = min(os.fstat(copy.fd).st_size, os.fstat(original.fd).st_size, window)
+    assert original.key is not None
+    size = os.fstat(original.fd).st_size
+    head = read_prefix(original.fd, cap)
+    if size < original.offset or head is None or head.fingerprint != original.key.fingerprint:
+        return True
+    size = min(size, os.fstat(copy.fd).st_size, window)
     return os.pread(copy.fd, size, 0) == os.pread(original.fd, size, 0)
 
 

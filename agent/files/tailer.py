@@ -34,7 +34,7 @@ from pathlib import Path
 
 from agent.files import _inspect
 from agent.files._inspect import name
-from agent.files._placement import Positions, identify, same_start
+from agent.files._placement import Positions, identify, may_copy
 from agent.files._tracked import DEFAULT_LINE_MAX, Budget, Line, TrackedFile
 from agent.files.discover import Discovery
 from agent.files.facts import Fact, Gone, Moved
@@ -281,16 +281,16 @@ class Tailer:
 
     def _sibling(self, source: TrackedFile, key: FileKey) -> FileKey | None:
         """The file this run found first with ``key``'s first line, on another inode: the
-        original of a copy (see ``identify``). While the original is still open under that
-        identity, the two must also agree on their first bytes; once it was truncated, its
-        first line is all there is to go by (the same rule as a copy found in the registry)."""
+        original of a copy (see ``identify``), if the original still open agrees
+        (:func:`may_copy`). Closed, or identified anew since (truncated), its first line is
+        all there is to go by, the same rule as for a copy found in the registry."""
         earlier = self._identified.get(key.fingerprint)
         if earlier is None or (earlier.device, earlier.inode) == source.ident:
             return None
         original = self._files.get((earlier.device, earlier.inode))
         if original is None or original.key != earlier or original.fd is None:
-            return earlier  # truncated or closed since: its first line is all there is
-        return earlier if same_start(source, original) else None
+            return earlier
+        return earlier if may_copy(source, original, self.fingerprint_bytes) else None
 
     def _gone(self, source: TrackedFile) -> None:
         if source.key is not None:

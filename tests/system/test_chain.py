@@ -188,6 +188,57 @@ class TestChainUnderCrashes:
         assert "NOT intact: 1 altered, 1 inserted, 1 missing" in lines[-1]
 
 
+class TestCopyBeforeTheFirstRequest:
+    def test_a_copy_of_a_file_not_yet_in_the_registry_continues_its_chain(
+        self, es: Elasticsearch, es_url: str, namespace: str, tmp_path: Path
+    ) -> None:
+        """``copytruncate`` just after the agent read the file, while its lines wait for the
+        first request (so the registry has no entry for it), the copy holding 50 lines more
+        than were read: the copy continues the original's chain from 0, its first lines are
+        the original's again (replays), and verify finds one intact stream of the 150."""
+        key = tmp_path / "chain.key"
+        key.write_bytes(os.urandom(32).hex().encode())
+        logs, staging = tmp_path / "logs", tmp_path / "staging"
+        logs.mkdir()
+        staging.mkdir()
+        log_file = logs / "audit.log"
+        with log_file.open("ab") as out:
+            write_events(out, 100, seed=3)
+        agent = Agent(
+            [f"{logs}/audit.log*"], es_url=es_url, namespace=namespace,
+            state_dir=tmp_path / "state",
+            env={
+                "APPMIXER_AUDIT_CHAIN_KEY_FILE": str(key),
+                "APPMIXER_AUDIT_CHAIN_CHECKPOINT_INTERVAL": "1",
+                "APPMIXER_AUDIT_BATCH_MAX_EVENTS": "100000",
+                "APPMIXER_AUDIT_BATCH_MAX_WAIT": "8",  # the first request waits this long
+                "APPMIXER_AUDIT_LOG_LEVEL": "debug",
+            },
+        )  # fmt: skip
+        agent.wait_for_event("file_identified", 60)  # read at once; sent only after the wait
+        with (staging / "copy").open("wb") as out:  # the copy, made whole, then moved in
+            out.write(log_file.read_bytes())
+            write_events(out, 50, seed=4, start_ms=DEFAULT_START_MS + 86_400_000)
+        (staging / "copy").rename(logs / "audit.log.1")
+        os.truncate(log_file, 0)
+        with log_file.open("ab") as out:
+            write_events(out, 20, seed=5, start_ms=DEFAULT_START_MS + 2 * 86_400_000)
+        copied = agent.wait_for_event("file_copy_detected", 30)
+        assert copied["registered"] is False
+        assert copied["offset"] == 0
+        events_target, _changes = targets(namespace)
+        assert wait_for_count(es, events_target, 170, 120, agent) == 170
+        assert agent.terminate() == 0, agent.tail()
+        assert_exactly_once(
+            es, namespace, expected_from([logs / "audit.log.1", log_file], namespace)
+        )
+        result = verify(Node(es_url, namespace, es), [key], tmp_path / "state")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "intact; 2 streams, 170 events verified, 0 newer than the last signed" in (
+            result.stdout
+        )
+
+
 def wait_for_signed_head(state: Path, seq: int, timeout: float) -> None:
     """Until a checkpoint in the agent's local copy signs a head at ``seq``."""
     local = state / "chain-checkpoints.ndjson"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
@@ -165,26 +166,37 @@ class TestCopytruncate:
         assert copied is not None
         assert copied.acked == shipped[-1].end  # the copy inherits the checkpoint
 
+    @pytest.mark.parametrize("truncation_seen_first", [False, True])
     def test_copy_of_a_file_not_yet_in_the_registry(
-        self, tmp_path: Path, registry: Registry, make_tailer: MakeTailer
-    ) -> None:
+        self, tmp_path: Path, registry: Registry, make_tailer: MakeTailer,
+        truncation_seen_first: bool,
+    ) -> None:  # fmt: skip
         """Copied and truncated right after it was opened, before any line of it was sent:
         the copy is read from 0 as a copy of the original, in the original's chain (a
-        stream of its own would begin with lines the index holds under the original's)."""
+        stream of its own would begin with lines the index holds under the original's).
+        Whether the tailer notices the truncation before it finds the copy or after."""
         log = tmp_path / "audit.log"
         log.write_bytes(_lines(1, 2, 3))
         tailer = make_tailer(tmp_path / "audit.log*", start=True)
         first = drain(tailer)  # read, never acknowledged: the registry has no entry
         assert registry.positions() == []
-        shutil.copyfile(log, tmp_path / "audit.log.1")
+        content = log.read_bytes() + _lines(9)  # the copy has a line never read from log
         with log.open("r+b") as handle:
             handle.truncate(0)
         append(log, _lines(4))
+        staged = tmp_path / "staging"
+        staged.write_bytes(content)
         with capture_logs() as logs:
-            rest = collect(tailer, 4)
+            if truncation_seen_first:
+                assert data(collect(tailer, 1)) == _values(4)
+                staged.rename(tmp_path / "audit.log.1")
+            else:
+                staged.rename(tmp_path / "audit.log.1")
+                time.sleep(0.2)  # a scan is due: the copy is found before the truncation
+            rest = collect(tailer, 4 if truncation_seen_first else 5)
         copy = [line for line in rest if line.path.endswith(".1")]
-        assert data(copy) == _values(1, 2, 3)
-        assert [line.offset for line in copy] == [line.offset for line in first]
+        assert data(copy) == _values(1, 2, 3, 9)
+        assert [line.offset for line in copy[:3]] == [line.offset for line in first]
         copied = [fact for fact in tailer.facts if isinstance(fact, Copied)]
         assert [(fact.original, fact.acked, fact.sent) for fact in copied] == [
             (str(first[0].key), 0, 0)
@@ -200,7 +212,8 @@ class TestCopytruncate:
         again = [chains.advance(str(line.key), line.key.content_id, line.offset, line.end,
                                 (f"evt-{line.offset}", event(line.offset))).head
                  for line in copy]  # fmt: skip
-        assert again == heads  # the same stream, the same links: a replay, never a fork
+        assert again[:3] == heads  # the same stream, the same links: a replay, never a fork
+        assert again[3].seq == 4
 
     def test_same_first_line_in_the_same_run_is_not_a_copy(
         self, tmp_path: Path, make_tailer: MakeTailer
