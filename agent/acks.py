@@ -247,7 +247,10 @@ class ReplayWindow:
 
     Built from the registry at start: per file content (the content id, shared by a file,
     its renamed self and its copies), lines before the highest ``sent`` of an entry whose
-    ``sent`` exceeds its ``acked`` were possibly sent by the previous run. While running, a
+    ``sent`` exceeds its ``acked`` were possibly sent by the previous run; and when the
+    entries of one content disagree (a copy found before its original had a checkpoint,
+    resuming from its own, below the original's), lines before the highest ``sent`` of any
+    of them may be in the index under the other identity. While running, a
     line is also covered when its content was already sent past its offset, under another
     file identity (a ``copytruncate`` copy read again from its original's checkpoint) or the
     same one (a file read again from its checkpoint). So a 409 for a line that is not covered
@@ -258,9 +261,14 @@ class ReplayWindow:
     def __init__(self, positions: Iterable[tuple[str, str, int, int]] = ()) -> None:
         """``positions``: (content id, key, acked, sent) per registry entry."""
         self._startup: dict[str, int] = {}
+        lowest: dict[str, int] = {}  # per content, the lowest acknowledged offset
         for content, _key, acked, sent in positions:
-            if sent > acked:
-                self._startup[content] = max(self._startup.get(content, 0), sent)
+            if sent > self._startup.get(content, 0):
+                self._startup[content] = sent
+            lowest[content] = min(lowest.get(content, acked), acked)
+        for content, low in lowest.items():  # every entry at the same, settled offset
+            if low >= self._startup.get(content, 0):
+                self._startup.pop(content, None)
         self._sent: dict[str, dict[str, int]] = {}  # content -> key -> end
 
     def __bool__(self) -> bool:

@@ -29,6 +29,22 @@ class TestReplayWindow:
         assert window.covers(B, "1:9:" + B, 10)
         assert not window.covers(C, "1:9:" + C, 10)
 
+    def test_a_copy_behind_its_original_is_covered_up_to_the_original(self) -> None:
+        """A copy found before its original had a checkpoint resumes from its own (0) after
+        a restart, though the original's lines up to 500 were acknowledged: the index holds
+        them, maybe in a backing index rolled over since, so the copy's replay is checked."""
+        original, copy = "1:2:" + A, "1:3:" + A
+        window = ReplayWindow([(A, original, 500, 500), (A, copy, 0, 0)])
+        assert window
+        assert window.covers(A, copy, 0)
+        assert window.covers(A, copy, 499)
+        assert not window.covers(A, copy, 500)
+
+    def test_entries_that_agree_need_no_window(self) -> None:
+        """A copy and its original both settled at the same offset: nothing to check."""
+        window = ReplayWindow([(A, "1:2:" + A, 500, 500), (A, "1:3:" + A, 500, 500)])
+        assert not window
+
     def test_copy_read_while_running_is_covered(self) -> None:
         """Content already sent under one identity is checked when a copy replays it."""
         window = ReplayWindow()
