@@ -165,10 +165,8 @@ def may_copy(copy: TrackedFile, original: TrackedFile, cap: int, window: int = 1
     """
     assert copy.fd is not None
     assert original.fd is not None
-    assert original.key is not None
     size = os.fstat(original.fd).st_size
-    head = read_prefix(original.fd, cap)
-    if size < original.offset or head is None or head.fingerprint != original.key.fingerprint:
+    if replaced(original, size < original.offset, cap) is not None:
         return True
     size = min(size, os.fstat(copy.fd).st_size, window)
     return os.pread(copy.fd, size, 0) == os.pread(original.fd, size, 0)
