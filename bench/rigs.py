@@ -124,6 +124,23 @@ def node_cpu(es: Elasticsearch) -> float | None:
     return float(millis) / 1000
 
 
+def wait_quiet(
+    es: Elasticsearch, *, busy: float = 0.15, window: float = 1.0, timeout: float = 60.0
+) -> float:
+    """Wait until the node uses less than ``busy`` of a core over ``window`` seconds (the
+    merges and flushes of the previous run are over), at most ``timeout``; the seconds
+    waited. Every run then starts on a quiet node, so no run pays for the one before it."""
+    started = time.monotonic()
+    before = node_cpu(es)
+    while before is not None and time.monotonic() - started < timeout:
+        time.sleep(window)
+        after = node_cpu(es)
+        if after is None or after - before < busy * window:
+            break
+        before = after
+    return time.monotonic() - started
+
+
 def node_version(es: Elasticsearch) -> str:
     """The node's version (from node info: not every distribution answers ``GET /``)."""
     try:

@@ -4,9 +4,10 @@ Each run gets its own config file, work directory (imfile state, queues) and pid
 loads only the modules named here (no imuxsock, no imklog), so the system's rsyslog, if any,
 is never touched. Two shapes, as in the targets of docs/performance.md:
 
-- ``docs``: the agent's own ``normalize --with-changes`` output, one envelope a line
-  (``{"_index", "_id", "_source"}``); ``mmjsonparse`` parses it, the index comes from
-  ``_index``, the bulk id from ``_id``, the body is ``_source``, every action a ``create``.
+- ``docs``: the documents the agent sends for the same lines (``bench/documents.py``),
+  one envelope a line (``{"_index", "_id", "_source"}``); ``mmjsonparse`` parses it, the
+  index comes from ``_index``, the bulk id from ``_id``, the body is ``_source``, every
+  action a ``create``.
   The same documents into the same targets, so both shippers pay the same node.
 - ``raw``: each line wrapped as ``message`` in one small document: the cheapest possible
   shipping, a ceiling for what a file-to-index pipe costs.
