@@ -3,9 +3,9 @@
     python bench/documents.py SOURCE NAMESPACE DOCUMENTS
 
 Every line of SOURCE goes through the reader's own per-line step
-(:class:`agent.reader.Preparer`: normalize, chain in read order, encode) and into a bulk
-body as the sink builds it (``indexer.bulkbody``), with one fixed ship time; each document
-of that body is written as one envelope line, ``{"_index", "_id", "_source"}``, which the
+(:class:`agent.reader.Preparer`: normalize, chain in read order, encode); each of its
+documents is rendered as the sink's bulk body renders it (``EncodedEvent.render``, one fixed
+ship time) and written as one envelope line, ``{"_index", "_id", "_source"}``, which the
 rsyslog peer parses and ships with ``create`` (``rsyslog_peer``). So both shippers hand the
 node the same bytes: the chain fields and ``event.ingested`` included, which
 ``normalize --with-changes`` (the input before) left out, making the peer's documents a
@@ -24,13 +24,9 @@ from pathlib import Path
 import orjson
 
 from agent.config import Settings
-from agent.evidence.chains import Chains
 from agent.files import FileKey
-from agent.normalize import NormalizeOptions, Normalizer, Rejected, Skipped
-from agent.reader import Preparer
-from devtools.differential import lines_of
-from indexer.bulkbody import bulk_body
-from indexer.sink import Doc
+from agent.normalize import NormalizeOptions, Rejected, Skipped
+from devtools.differential import lines_of, preparer_with
 
 SHIP_TIME = b'"2026-01-01T00:00:00.000Z"'
 
@@ -38,31 +34,24 @@ SHIP_TIME = b'"2026-01-01T00:00:00.000Z"'
 def write_documents(source: Path, namespace: str, out: Path, host: str | None = None) -> int:
     """Write the envelopes of every document the agent sends for ``source``; how many."""
     settings = Settings(namespace=namespace, host_name=host or socket.gethostname())
-    host = settings.host_name
-    prepare = Preparer(
-        Normalizer(NormalizeOptions.from_settings(settings)),
-        Chains(host, lambda *_: None),
-        host_name=host,
-        line_max=settings.line_max_bytes,
-    )
-    key = FileKey(1, 1, f"{1:016x}")
-    path = str(source.resolve())
+    line_max = settings.line_max_bytes
+    prepare = preparer_with(NormalizeOptions.from_settings(settings), settings.host_name, line_max)
+    events, changes = orjson.dumps(settings.events_target), orjson.dumps(settings.changes_target)
     count = 0
     with out.open("wb") as handle:
-        for line in lines_of(source.read_bytes(), key, path, settings.line_max_bytes):
+        key = FileKey(1, 1, f"{1:016x}")
+        for line in lines_of(source.read_bytes(), key, str(source.resolve()), line_max):
             parcel = prepare(line).outcome
             if isinstance(parcel, Skipped | Rejected):
                 continue
-            docs = [Doc(settings.events_target, parcel.event_id, parcel.event)]
-            docs += [Doc(settings.changes_target, cid, body) for cid, body in parcel.changes]
-            body = bulk_body(docs, SHIP_TIME).split(b"\n")
-            for action, document in zip(body[0::2], body[1::2], strict=False):
-                meta = orjson.loads(action)["create"]
+            docs = [(events, parcel.event_id, parcel.event)]
+            docs += [(changes, change_id, body) for change_id, body in parcel.changes]
+            for target, doc_id, body in docs:  # each as the sink renders it (bulkbody)
                 handle.write(
                     b'{"_index":%s,"_id":%s,"_source":%s}\n'
-                    % (orjson.dumps(meta["_index"]), orjson.dumps(meta["_id"]), document)
+                    % (target, orjson.dumps(doc_id), body.render(SHIP_TIME))
                 )
-                count += 1
+            count += len(docs)
     return count
 
 

@@ -89,8 +89,14 @@ def body_of(parcel: Parcel) -> bytes:
 def preparer(*, small_caps: bool, line_max: int) -> Preparer:
     """The per-line step with fixed settings and a chain state starting empty."""
     options = NormalizeOptions(host_name=HOST, **(SMALL_CAPS if small_caps else {}))
+    return preparer_with(options, HOST, line_max)
+
+
+def preparer_with(options: NormalizeOptions, host: str, line_max: int) -> Preparer:
+    """The per-line step for these options and host, its chain state starting empty (no
+    state saved: nothing is resumed)."""
     return Preparer(
-        Normalizer(options), Chains(HOST, lambda *_: None), host_name=HOST, line_max=line_max
+        Normalizer(options), Chains(host, lambda *_: None), host_name=host, line_max=line_max
     )
 
 

@@ -11,11 +11,9 @@ from types import ModuleType
 import orjson
 
 from agent.config import Settings
-from agent.evidence.chains import Chains
 from agent.files import FileKey
 from agent.normalize import Normalized, NormalizeOptions, Normalizer, Source
-from agent.reader import Preparer
-from devtools.differential import lines_of
+from devtools.differential import lines_of, preparer_with
 from indexer.bulkbody import bulk_body
 from indexer.sink import Doc, Parcel
 
@@ -66,12 +64,7 @@ def test_the_same_bytes_the_agent_sends(tmp_path: Path) -> None:
     out = tmp_path / "documents.ndjson"
     documents_module().write_documents(SAMPLE, "peer", out, host="h")
     settings = Settings(namespace="peer", host_name="h")
-    prepare = Preparer(
-        Normalizer(NormalizeOptions.from_settings(settings)),
-        Chains("h", lambda *_: None),
-        host_name="h",
-        line_max=settings.line_max_bytes,
-    )
+    prepare = preparer_with(NormalizeOptions.from_settings(settings), "h", settings.line_max_bytes)
     pairs: list[tuple[bytes, bytes]] = []
     for line in lines_of(SAMPLE.read_bytes(), FileKey(1, 1, f"{1:016x}"), str(SAMPLE), 1 << 22):
         parcel = prepare(line).outcome
