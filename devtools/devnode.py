@@ -584,11 +584,55 @@ class DevNode:
             code = self._http_status()
             if code == 200 or (code is not None and not healthy):
                 return
-            # 7.x and OpenSearch return from -d before the daemon writes its pid file.
-            if not self.is_running() and (self.pid_file.exists() or time.monotonic() > grace):
-                raise DevNodeError(f"the node stopped while starting: {self._tail_console()}")
+            if not self.is_running() and not self._launching(grace):
+                raise DevNodeError(
+                    f"the node stopped while starting: {self._tail_console()}"
+                    f"{self._tail_server_log()}"
+                )
             time.sleep(0.25)
         raise DevNodeError(f"the node did not answer within {timeout:.0f}s; see {self.console_log}")
+
+    def _launching(self, grace: float) -> bool:
+        """Whether the launch is still under way although the pid file names no live node.
+
+        7.x and OpenSearch return from ``-d`` at once; their JVM creates the pid file only
+        once it has bootstrapped (on a loaded machine, later than any fixed grace) and
+        writes the number into it a moment after creating it, so neither "no file yet" nor
+        "a file without a live pid" means the node died. Their launcher and the JVM both
+        carry ``-p <pid file>`` on their command line: while a process has it, the node is
+        still coming up. The grace is only for a system without ``/proc``.
+        """
+        marker = str(self.pid_file).encode()
+        proc = Path("/proc")
+        if not proc.is_dir():
+            return time.monotonic() <= grace
+        for entry in proc.iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                arguments = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if marker in arguments:
+                return True
+        return False
+
+    def _tail_server_log(self, lines: int = 3) -> str:
+        """The last lines of the node's own log: a daemonized 7.x or OpenSearch node writes
+        why it stopped there, not to the console."""
+        logs = [
+            path
+            for path in (self.home / "logs").glob("*.log")
+            if path != self.console_log and not path.name.startswith("gc")
+        ]
+        if not logs:
+            return ""
+        newest = max(logs, key=lambda path: path.stat().st_mtime)
+        try:
+            text = newest.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return f"; {newest}: " + " | ".join(line[:300] for line in text[-lines:])
 
     def _tail_console(self, lines: int = 3) -> str:
         try:
