@@ -24,7 +24,7 @@ Build = Literal["compiled", "pure"]
 
 # Modules on the per-line path that mypyc compiles (setup.py reads this tuple without importing
 # it). Left out on purpose: indexer.sink (per batch, its time goes to the client it wraps),
-# and glue that runs once (options, result, settings).
+# and glue that runs once (options, settings).
 COMPILED_MODULES: Final = (
     "agent.normalize.aliases",
     "agent.normalize.catalog",
@@ -38,6 +38,7 @@ COMPILED_MODULES: Final = (
     "agent.normalize.precomputed",
     "agent.normalize.redact",
     "agent.normalize.related",
+    "agent.normalize.result",
     "agent.normalize.roles",
     "agent.normalize.timestamps",
     "agent.files._inspect",
@@ -52,6 +53,7 @@ COMPILED_MODULES: Final = (
     "chain.link",
     "indexer.bulkbody",
     "indexer.outcomes",
+    "common.value",
 )
 
 

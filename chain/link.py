@@ -26,10 +26,11 @@ Everything here is pure: no I/O, no clock.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import orjson
+
+from common.value import Value
 
 VERSION_TAG: Final = "appmixer-audit.chain/1"
 GENESIS: Final = "0" * 64  # the "hash" before the first event of a stream
@@ -72,19 +73,22 @@ def link(stream: str, seq: int, prev: str, prev_id: str | None, content: str) ->
     return hashlib.sha256(encoded).hexdigest()
 
 
-@dataclass(slots=True)
-class Head:
+class Head(Value):
     """A stream after its event ``seq`` (0 and :data:`GENESIS` before the first event).
 
-    A value, never changed once made, yet not a frozen dataclass: a frozen ``__init__`` sets
-    each field through ``object.__setattr__``, about a microsecond per object even compiled,
-    and the per-line path makes several such values for every event.
+    A value, never changed once made, yet neither frozen nor a dataclass: the per-line path
+    makes several such values for every event, and a plain class's own ``__init__`` is the
+    cheapest to call (:mod:`common.value`).
     """
 
-    stream: str
-    seq: int
-    hash: str
-    event_id: str | None = None
+    __slots__ = ("event_id", "hash", "seq", "stream")
+    FIELDS: ClassVar[tuple[str, ...]] = ("stream", "seq", "hash", "event_id")
+
+    def __init__(self, stream: str, seq: int, hash: str, event_id: str | None = None) -> None:
+        self.stream = stream
+        self.seq = seq
+        self.hash = hash
+        self.event_id = event_id
 
     @classmethod
     def genesis(cls, stream: str) -> Head:

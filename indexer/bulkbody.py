@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, ClassVar, Final, Protocol
 
 import orjson
+
+from common.value import Value
 
 __all__ = ["EncodedEvent", "Parcel", "bulk_body"]
 
@@ -44,8 +45,7 @@ class EncodedEvent:
         return self.data.replace(_PLACEHOLDER_JSON, ingested, 1)
 
 
-@dataclass(slots=True)
-class Parcel:
+class Parcel(Value):
     """One event and its change documents, encoded (made where the line is read, in
     this compiled module beside the encoding).
 
@@ -53,10 +53,20 @@ class Parcel:
     bytes plus each change document's action overhead, counted once for the buffer's bound.
     """
 
-    event_id: str
-    event: EncodedEvent
-    changes: tuple[tuple[str, EncodedEvent], ...] = ()
-    size: int = 0
+    __slots__ = ("changes", "event", "event_id", "size")
+    FIELDS: ClassVar[tuple[str, ...]] = ("event_id", "event", "changes", "size")
+
+    def __init__(
+        self,
+        event_id: str,
+        event: EncodedEvent,
+        changes: tuple[tuple[str, EncodedEvent], ...] = (),
+        size: int = 0,
+    ) -> None:
+        self.event_id = event_id
+        self.event = event
+        self.changes = changes
+        self.size = size
 
     @classmethod
     def of(

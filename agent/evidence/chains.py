@@ -26,10 +26,9 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import orjson
 
@@ -38,6 +37,7 @@ from chain.link import GENESIS, Head, step, stream_id
 from common.atomic import append_line
 from common.clock import utc_iso
 from common.log import get_logger
+from common.value import Value
 
 log = get_logger(__name__)
 
@@ -47,15 +47,18 @@ LOCAL_NAME = "chain-checkpoints.ndjson"
 Resume = Callable[[str, str, int], Head | None]
 
 
-@dataclass(slots=True)
-class Place:
+class Place(Value):
     """A line's place: the head after it, and for an event line, its predecessor's hash.
 
     A value, not frozen for speed (see :class:`chain.link.Head`).
     """
 
-    head: Head
-    prev: str | None = None
+    __slots__ = ("head", "prev")
+    FIELDS: ClassVar[tuple[str, ...]] = ("head", "prev")
+
+    def __init__(self, head: Head, prev: str | None = None) -> None:
+        self.head = head
+        self.prev = prev
 
 
 class Origins(Protocol):

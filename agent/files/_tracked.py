@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from agent.files.identity import FileKey
+from common.value import Value
 
 # Unreturned bytes kept between reads per file; more is dropped and read again when needed,
 # so memory stays bounded however many files are tracked.
@@ -31,22 +33,44 @@ HEAD_BYTES = 512
 DEFAULT_LINE_MAX = 4 * 1024 * 1024
 
 
-@dataclass(slots=True)
-class Line:
+class Line(Value):
     """One complete line of a file, with where it came from (for checkpoints and ids).
 
     ``generation`` is the file identity's generation when the line was read
-    (:mod:`agent.files.facts`): an acknowledgement of an older one no longer counts. A
-    value, not frozen for speed (see :class:`chain.link.Head`).
+    (:mod:`agent.files.facts`): an acknowledgement of an older one no longer counts.
+    ``oversized`` is an over-long line's length (``data`` then holds only its first bytes).
+    A value, not frozen for speed (see :class:`chain.link.Head`).
     """
 
-    key: FileKey
-    path: str
-    offset: int
-    end: int
-    data: bytes
-    oversized: int = 0  # an over-long line: its length; ``data`` holds only its first bytes
-    generation: int = 0
+    __slots__ = ("data", "end", "generation", "key", "offset", "oversized", "path")
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "key",
+        "path",
+        "offset",
+        "end",
+        "data",
+        "oversized",
+        "generation",
+    )
+
+    def __init__(
+        self,
+        key: FileKey,
+        path: str,
+        offset: int,
+        end: int,
+        data: bytes,
+        *,
+        oversized: int = 0,
+        generation: int = 0,
+    ) -> None:
+        self.key = key
+        self.path = path
+        self.offset = offset
+        self.end = end
+        self.data = data
+        self.oversized = oversized
+        self.generation = generation
 
 
 @dataclass(slots=True)
