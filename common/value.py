@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 
-class Value:
+class Value:  # noqa: PLW1641 (unhashable on purpose, as the comment below says)
     """Base of the per-line value classes: ``==`` and ``repr`` over ``FIELDS``."""
 
     __slots__ = ()
