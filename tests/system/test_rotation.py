@@ -205,12 +205,14 @@ def reuse_inode(directory: Path, inode: int, target: Path, data: bytes) -> None:
     """Create ``target`` on the freed ``inode``: filesystems hand out the lowest free one,
     so empty placeholders take the lower free inodes until it comes up (skip if never).
     A journaling filesystem reuses a freed inode only once the journal has committed its
-    release, hence the syncs."""
+    release, hence the syncs; once many placeholders have taken every lower free inode,
+    it is time rather than more placeholders that brings the freed one up, so the rest of
+    the minute is spent waiting between single attempts."""
     placeholders: list[Path] = []
     deadline = time.monotonic() + 60
     os.sync()
     try:
-        while time.monotonic() < deadline and len(placeholders) < 100_000:
+        while time.monotonic() < deadline:
             candidate = directory / f".candidate-{len(placeholders)}"
             candidate.touch()
             if candidate.stat().st_ino == inode:
@@ -220,7 +222,33 @@ def reuse_inode(directory: Path, inode: int, target: Path, data: bytes) -> None:
             placeholders.append(candidate)
             if len(placeholders) % 1000 == 0:
                 os.sync()
+            if len(placeholders) >= 20_000:
+                os.sync()
+                time.sleep(0.25)
     finally:
         for placeholder in placeholders:
             placeholder.unlink()
-    pytest.skip(f"this filesystem did not hand the inode out again ({len(placeholders)} tried)")
+    pytest.skip(
+        f"this filesystem did not hand the inode out again ({len(placeholders)} tried "
+        f"in 60 s; processes still holding it: {_holders(directory, inode) or 'none'})"
+    )
+
+
+def _holders(directory: Path, inode: int) -> str:
+    """The pids with an open descriptor on ``inode`` of ``directory``'s filesystem (an
+    unlinked file's inode is not free while a descriptor holds it)."""
+    device = directory.stat().st_dev
+    found: set[str] = set()
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            links = list(fd_dir.iterdir())
+        except OSError:
+            continue
+        for link in links:
+            try:
+                status = link.stat()
+                if status.st_ino == inode and status.st_dev == device:
+                    found.add(fd_dir.parent.name)
+            except OSError:
+                continue
+    return ", ".join(sorted(found))
