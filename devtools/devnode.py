@@ -47,6 +47,32 @@ RUN_AS_WHEN_ROOT = "nobody"
 log = get_logger(__name__)
 
 
+def processes_with(part: str, value: bytes) -> list[int]:
+    """Live processes one of whose NUL-separated ``/proc/<pid>/<part>`` entries (``cmdline``
+    arguments, ``environ`` variables) is exactly ``value``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            entries = (entry / part).read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if value in entries:
+            found.append(int(entry.name))
+    return found
+
+
+def _tail(path: Path, lines: int, width: int | None = None) -> str | None:
+    """The last ``lines`` lines of a text file joined by `` | `` (each cut to ``width``);
+    None when it cannot be read."""
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return None
+    return " | ".join(line[:width] for line in text[-lines:])
+
+
 class DevNodeError(Exception):
     """Provisioning or starting the node failed; the message says what to do about it."""
 
@@ -602,20 +628,9 @@ class DevNode:
         carry ``-p <pid file>`` on their command line: while a process has it, the node is
         still coming up. The grace is only for a system without ``/proc``.
         """
-        marker = str(self.pid_file).encode()
-        proc = Path("/proc")
-        if not proc.is_dir():
+        if not Path("/proc").is_dir():
             return time.monotonic() <= grace
-        for entry in proc.iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                arguments = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if marker in arguments:
-                return True
-        return False
+        return bool(processes_with("cmdline", str(self.pid_file).encode()))
 
     def _tail_server_log(self, lines: int = 3) -> str:
         """The last lines of the node's own log: a daemonized 7.x or OpenSearch node writes
@@ -628,18 +643,12 @@ class DevNode:
         if not logs:
             return ""
         newest = max(logs, key=lambda path: path.stat().st_mtime)
-        try:
-            text = newest.read_text(errors="replace").strip().splitlines()
-        except OSError:
-            return ""
-        return f"; {newest}: " + " | ".join(line[:300] for line in text[-lines:])
+        tail = _tail(newest, lines, width=300)
+        return "" if tail is None else f"; {newest}: {tail}"
 
     def _tail_console(self, lines: int = 3) -> str:
-        try:
-            text = self.console_log.read_text(errors="replace").strip().splitlines()
-        except OSError:
-            return "(no console log)"
-        return " | ".join(text[-lines:])
+        tail = _tail(self.console_log, lines)
+        return "(no console log)" if tail is None else tail
 
     def stop(self, timeout: float = 30.0) -> bool:
         """Stop this node only; returns False when it was not running."""

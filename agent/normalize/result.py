@@ -31,7 +31,7 @@ class Source(Value):
         self.host = host
 
     def __hash__(self) -> int:
-        return hash((self.path, self.file_id, self.offset, self.host))
+        return hash(self.values())
 
 
 class Normalized(Value):

@@ -8,11 +8,10 @@ import socket
 import subprocess
 import sys
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-from devtools.devnode import DevNode, find_java
+from devtools.devnode import DevNode, find_java, processes_with
 from tests.esnode import node_ports
 
 pytestmark = pytest.mark.system
@@ -37,18 +36,7 @@ def node_args() -> list[str]:
 
 def java_processes_for(node: DevNode) -> list[int]:
     """Every live process whose environment points at this node's config."""
-    marker = f"ES_PATH_CONF={node.config_dir}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if marker in environ.split(b"\0"):
-            found.append(int(entry.name))
-    return found
+    return processes_with("environ", f"ES_PATH_CONF={node.config_dir}".encode())
 
 
 class TestDevEsCommand:
