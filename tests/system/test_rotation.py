@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,7 +41,7 @@ class Scenario:
     def __init__(self, root: Path, es: Elasticsearch, es_url: str, namespace: str) -> None:
         self.root = root
         self.logs = root / "logs"
-        self.logs.mkdir()
+        self.logs.mkdir(exist_ok=True)
         self.snapshots = root / "snapshots"
         self.snapshots.mkdir()
         self.es = es
@@ -93,6 +94,45 @@ def scenario(es: Elasticsearch, es_url: str, namespace: str, tmp_path: Path) -> 
     yield value
     if value.agent is not None and value.agent.alive():
         value.agent.kill()
+
+
+@pytest.fixture
+def reuse_scenario(
+    es: Elasticsearch, es_url: str, namespace: str, tmp_path: Path
+) -> Iterator[Scenario]:
+    """A scenario whose log directory is a small ext4 of its own where this machine allows
+    a loop mount (root): one inode group, so the inode a file frees is the lowest free one
+    and the next file made takes it at once. Elsewhere the shared filesystem, where
+    :func:`reuse_inode` hunts for the inode with placeholders."""
+    mounted = _mount_small_ext4(tmp_path / "logs")
+    value = Scenario(tmp_path, es, es_url, namespace)
+    try:
+        yield value
+    finally:
+        if value.agent is not None and value.agent.alive():
+            value.agent.kill()
+        if mounted:
+            subprocess.run(["umount", "--lazy", str(tmp_path / "logs")], check=False)
+
+
+def _mount_small_ext4(mount_point: Path) -> bool:
+    """Mount a fresh 64 MiB ext4 image (one block group, 256 inodes, journaled: ext4 skips
+    recently freed inodes only without a journal) on ``mount_point``; False where it can't."""
+    if os.geteuid() != 0 or not all(shutil.which(tool) for tool in ("mkfs.ext4", "mount")):
+        return False
+    image = mount_point.with_name("logs.ext4")
+    with image.open("wb") as out:
+        out.truncate(64 * 1024 * 1024)
+    mount_point.mkdir()
+    made = subprocess.run(
+        ["mkfs.ext4", "-q", "-F", "-N", "256", str(image)], capture_output=True, check=False
+    )
+    if made.returncode != 0:
+        return False
+    mounted = subprocess.run(
+        ["mount", "-o", "loop", str(image), str(mount_point)], capture_output=True, check=False
+    )
+    return mounted.returncode == 0
 
 
 class TestRotation:
@@ -165,8 +205,9 @@ class TestRotation:
         expected = scenario.finish()
         assert len(expected.event_ids) == 1000
 
-    def test_inode_reuse_while_stopped(self, scenario: Scenario) -> None:
+    def test_inode_reuse_while_stopped(self, reuse_scenario: Scenario) -> None:
         """A new file on a checkpointed file's inode is a new identity, read from 0."""
+        scenario = reuse_scenario
         scenario.append(scenario.log, lines(300, 15))
         scenario.snapshot(scenario.log, "a")
         first = scenario.start("audit.log")
@@ -180,8 +221,9 @@ class TestRotation:
         expected = scenario.finish()
         assert len(expected.event_ids) == 1300
 
-    def test_inode_reuse_while_running(self, scenario: Scenario) -> None:
+    def test_inode_reuse_while_running(self, reuse_scenario: Scenario) -> None:
         """Deleted and recreated on the same inode while the agent runs: both, once each."""
+        scenario = reuse_scenario
         scenario.append(scenario.log, lines(200, 17))
         scenario.snapshot(scenario.log, "a")
         scenario.start("audit.log", env={"APPMIXER_AUDIT_CLOSE_INACTIVE": "1"})
