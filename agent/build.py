@@ -23,8 +23,9 @@ from typing import Final, Literal
 Build = Literal["compiled", "pure"]
 
 # Modules on the per-line path that mypyc compiles (setup.py reads this tuple without importing
-# it). Left out on purpose: indexer.sink (per batch, its time goes to the client it wraps),
-# and glue that runs once (options, settings).
+# it). Left out on purpose: indexer.sink (per batch, its time goes to the client it wraps;
+# its per-document steps, the documents of a request and their body, are in
+# indexer.bulkbody), and glue that runs once (options, settings).
 COMPILED_MODULES: Final = (
     "agent.normalize.aliases",
     "agent.normalize.catalog",

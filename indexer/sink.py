@@ -34,7 +34,7 @@ from common.clock import utc_now_iso
 from common.log import get_logger
 from common.retry import Backoff, Retrier
 from indexer.access import AccessReport
-from indexer.bulkbody import EncodedEvent, Parcel, bulk_body
+from indexer.bulkbody import Doc, EncodedEvent, Parcel, bulk_body, documents
 from indexer.dedup import Deduplicator, IncompleteCheck, chain_place
 from indexer.inflight import RequestWatch, opaque_id
 from indexer.outcomes import (
@@ -74,16 +74,6 @@ _FILTER = "errors,items.*.status,items.*.error"
 # request whose every document was created is recognised with one ``list.count``.
 _CREATED = classify_item({"status": 201})
 _VERIFY = attrgetter("verify")
-
-
-@dataclass(slots=True)
-class Doc:
-    """One document of a bulk request, rendered with the ship time when sent."""
-
-    target: str
-    doc_id: str
-    body: EncodedEvent
-    verify: bool = False  # look it up across the whole target before creating it
 
 
 class Shipment(Generic[T]):
@@ -260,14 +250,7 @@ class BulkSink:
 
     def ship(self, shipments: Sequence[Shipment[T]]) -> list[EventResult[T]]:
         """Deliver events with their change documents; one result per event, in order."""
-        docs: list[Doc] = []
-        events, changes = self.events_target, self.changes_target
-        for shipment in shipments:
-            parcel, verify = shipment.parcel, shipment.verify
-            docs.append(Doc(events, parcel.event_id, parcel.event, verify))
-            if parcel.changes:
-                docs.extend(Doc(changes, cid, body, verify) for cid, body in parcel.changes)
-        outcomes = self.deliver(docs)
+        outcomes = self.deliver(documents(shipments, self.events_target, self.changes_target))
         if outcomes.count(_CREATED) == len(outcomes):  # the common case: all created
             return [EventResult(s, _CREATED, len(s.parcel.changes)) for s in shipments]
         results: list[EventResult[T]] = []
