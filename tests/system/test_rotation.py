@@ -41,7 +41,7 @@ class Scenario:
     def __init__(self, root: Path, es: Elasticsearch, es_url: str, namespace: str) -> None:
         self.root = root
         self.logs = root / "logs"
-        self.logs.mkdir(exist_ok=True)
+        self.logs.mkdir()
         self.snapshots = root / "snapshots"
         self.snapshots.mkdir()
         self.es = es
@@ -97,33 +97,28 @@ def scenario(es: Elasticsearch, es_url: str, namespace: str, tmp_path: Path) -> 
 
 
 @pytest.fixture
-def reuse_scenario(
-    es: Elasticsearch, es_url: str, namespace: str, tmp_path: Path
-) -> Iterator[Scenario]:
+def reuse_scenario(scenario: Scenario) -> Iterator[Scenario]:
     """A scenario whose log directory is a small ext4 of its own where this machine allows
     a loop mount (root): one inode group, so the inode a file frees is the lowest free one
     and the next file made takes it at once. Elsewhere the shared filesystem, where
     :func:`reuse_inode` hunts for the inode with placeholders."""
-    mounted = _mount_small_ext4(tmp_path / "logs")
-    value = Scenario(tmp_path, es, es_url, namespace)
-    try:
-        yield value
-    finally:
-        if value.agent is not None and value.agent.alive():
-            value.agent.kill()
-        if mounted:
-            subprocess.run(["umount", "--lazy", str(tmp_path / "logs")], check=False)
+    mounted = _mount_small_ext4(scenario.logs)
+    yield scenario
+    if mounted:
+        if scenario.agent is not None and scenario.agent.alive():
+            scenario.agent.kill()
+        subprocess.run(["umount", "--lazy", str(scenario.logs)], check=False)
 
 
 def _mount_small_ext4(mount_point: Path) -> bool:
     """Mount a fresh 64 MiB ext4 image (one block group, 256 inodes, journaled: ext4 skips
-    recently freed inodes only without a journal) on ``mount_point``; False where it can't."""
+    recently freed inodes only without a journal) on the empty directory ``mount_point``;
+    False where it can't."""
     if os.geteuid() != 0 or not all(shutil.which(tool) for tool in ("mkfs.ext4", "mount")):
         return False
     image = mount_point.with_name("logs.ext4")
     with image.open("wb") as out:
         out.truncate(64 * 1024 * 1024)
-    mount_point.mkdir()
     made = subprocess.run(
         ["mkfs.ext4", "-q", "-F", "-N", "256", str(image)], capture_output=True, check=False
     )
